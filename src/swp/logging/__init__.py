@@ -1,0 +1,1 @@
+"""Loggers: one small interface; the loop never asks which one is on."""

@@ -1,0 +1,1 @@
+"""Pruners differ only in their scores; masking, enforcement and reporting are shared."""

@@ -1,0 +1,123 @@
+"""SWP: score each weight by the weighted average of its tracked history (Eq. 1)."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+from torch import nn
+
+from swp.pruners.base import Pruner
+from swp.pruning.importance import tracked_value, update_clones_, windowed_importance
+from swp.pruning.threshold import spreads
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+class SWPPruner(Pruner):
+    """Systematic Weight Evaluation (arXiv 2502.17071).
+
+    Args:
+        model, include, exclude, scope: see `Pruner`.
+        window: None averages over every tracking point with the exact online clone (one extra
+            tensor per weight); an int k averages the last k+1 points from a ring buffer
+            (k+1 extra tensors per weight).
+        average_of: ``magnitude`` averages |w| (the summaries' wording); ``signed`` averages w
+            (the authors' code).
+        compare: ``importance`` compares |Imp| with std(|Imp|) * rate; ``current`` compares
+            today's |W| with that threshold (the authors' code).
+        state_dtype: dtype of the tracked state; bfloat16 halves its memory on large models.
+        state_device: where the tracked state lives (e.g. ``cpu`` to spare GPU memory);
+            None keeps it beside each weight.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        include: Sequence[str] | None = None,
+        exclude: Sequence[str] | None = None,
+        scope: str = "layer",
+        window: int | None = None,
+        average_of: str = "magnitude",
+        compare: str = "importance",
+        state_dtype: str = "float32",
+        state_device: str | None = None,
+    ):
+        super().__init__(model, include, exclude, scope)
+        if window is not None and window < 0:
+            raise ValueError(f"window must be None or >= 0, got {window}")
+        if compare not in ("importance", "current"):
+            raise ValueError(f"compare must be 'importance' or 'current', got {compare!r}")
+        tracked_value(torch.zeros(1), average_of)  # validates the name now, not at step 1
+        self.window, self.average_of, self.compare = window, average_of, compare
+        self.state_dtype = DTYPES[state_dtype]
+        self.state_device = state_device
+        self.t = 0  # tracking points seen so far
+        self.clones: dict[str, torch.Tensor] = {}
+        self.ring: dict[str, torch.Tensor] = {}
+        self.ring_points: list[int] = []  # point number held in each ring slot (0 = empty)
+
+    def _where(self, p: torch.Tensor) -> torch.device:
+        return torch.device(self.state_device) if self.state_device else p.device
+
+    @torch.no_grad()
+    def observe(self) -> None:
+        """Records tracking point t+1 for every prunable weight."""
+        self.t += 1
+        names = list(self.params)
+        values = [
+            tracked_value(self.params[n].detach(), self.average_of).to(self._where(self.params[n]))
+            for n in names
+        ]
+        if self.window is None:
+            if not self.clones:
+                self.clones = {n: torch.zeros_like(v, dtype=self.state_dtype) for n, v in zip(names, values)}
+            update_clones_([self.clones[n] for n in names], values, self.t)
+            return
+        size = self.window + 1
+        if not self.ring:
+            self.ring = {n: v.new_zeros((size, *v.shape), dtype=self.state_dtype) for n, v in zip(names, values)}
+            self.ring_points = [0] * size
+        slot = (self.t - 1) % size
+        for n, v in zip(names, values):
+            self.ring[n][slot].copy_(v)
+        self.ring_points[slot] = self.t
+
+    def importance(self) -> dict[str, torch.Tensor]:
+        """Eq. 1 for every tracked weight, as float32 beside the weight."""
+        if self.t == 0:
+            raise RuntimeError(
+                "SWP saw no tracking point: train longer or track more often (schedule.track_every)"
+            )
+        if self.window is None:
+            return {n: c.to(self.params[n].device, torch.float32) for n, c in self.clones.items()}
+        slots = [i for i, t in enumerate(self.ring_points) if t > 0]
+        points = [self.ring_points[i] for i in slots]
+        return {
+            n: windowed_importance([buf[i] for i in slots], points).to(self.params[n].device)
+            for n, buf in self.ring.items()
+        }
+
+    def scores(self):
+        imp = {n: v.abs() for n, v in self.importance().items()}
+        spread = spreads(imp, self.scope)
+        if self.compare == "current":
+            return {n: p.detach().abs() for n, p in self.params.items()}, spread
+        return imp, spread
+
+    def artifacts(self) -> dict[str, torch.Tensor]:
+        return {n: v.contiguous() for n, v in self.importance().items()}
+
+    def state_bytes(self) -> int:
+        """Memory of the tracked state: the price of SWP over magnitude pruning."""
+        tensors = list(self.clones.values()) + list(self.ring.values())
+        return sum(t.numel() * t.element_size() for t in tensors)
+
+    def state_dict(self) -> dict:
+        return {"t": self.t, "clones": self.clones, "ring": self.ring, "ring_points": list(self.ring_points)}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.t = int(state["t"])
+        self.clones = {n: v.to(self._where(self.params[n])) for n, v in state["clones"].items()}
+        self.ring = {n: v.to(self._where(self.params[n])) for n, v in state["ring"].items()}
+        self.ring_points = list(state["ring_points"])

@@ -1,0 +1,67 @@
+"""Run-level settings resolved once, before anything is built: checks, device, precision, seed."""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import random
+from functools import partial
+
+import numpy as np
+import torch
+
+from swp.errors import ConfigError
+
+
+def check_prune_settings(prune_rate, target_sparsity) -> tuple[float, float | None]:
+    """Validates the paper's PruneRate (a multiple of the std, >= 0) and the optional target."""
+    try:
+        rate = float(prune_rate)
+    except (TypeError, ValueError):
+        raise ConfigError(f"prune_rate must be a number (a multiple of the std), got {prune_rate!r}") from None
+    if isinstance(prune_rate, bool) or not math.isfinite(rate) or rate < 0:
+        raise ConfigError(f"prune_rate must be a finite number >= 0, got {prune_rate!r}")
+    if target_sparsity is None:
+        return rate, None
+    try:
+        target = float(target_sparsity)
+    except (TypeError, ValueError):
+        raise ConfigError(f"target_sparsity must be a number in [0, 1) or null, got {target_sparsity!r}") from None
+    if isinstance(target_sparsity, bool) or not 0.0 <= target < 1.0:
+        raise ConfigError(f"target_sparsity must be in [0, 1), got {target_sparsity!r}")
+    return rate, target
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` picks CUDA when present; asking for CUDA without it is an error, not a fallback."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name not in ("cpu", "cuda") and not name.startswith("cuda:"):
+        raise ConfigError(f"device must be auto, cpu or cuda[:N], got {name!r}")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"device={name} was asked for but CUDA is not available; use device=cpu")
+    return torch.device(name)
+
+
+def autocast_factory(precision: str, device: torch.device):
+    """A zero-argument context factory: bf16 autocast, or a no-op for fp32."""
+    if precision == "fp32":
+        return contextlib.nullcontext
+    if precision == "bf16":
+        return partial(torch.autocast, device_type=device.type, dtype=torch.bfloat16)
+    raise ConfigError(f"precision must be fp32 or bf16, got {precision!r}")
+
+
+def seed_everything(seed: int) -> None:
+    """Seeds Python, NumPy and torch so a run is reproducible from its saved config."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def set_threads(threads: int | None) -> None:
+    """Caps torch's CPU threads (sweep jobs use 1 each so parallel jobs don't fight for cores)."""
+    if threads:
+        torch.set_num_threads(int(threads))
+        os.environ.setdefault("OMP_NUM_THREADS", str(threads))

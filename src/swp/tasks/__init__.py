@@ -1,0 +1,1 @@
+"""Tasks say how a batch becomes a loss and which metrics to report; nothing else forks on them."""

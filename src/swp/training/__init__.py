@@ -1,0 +1,1 @@
+"""The explicit training loop, the phase schedule and the run's artifacts."""

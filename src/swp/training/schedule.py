@@ -1,0 +1,68 @@
+"""Phase lengths and learning-rate schedules, as plain data and pure functions of the step."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+
+def cosine_lr(step: int, peak: float, floor: float, warmup: int, total: int) -> float:
+    """Linear warm-up to `peak` over `warmup` steps, then cosine decay to `floor` at `total`."""
+    if warmup > 0 and step < warmup:
+        return peak * (step + 1) / warmup
+    if step >= total:
+        return floor
+    progress = (step - warmup) / max(1, total - warmup)
+    return floor + 0.5 * (1.0 + math.cos(math.pi * progress)) * (peak - floor)
+
+
+@dataclass
+class Schedule:
+    """The order of phases is fixed (train with tracking -> prune -> fine-tune -> evaluate);
+    this says how long each phase is and how it is optimised. ``one_shot`` is finetune_steps=0.
+
+    Attributes:
+        train_steps: dense training steps, during which the pruner tracks the weights.
+        track_every: steps between tracking points (the paper's "epochs"); the last step is
+            always a tracking point.
+        finetune_steps: steps of fine-tuning with the masks enforced; 0 evaluates right after
+            pruning.
+        lr, min_lr, warmup_steps: AdamW schedule of the dense phase (cosine to min_lr).
+        finetune_lr, finetune_min_lr, finetune_warmup_steps: the same for fine-tuning.
+        weight_decay, beta1, beta2, grad_clip: AdamW and clipping (0 disables clipping).
+        eval_every: steps between validation evaluations inside a phase (0: only at the ends).
+        log_every: steps between logged training losses.
+    """
+
+    train_steps: int = 2000
+    track_every: int = 20
+    finetune_steps: int = 400
+    lr: float = 1e-3
+    min_lr: float = 1e-4
+    warmup_steps: int = 100
+    finetune_lr: float = 3e-4
+    finetune_min_lr: float = 3e-5
+    finetune_warmup_steps: int = 20
+    weight_decay: float = 0.1
+    beta1: float = 0.9
+    beta2: float = 0.99
+    grad_clip: float = 1.0
+    eval_every: int = 0
+    log_every: int = 10
+
+    def __post_init__(self):
+        for name in ("train_steps", "finetune_steps", "warmup_steps", "finetune_warmup_steps", "eval_every"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"schedule.{name} must be >= 0, got {getattr(self, name)}")
+        if self.track_every < 1 or self.log_every < 1:
+            raise ValueError("schedule.track_every and schedule.log_every must be >= 1")
+
+    def train_lr(self, step: int) -> float:
+        return cosine_lr(step, self.lr, self.min_lr, self.warmup_steps, self.train_steps)
+
+    def finetune_lr_at(self, step: int) -> float:
+        return cosine_lr(step, self.finetune_lr, self.finetune_min_lr, self.finetune_warmup_steps, self.finetune_steps)
+
+    def is_tracking_point(self, step: int) -> bool:
+        """Whether the pruner observes the weights after dense step `step` (0-based)."""
+        return (step + 1) % self.track_every == 0 or step + 1 == self.train_steps

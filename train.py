@@ -1,0 +1,105 @@
+"""The one entrypoint: `python train.py pruner=swp prune_rate=0.6` (see README.md)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent / "src"))
+
+import hydra  # noqa: E402
+from omegaconf import DictConfig, OmegaConf  # noqa: E402
+
+from swp.errors import ConfigError  # noqa: E402
+
+
+def run(cfg: DictConfig) -> dict:
+    """Builds every part from the config, runs the schedule, writes the run folder.
+
+    Returns the results dict (also written to results.json) so tests and sweepers can use it.
+    """
+    from hydra.utils import instantiate
+
+    from swp import runtime
+    from swp.logging.base import JsonlLogger, LoggerGroup
+    from swp.training.artifacts import save_model_weights, save_tensors, write_json_atomic
+    from swp.training.pipeline import train_prune_finetune
+
+    # Everything that can be wrong with the input is checked before training starts.
+    prune_rate, target = runtime.check_prune_settings(cfg.prune_rate, cfg.get("target_sparsity"))
+    device = runtime.resolve_device(cfg.device)
+    autocast = runtime.autocast_factory(cfg.precision, device)
+    out_dir = Path(cfg.output_dir or hydra.core.hydra_config.HydraConfig.get().runtime.output_dir)
+    runtime.set_threads(cfg.get("threads"))
+    runtime.seed_everything(cfg.seed)
+    task = instantiate(cfg.dataset)
+    model = instantiate(cfg.model, **task.model_kwargs()).to(device)
+    pruner = instantiate(cfg.pruner)(model=model)
+    schedule = instantiate(cfg.schedule)
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    OmegaConf.save(cfg, out_dir / "config.yaml", resolve=True)
+    logger = LoggerGroup(JsonlLogger(out_dir / "metrics.jsonl"), instantiate(cfg.logger)(config=resolved, out_dir=str(out_dir)))
+    ok = False
+    try:
+        results, masks = train_prune_finetune(
+            model=model, task=task, pruner=pruner, schedule=schedule, logger=logger, device=device,
+            autocast=autocast, prune_rate=prune_rate, target_sparsity=target, seed=cfg.seed,
+            progress=_progress_enabled(cfg.progress),
+        )
+        results = {
+            "pruner": _choice(cfg, "pruner"), "model": _choice(cfg, "model"), "dataset": _choice(cfg, "dataset"),
+            "schedule": _choice(cfg, "schedule"), "prune_rate": prune_rate, "target_sparsity": target,
+            "seed": cfg.seed, "device": str(device), "precision": cfg.precision,
+        } | results
+        save_model_weights(out_dir / "model.safetensors", model)
+        if masks is not None:
+            save_tensors(out_dir / "masks.safetensors", masks.keep)
+        if pruner.artifacts():
+            save_tensors(out_dir / "importance.safetensors", pruner.artifacts())
+        write_json_atomic(out_dir / "results.json", results)  # last: its presence means success
+        logger.summary({k: v for k, v in results.items() if not isinstance(v, (list, dict))})
+        ok = True
+    finally:
+        logger.finish(ok)
+    _print_summary(results, out_dir)
+    return results
+
+
+def _choice(cfg: DictConfig, group: str) -> str | None:
+    """The option chosen for a config group (recorded by Hydra; None outside a Hydra run)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    return HydraConfig.get().runtime.choices.get(group) if HydraConfig.initialized() else None
+
+
+def _progress_enabled(setting) -> bool:
+    if setting == "auto":
+        return sys.stderr.isatty()
+    return bool(setting)
+
+
+def _print_summary(r: dict, out_dir: Path) -> None:
+    metric = next(k[len("val_"):] for k in r if k.startswith("val_") and k != "val_fraction")
+    print(
+        f"pruner={r['pruner']} prune_rate={r['prune_rate_used']:.4g} sparsity={r['sparsity']:.1%} "
+        f"(overall {r['sparsity_overall']:.1%}) | val_{metric}: dense {r[f'dense_val_{metric}']:.4f} "
+        f"-> pruned {r[f'pruned_val_{metric}']:.4f} -> final {r[f'val_{metric}']:.4f} | "
+        f"{r['train_tokens_per_s']:.0f} tok/s, {r['wall_s']:.0f}s\nrun folder: {out_dir}"
+    )
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="train")
+def main(cfg: DictConfig) -> float | None:
+    try:
+        results = run(cfg)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    # The headline metric, so Hydra sweepers that optimise a return value can use it.
+    return next((v for k, v in results.items() if k.startswith("val_")), None)
+
+
+if __name__ == "__main__":
+    main()
