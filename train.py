@@ -90,13 +90,32 @@ def _print_summary(r: dict, out_dir: Path) -> None:
     )
 
 
+def _record_failure(cfg: DictConfig, exc: BaseException) -> None:
+    """Leaves error.json (never results.json) in the run folder, so a sweep summary can list
+    the failed job and why; a failure to write it must not hide the original error."""
+    import json
+
+    from hydra.core.hydra_config import HydraConfig
+
+    try:
+        out_dir = Path(cfg.get("output_dir") or HydraConfig.get().runtime.output_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        (out_dir / "error.json").write_text(json.dumps({"type": type(exc).__name__, "error": str(exc)}))
+    except Exception:
+        pass
+
+
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
 def main(cfg: DictConfig) -> float | None:
     try:
         results = run(cfg)
     except ConfigError as exc:
+        _record_failure(cfg, exc)
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
+    except BaseException as exc:
+        _record_failure(cfg, exc)
+        raise
     # The headline metric, so Hydra sweepers that optimise a return value can use it.
     return next((v for k, v in results.items() if k.startswith("val_")), None)
 
