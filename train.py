@@ -18,8 +18,6 @@ def run(cfg: DictConfig) -> dict:
 
     Returns the results dict (also written to results.json) so tests and sweepers can use it.
     """
-    from hydra.utils import instantiate
-
     from swp import runtime
     from swp.logging.base import JsonlLogger, LoggerGroup
     from swp.training.artifacts import save_model_weights, save_tensors, write_json_atomic
@@ -32,15 +30,15 @@ def run(cfg: DictConfig) -> dict:
     out_dir = Path(cfg.output_dir or hydra.core.hydra_config.HydraConfig.get().runtime.output_dir)
     runtime.set_threads(cfg.get("threads"))
     runtime.seed_everything(cfg.seed)
-    task = instantiate(cfg.dataset)
-    model = instantiate(cfg.model, **task.model_kwargs()).to(device)
-    pruner = instantiate(cfg.pruner)(model=model)
-    schedule = instantiate(cfg.schedule)
+    task = build(cfg.dataset)
+    model = build(cfg.model, **task.model_kwargs()).to(device)
+    pruner = build(cfg.pruner)(model=model)
+    schedule = build(cfg.schedule)
 
     out_dir.mkdir(parents=True, exist_ok=True)
     resolved = OmegaConf.to_container(cfg, resolve=True)
     OmegaConf.save(cfg, out_dir / "config.yaml", resolve=True)
-    logger = LoggerGroup(JsonlLogger(out_dir / "metrics.jsonl"), instantiate(cfg.logger)(config=resolved, out_dir=str(out_dir)))
+    logger = LoggerGroup(JsonlLogger(out_dir / "metrics.jsonl"), build(cfg.logger)(config=resolved, out_dir=str(out_dir)))
     ok = False
     try:
         results, masks = train_prune_finetune(
@@ -65,6 +63,23 @@ def run(cfg: DictConfig) -> dict:
         logger.finish(ok)
     _print_summary(results, out_dir)
     return results
+
+
+def build(node, **kwargs):
+    """hydra.utils.instantiate, with our ConfigError surfaced from Hydra's wrapping (nested
+    targets wrap it in InstantiationException) so the user gets the one-line message."""
+    from hydra.errors import InstantiationException
+    from hydra.utils import instantiate
+
+    try:
+        return instantiate(node, **kwargs)
+    except InstantiationException as exc:
+        cause = exc.__cause__
+        while cause is not None and not isinstance(cause, ConfigError):
+            cause = cause.__cause__
+        if cause is not None:
+            raise cause from None
+        raise
 
 
 def _choice(cfg: DictConfig, group: str) -> str | None:

@@ -7,6 +7,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
+from swp.errors import ConfigError
 from swp.pruning.select import prunable_parameters
 from swp.pruning.threshold import masks_from_scores, prune_rate_for_sparsity, spreads
 
@@ -34,7 +35,7 @@ class Pruner:
         scope: str = "layer",
     ):
         if scope not in ("layer", "global"):
-            raise ValueError(f"scope must be 'layer' or 'global', got {scope!r}")
+            raise ConfigError(f"pruner.scope must be 'layer' or 'global', got {scope!r}")
         self.params = prunable_parameters(model, include, exclude)
         self.scope = scope
 

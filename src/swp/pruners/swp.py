@@ -7,6 +7,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
+from swp.errors import ConfigError
 from swp.pruners.base import Pruner
 from swp.pruning.importance import tracked_value, update_clones_, windowed_importance
 from swp.pruning.threshold import spreads
@@ -45,10 +46,13 @@ class SWPPruner(Pruner):
     ):
         super().__init__(model, include, exclude, scope)
         if window is not None and window < 0:
-            raise ValueError(f"window must be None or >= 0, got {window}")
+            raise ConfigError(f"pruner.window must be null or >= 0, got {window}")
         if compare not in ("importance", "current"):
-            raise ValueError(f"compare must be 'importance' or 'current', got {compare!r}")
-        tracked_value(torch.zeros(1), average_of)  # validates the name now, not at step 1
+            raise ConfigError(f"pruner.compare must be 'importance' or 'current', got {compare!r}")
+        if average_of not in ("magnitude", "signed"):
+            raise ConfigError(f"pruner.average_of must be 'magnitude' or 'signed', got {average_of!r}")
+        if state_dtype not in DTYPES:
+            raise ConfigError(f"pruner.state_dtype must be one of {sorted(DTYPES)}, got {state_dtype!r}")
         self.window, self.average_of, self.compare = window, average_of, compare
         self.state_dtype = DTYPES[state_dtype]
         self.state_device = state_device

@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from swp.errors import ConfigError
+
 
 def cosine_lr(step: int, peak: float, floor: float, warmup: int, total: int) -> float:
     """Linear warm-up to `peak` over `warmup` steps, then cosine decay to `floor` at `total`."""
@@ -53,9 +55,9 @@ class Schedule:
     def __post_init__(self):
         for name in ("train_steps", "finetune_steps", "warmup_steps", "finetune_warmup_steps", "eval_every"):
             if getattr(self, name) < 0:
-                raise ValueError(f"schedule.{name} must be >= 0, got {getattr(self, name)}")
+                raise ConfigError(f"schedule.{name} must be >= 0, got {getattr(self, name)}")
         if self.track_every < 1 or self.log_every < 1:
-            raise ValueError("schedule.track_every and schedule.log_every must be >= 1")
+            raise ConfigError("schedule.track_every and schedule.log_every must be >= 1")
 
     def train_lr(self, step: int) -> float:
         return cosine_lr(step, self.lr, self.min_lr, self.warmup_steps, self.train_steps)
