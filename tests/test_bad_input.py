@@ -48,3 +48,16 @@ def test_local_text_files_train(tiny_cfg, tmp_path):
     corpus.write_text("to be or not to be, that is the question.\n" * 400)
     r = run(tiny_cfg("dataset=text_files", f"dataset.text.paths=[{corpus}]", "schedule.train_steps=20"))
     assert r["dataset"] == "text_files" and r["val_loss"] < r["dense_val_loss"] + 1.0
+
+
+def test_hf_datasets_source_reads_local_files_offline(tiny_cfg, tmp_path):
+    corpus = tmp_path / "lines.txt"
+    corpus.write_text("\n".join(f"line {i}: all the world's a stage." for i in range(2000)))
+    r = run(tiny_cfg("dataset=hf_chars", "dataset.text.name=text", "dataset.text.config=null",
+                     f"dataset.text.data_files=[{corpus}]", "schedule.train_steps=10"))
+    assert r["dataset"] == "hf_chars" and r["val_loss"] > 0
+
+
+def test_hf_hub_name_offline_fails_with_one_line(tiny_cfg):
+    with pytest.raises(ConfigError, match="cannot load dataset 'no-such/dataset'"):
+        run(tiny_cfg("dataset=hf_chars", "dataset.text.name=no-such/dataset"))

@@ -85,13 +85,21 @@ def local_text(paths: Sequence[str], max_chars: int | None = None) -> str:
 
 def hf_text(
     name: str, config: str | None = None, split: str = "train", column: str = "text",
-    max_chars: int | None = None,
+    data_files=None, max_chars: int | None = None,
 ) -> str:
-    """A Hugging Face text dataset (Hub name or local folder) joined into one string."""
+    """A Hugging Face text dataset joined into one string.
+
+    Args:
+        name: a Hub name (``Salesforce/wikitext``), a local folder, or a builder such as
+            ``text`` / ``json`` / ``parquet`` used with ``data_files``.
+        config, split, column: which subset, split and text column to read.
+        data_files: local files for a builder name (works offline).
+        max_chars: keep only the first characters; None keeps everything.
+    """
     import datasets  # imported here: the default path needs no `datasets` start-up cost
 
     try:
-        ds = datasets.load_dataset(name, config, split=split)
+        ds = datasets.load_dataset(name, config, split=split, data_files=data_files)
     except Exception as exc:  # the library raises many types; the user needs one line
         raise ConfigError(f"cannot load dataset {name!r} ({config}, {split}): {exc}") from exc
     if column not in ds.column_names:
