@@ -34,7 +34,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=9)
     ap.add_argument("--steps", type=int, default=40, help="steps per timed segment")
-    ap.add_argument("--track-every", type=int, default=20, help="the default schedule's interval")
+    ap.add_argument("--track-every", type=int, default=15, help="the default schedule's interval")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--clock", choices=["process", "wall"], default="process")
     ap.add_argument("--n-layer", type=int, default=4)

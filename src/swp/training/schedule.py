@@ -36,9 +36,9 @@ class Schedule:
         log_every: steps between logged training losses.
     """
 
-    train_steps: int = 2000
-    track_every: int = 20
-    finetune_steps: int = 400
+    train_steps: int = 1500
+    track_every: int = 15
+    finetune_steps: int = 300
     lr: float = 1e-3
     min_lr: float = 1e-4
     warmup_steps: int = 100
