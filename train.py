@@ -53,7 +53,10 @@ def run(cfg: DictConfig) -> dict:
             "schedule": _choice(cfg, "schedule"), "prune_rate": prune_rate, "target_sparsity": target,
             "seed": cfg.seed, "device": str(device), "precision": cfg.precision,
         } | results
+        results |= getattr(task, "extra_results", lambda: {})()
         save_model_weights(out_dir / "model.safetensors", model)
+        results |= instantiate(cfg.export)(model=model, task=task, pruned=pruner.params, out_dir=out_dir,
+                                           device=device, autocast=autocast)
         if masks is not None:
             save_tensors(out_dir / "masks.safetensors", masks.keep)
         if pruner.artifacts():

@@ -11,7 +11,8 @@ from swp.pruners.base import Pruner
 from swp.pruning.importance import tracked_value, update_clones_, windowed_importance
 from swp.pruning.threshold import spreads
 
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+# "auto" (None) stores the state in each weight's own dtype: bf16 for a bf16 LLM.
+DTYPES = {"auto": None, "float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
 class SWPPruner(Pruner):
@@ -26,7 +27,8 @@ class SWPPruner(Pruner):
             (the authors' code).
         compare: ``importance`` compares |Imp| with std(|Imp|) * rate; ``current`` compares
             today's |W| with that threshold (the authors' code).
-        state_dtype: dtype of the tracked state; bfloat16 halves its memory on large models.
+        state_dtype: dtype of the tracked state; ``auto`` follows each weight's dtype,
+            bfloat16 halves an fp32 state's memory on large models.
         state_device: where the tracked state lives (e.g. ``cpu`` to spare GPU memory);
             None keeps it beside each weight.
     """

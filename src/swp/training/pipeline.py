@@ -98,6 +98,9 @@ def train_prune_finetune(
         "train_tokens_per_s": dense_stats["tokens_per_s"],
         "finetune_tokens_per_s": ft_stats["tokens_per_s"],
         "tracking_points": getattr(pruner, "t", 0),
+        # SWP's price in memory, against the model's own bytes (the 7B concern).
+        "tracked_state_bytes": getattr(pruner, "state_bytes", lambda: 0)(),
+        "model_bytes": sum(p.numel() * p.element_size() for p in unique_parameters(model)),
         "wall_s": time.perf_counter() - start,
     }
     return results, masks
