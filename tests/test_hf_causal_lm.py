@@ -109,4 +109,17 @@ def test_magnitude_one_shot_on_the_same_path(tmp_path, assets):
     assert "export_val_ppl" not in results and not (tmp_path / "run" / "hf_export").exists()
 
 
+def test_bf16_weights_keep_a_bf16_state_and_export_exactly(tmp_path, assets):
+    """dtype=bfloat16 (the GPU default): masks, the SWP state (auto dtype) and the reloaded
+    export all stay in bf16, so the state costs half of what fp32 would."""
+    results = run(compose_cfg([
+        *HF_TINY, _data_files(assets), f"model.name_or_path={assets['llama']}", "model.dtype=bfloat16",
+        "schedule.train_steps=10", "schedule.finetune_steps=4",
+    ], tmp_path / "run"))
+    assert results["tracked_state_bytes"] == 2 * results["prunable_params"]
+    assert results["model_bytes"] == 2 * results["total_params"]
+    assert results["sparsity"] == pytest.approx(0.5, abs=1e-3) == results["mask_sparsity"]
+    assert results["export_val_ppl"] == pytest.approx(results["val_ppl"], rel=1e-6)
+
+
 PINNED = {"llama_val_ppl": 126.4049, "gpt2_val_ppl": 118.7196}

@@ -101,5 +101,5 @@ def hf_causal_lm(
             "lower dataset.block_size / dataset.eval_seq_len"
         )
     if gradient_checkpointing:
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
     return model
