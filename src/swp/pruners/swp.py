@@ -86,17 +86,19 @@ class SWPPruner(Pruner):
         self.ring_points[slot] = self.t
 
     def importance(self) -> dict[str, torch.Tensor]:
-        """Eq. 1 for every tracked weight, as float32 beside the weight."""
+        """Eq. 1 for every tracked weight, as float32 beside the weight, or where the state lives
+        when ``state_device`` is set (so pruning a large model does not bring a float32 copy of
+        every weight onto the GPU at once)."""
         if self.t == 0:
             raise RuntimeError(
                 "SWP saw no tracking point: train longer or track more often (schedule.track_every)"
             )
         if self.window is None:
-            return {n: c.to(self.params[n].device, torch.float32) for n, c in self.clones.items()}
+            return {n: c.to(self._where(self.params[n]), torch.float32) for n, c in self.clones.items()}
         slots = [i for i, t in enumerate(self.ring_points) if t > 0]
         points = [self.ring_points[i] for i in slots]
         return {
-            n: windowed_importance([buf[i] for i in slots], points).to(self.params[n].device)
+            n: windowed_importance([buf[i] for i in slots], points).to(self._where(self.params[n]))
             for n, buf in self.ring.items()
         }
 
