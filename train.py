@@ -36,6 +36,7 @@ def run(cfg: DictConfig) -> dict:
     model = instantiate(cfg.model, **task.model_kwargs()).to(device)
     pruner = instantiate(cfg.pruner)(model=model)
     schedule = instantiate(cfg.schedule)
+    export = instantiate(cfg.export)
 
     out_dir.mkdir(parents=True, exist_ok=True)
     resolved = OmegaConf.to_container(cfg, resolve=True)
@@ -55,8 +56,7 @@ def run(cfg: DictConfig) -> dict:
         } | results
         results |= getattr(task, "extra_results", lambda: {})()
         save_model_weights(out_dir / "model.safetensors", model)
-        results |= instantiate(cfg.export)(model=model, task=task, pruned=pruner.params, out_dir=out_dir,
-                                           device=device, autocast=autocast)
+        results |= export(model=model, task=task, pruned=pruner.params, out_dir=out_dir, device=device, autocast=autocast)
         if masks is not None:
             save_tensors(out_dir / "masks.safetensors", masks.keep)
         if pruner.artifacts():

@@ -62,8 +62,9 @@ def test_tiny_llama_from_folder_swp_prune_recover_export(tmp_path, assets):
     # Perplexity by the published protocol, finite and pinned; its context recorded.
     assert saved["eval_split"] == "test" and saved["eval_seq_len"] == 32 and saved["eval_windows"] == 8
     assert saved["eval_tokens"] == 8 * 31
-    for key in ("dense_val_ppl", "pruned_val_ppl", "val_ppl"):
+    for key in ("initial_val_ppl", "dense_val_ppl", "pruned_val_ppl", "val_ppl"):
         assert 1.0 < saved[key] < 1e4
+    assert saved["initial_val_ppl"] > saved["dense_val_ppl"]  # before vs after the tracked fine-tune
     assert saved["val_ppl"] == pytest.approx(PINNED["llama_val_ppl"], rel=1e-3)
     # Memory: the fp32 clone is one copy of the pruned weights (auto follows the fp32 weights).
     assert saved["tracked_state_bytes"] == 4 * saved["prunable_params"]
@@ -123,3 +124,36 @@ def test_bf16_weights_keep_a_bf16_state_and_export_exactly(tmp_path, assets):
 
 
 PINNED = {"llama_val_ppl": 126.4049, "gpt2_val_ppl": 118.7196}
+
+
+needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+
+
+@pytest.mark.gpu
+@needs_cuda
+def test_cuda_default_bf16_weights_with_the_state_kept_on_cpu(tmp_path, assets):
+    results = run(compose_cfg([
+        *HF_TINY, _data_files(assets), f"model.name_or_path={assets['llama']}", "device=cuda", "precision=bf16",
+        "pruner.state_device=cpu",
+    ], tmp_path / "run"))
+    assert results["model_bytes"] == 2 * results["total_params"]  # dtype=auto is bf16 on a GPU
+    assert results["tracked_state_bytes"] == 2 * results["prunable_params"]
+    assert results["sparsity"] == pytest.approx(0.5, abs=1e-3) == results["mask_sparsity"]
+    assert results["export_val_ppl"] == pytest.approx(results["val_ppl"], rel=1e-3)
+
+
+@pytest.mark.gpu
+@needs_cuda
+def test_cpu_state_scores_on_cpu_and_masks_land_beside_the_weights(assets):
+    from swp.models.hf_causal_lm import hf_causal_lm
+    from swp.pruners.swp import SWPPruner
+    from swp.pruning.masks import MaskSet
+
+    model = hf_causal_lm(name_or_path=assets["llama"], device="cuda").cuda()
+    pruner = SWPPruner(model, state_device="cpu")
+    pruner.observe()
+    assert {v.device.type for v in pruner.importance().values()} == {"cpu"}
+    masks = MaskSet(pruner.params, pruner.masks(1.0)[0])
+    masks.apply()
+    assert {k.device.type for k in masks.keep.values()} == {"cuda"}
+    masks.check("after pruning")

@@ -53,6 +53,8 @@ def export_hf_pretrained(
     """
     from transformers import AutoModelForCausalLM
 
+    if not hasattr(model, "save_pretrained"):
+        raise TypeError(f"export=hf_pretrained needs a transformers model, got {type(model).__name__}: use export=none")
     target = Path(out_dir) / subdir
     model.save_pretrained(target)
     tokenizer = getattr(task, "tokenizer", None)
