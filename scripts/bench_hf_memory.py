@@ -7,6 +7,7 @@ Llama-2-7B) on the meta device, so their prunable tensors are counted exactly wi
 memory or download, and prints the arithmetic of the GPU memory a fine-tune-and-prune run needs.
 
     python scripts/bench_hf_memory.py            (about 20 s on one CPU thread)
+    python scripts/bench_hf_memory.py prune-peak (peak host memory of the pruning step)
 """
 
 from __future__ import annotations
@@ -91,8 +92,34 @@ def arithmetic(name: str, fields: dict) -> None:
           f"state on CPU: +0 GiB on GPU, {2 * pruned / GiB:.1f} GiB of host RAM")
 
 
+def prune_step_peak() -> None:
+    """Peak host memory of the pruning step (target-sparsity search + masks) per pruned weight,
+    SWP state kept on the CPU; run in a fresh process so ru_maxrss starts low."""
+    import resource
+
+    torch.manual_seed(0)
+    model = hf_causal_lm(config=dict(model_type="llama", hidden_size=1024, intermediate_size=2816,
+                                     num_hidden_layers=4, num_attention_heads=8, vocab_size=256),
+                         dtype="bfloat16", device="cpu")
+    pruner = SWPPruner(model, state_dtype="auto", state_device="cpu")
+    for _ in range(3):
+        pruner.observe()
+    n = sum(p.numel() for p in pruner.params.values())
+    kib = lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # noqa: E731  (bytes)
+    base = kib()
+    rate = pruner.rate_for_sparsity(0.5)
+    keep, _ = pruner.masks(rate)
+    peak = kib()
+    print(f"pruning step, {n / 1e6:.1f}M pruned weights, bf16 state on CPU: peak host memory "
+          f"+{(peak - base) / 2**20:.0f} MiB = {(peak - base) / n:.1f} bytes per pruned weight "
+          f"(=> {(peak - base) / n * 6.476e9 / GiB:.0f} GiB for Llama-2-7B's 6.48B)")
+
+
 def main() -> None:
     torch.set_num_threads(1)
+    if sys.argv[1:] == ["prune-peak"]:
+        prune_step_peak()
+        return
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         files = write_corpus(root / "text")

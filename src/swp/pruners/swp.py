@@ -94,7 +94,8 @@ class SWPPruner(Pruner):
                 "SWP saw no tracking point: train longer or track more often (schedule.track_every)"
             )
         if self.window is None:
-            return {n: c.to(self._where(self.params[n]), torch.float32) for n, c in self.clones.items()}
+            # copy=True: callers own the result (scores() takes |.| in place), never the clone.
+            return {n: c.to(self._where(self.params[n]), torch.float32, copy=True) for n, c in self.clones.items()}
         slots = [i for i, t in enumerate(self.ring_points) if t > 0]
         points = [self.ring_points[i] for i in slots]
         return {
@@ -103,7 +104,7 @@ class SWPPruner(Pruner):
         }
 
     def scores(self):
-        imp = {n: v.abs() for n, v in self.importance().items()}
+        imp = {n: v.abs_() for n, v in self.importance().items()}  # in place: one float32 copy, not two
         spread = spreads(imp, self.scope)
         if self.compare == "current":
             return {n: p.detach().abs() for n, p in self.params.items()}, spread
