@@ -8,6 +8,7 @@ memory or download, and prints the arithmetic of the GPU memory a fine-tune-and-
 
     python scripts/bench_hf_memory.py            (about 20 s on one CPU thread)
     python scripts/bench_hf_memory.py prune-peak (peak host memory of the pruning step)
+    python scripts/bench_hf_memory.py rate-search (time of the target_sparsity search, old vs new)
 """
 
 from __future__ import annotations
@@ -115,10 +116,40 @@ def prune_step_peak() -> None:
           f"(=> {(peak - base) / n * 6.476e9 / GiB:.0f} GiB for Llama-2-7B's 6.48B)")
 
 
+def rate_search_speed(reps: int = 2) -> None:
+    """target_sparsity's per-tensor search against concatenating every rate and taking topk
+    (the previous implementation), timed side by side on the same random scores."""
+    import math
+
+    from swp.pruning.threshold import _critical_rates, prune_rate_for_sparsity, spreads
+
+    def concatenated(scores, spread, target):
+        rates = torch.cat([_critical_rates(s, spread[n]) for n, s in scores.items()])
+        k = int(round(target * rates.numel()))
+        top = torch.topk(rates, k + 1, largest=False).values
+        lo, hi = float(top[k - 1]), float(top[k])
+        return lo + (hi - lo) / 2 if math.isfinite(hi) else lo * 2 + 1.0
+
+    g = torch.Generator().manual_seed(0)
+    scores = {f"l{i}": torch.randn(2816, 1024, generator=g).abs() for i in range(12)}
+    spread = spreads(scores, "layer")
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        a = concatenated(scores, spread, 0.5)
+        t1 = time.perf_counter()
+        b = prune_rate_for_sparsity(scores, spread, 0.5)
+        t2 = time.perf_counter()
+        print(f"{sum(s.numel() for s in scores.values()) / 1e6:.1f}M rates: concatenated {t1 - t0:.2f}s, "
+              f"per-tensor {t2 - t1:.2f}s, ratio {(t2 - t1) / (t1 - t0):.2f}, same rate: {a == b}")
+
+
 def main() -> None:
     torch.set_num_threads(1)
     if sys.argv[1:] == ["prune-peak"]:
         prune_step_peak()
+        return
+    if sys.argv[1:] == ["rate-search"]:
+        rate_search_speed()
         return
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
