@@ -126,6 +126,25 @@ def test_bf16_weights_keep_a_bf16_state_and_export_exactly(tmp_path, assets):
 PINNED = {"llama_val_ppl": 126.4049, "gpt2_val_ppl": 118.7196}
 
 
+@pytest.mark.slow
+def test_cli_runs_the_llm_experiment_on_local_files(tmp_path, assets):
+    """The README's command shape through the real CLI (quoting of data_files included)."""
+    import os
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    args = [*HF_TINY, _data_files(assets), f"model.name_or_path={assets['llama']}", "export=none",
+            "schedule.train_steps=4", "schedule.finetune_steps=2", f"hydra.run.dir={tmp_path}/run"]
+    p = subprocess.run([sys.executable, str(ROOT / "train.py"), *args], cwd=ROOT, capture_output=True, text=True,
+                       timeout=300, env=dict(os.environ, PYTHONUNBUFFERED="1"))
+    assert p.returncode == 0, p.stderr
+    assert "val_ppl: dense" in p.stdout
+    saved = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert saved["model"] == "hf_causal_lm" and saved["tracking_points"] == 2 and saved["eval_windows"] == 8
+
+
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 
 
