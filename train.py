@@ -34,6 +34,7 @@ def run(cfg: DictConfig) -> dict:
     model = build(cfg.model, **task.model_kwargs()).to(device)
     pruner = build(cfg.pruner)(model=model)
     schedule = build(cfg.schedule)
+    export = build(cfg.export)
 
     out_dir.mkdir(parents=True, exist_ok=True)
     resolved = OmegaConf.to_container(cfg, resolve=True)
@@ -51,11 +52,14 @@ def run(cfg: DictConfig) -> dict:
             "schedule": _choice(cfg, "schedule"), "prune_rate": prune_rate, "target_sparsity": target,
             "seed": cfg.seed, "device": str(device), "precision": cfg.precision,
         } | results
+        results |= getattr(task, "extra_results", lambda: {})()
         save_model_weights(out_dir / "model.safetensors", model)
+        results |= export(model=model, task=task, pruned=pruner.params, out_dir=out_dir, device=device, autocast=autocast)
         if masks is not None:
             save_tensors(out_dir / "masks.safetensors", masks.keep)
-        if pruner.artifacts():
-            save_tensors(out_dir / "importance.safetensors", pruner.artifacts())
+        scores = pruner.artifacts()
+        if scores:
+            save_tensors(out_dir / "importance.safetensors", scores)
         write_json_atomic(out_dir / "results.json", results)  # last: its presence means success
         logger.summary({k: v for k, v in results.items() if not isinstance(v, (list, dict))})
         ok = True

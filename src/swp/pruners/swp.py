@@ -12,7 +12,8 @@ from swp.pruners.base import Pruner
 from swp.pruning.importance import tracked_value, update_clones_, windowed_importance
 from swp.pruning.threshold import spreads
 
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+# "auto" (None) stores the state in each weight's own dtype: bf16 for a bf16 LLM.
+DTYPES = {"auto": None, "float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
 class SWPPruner(Pruner):
@@ -27,7 +28,8 @@ class SWPPruner(Pruner):
             (the authors' code).
         compare: ``importance`` compares |Imp| with std(|Imp|) * rate; ``current`` compares
             today's |W| with that threshold (the authors' code).
-        state_dtype: dtype of the tracked state; bfloat16 halves its memory on large models.
+        state_dtype: dtype of the tracked state; ``auto`` follows each weight's dtype,
+            bfloat16 halves an fp32 state's memory on large models.
         state_device: where the tracked state lives (e.g. ``cpu`` to spare GPU memory);
             None keeps it beside each weight.
     """
@@ -88,22 +90,25 @@ class SWPPruner(Pruner):
         self.ring_points[slot] = self.t
 
     def importance(self) -> dict[str, torch.Tensor]:
-        """Eq. 1 for every tracked weight, as float32 beside the weight."""
+        """Eq. 1 for every tracked weight, as float32 beside the weight, or where the state lives
+        when ``state_device`` is set (so pruning a large model does not bring a float32 copy of
+        every weight onto the GPU at once)."""
         if self.t == 0:
             raise RuntimeError(
                 "SWP saw no tracking point: train longer or track more often (schedule.track_every)"
             )
         if self.window is None:
-            return {n: c.to(self.params[n].device, torch.float32) for n, c in self.clones.items()}
+            # copy=True: callers own the result (scores() takes |.| in place), never the clone.
+            return {n: c.to(self._where(self.params[n]), torch.float32, copy=True) for n, c in self.clones.items()}
         slots = [i for i, t in enumerate(self.ring_points) if t > 0]
         points = [self.ring_points[i] for i in slots]
         return {
-            n: windowed_importance([buf[i] for i in slots], points).to(self.params[n].device)
+            n: windowed_importance([buf[i] for i in slots], points).to(self._where(self.params[n]))
             for n, buf in self.ring.items()
         }
 
     def scores(self):
-        imp = {n: v.abs() for n, v in self.importance().items()}
+        imp = {n: v.abs_() for n, v in self.importance().items()}  # in place: one float32 copy, not two
         spread = spreads(imp, self.scope)
         if self.compare == "current":
             return {n: p.detach().abs() for n, p in self.params.items()}, spread

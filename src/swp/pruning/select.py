@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import sys
 from typing import Sequence
 
 from torch import nn
@@ -17,7 +18,8 @@ def prunable_parameters(
 ) -> dict[str, nn.Parameter]:
     """The 2-D weights of the model's Linear layers, minus its output head, filtered by name.
 
-    The output head (``model.get_output_embeddings()`` where the model has one, as Hugging Face
+    "Linear layers" are found by module type: ``nn.Linear`` and the other types of
+    `linear_types()` (Hugging Face GPT-2's ``Conv1D``), never by model-family names. The output head (``model.get_output_embeddings()`` where the model has one, as Hugging Face
     models and ours do) stays dense, as do embeddings, norms and biases, because they are not
     Linear weights. Patterns are regular expressions searched in the parameter's state-dict name.
 
@@ -34,7 +36,7 @@ def prunable_parameters(
     head_weight = getattr(head, "weight", None)
     candidates: dict[str, nn.Parameter] = {}
     for mod_name, module in model.named_modules():
-        if isinstance(module, nn.Linear) and module.weight is not head_weight:
+        if isinstance(module, linear_types()) and module.weight is not head_weight:
             candidates[f"{mod_name}.weight" if mod_name else "weight"] = module.weight
     if include:
         for pattern in include:
@@ -49,3 +51,30 @@ def prunable_parameters(
     if not candidates:
         raise ConfigError("no parameter is left to prune after the include/exclude patterns")
     return candidates
+
+
+def linear_types() -> tuple[type, ...]:
+    """Module types that are a dense matrix product: ``nn.Linear``, and ``Conv1D`` of
+    `transformers` (GPT-2 family) when transformers is already loaded.
+
+    A model holding a Conv1D can only exist once transformers was imported, so looking it up in
+    ``sys.modules`` finds every such model without making transformers a start-up cost here.
+    """
+    utils = sys.modules.get("transformers.pytorch_utils")
+    conv1d = getattr(utils, "Conv1D", None)
+    return (nn.Linear, conv1d) if conv1d is not None else (nn.Linear,)
+
+
+def input_feature_axis(model: nn.Module, name: str) -> int:
+    """The axis of a selected weight that runs over the layer's input features.
+
+    Structured rules that group weights per output (N:M groups M consecutive inputs of one
+    output) need it: ``nn.Linear`` stores (out, in), so axis 1; transformers' ``Conv1D``
+    stores (in, out), so axis 0.
+    """
+    module = model.get_submodule(name.rsplit(".", 1)[0]) if "." in name else model
+    if isinstance(module, nn.Linear):
+        return 1
+    if isinstance(module, linear_types()):
+        return 0
+    raise ValueError(f"{name} is not the weight of a Linear or Conv1D layer")

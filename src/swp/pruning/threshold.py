@@ -49,20 +49,88 @@ def prune_rate_for_sparsity(
 ) -> float:
     """The prune_rate at which Eq. 2 prunes round(target * N) of the N scored weights.
 
-    A weight is pruned once prune_rate >= |score| / spread of its tensor, so sorting these
-    critical rates over all tensors gives the exact answer without a search: the midpoint
-    between the K-th and (K+1)-th critical rate prunes exactly K weights (barring ties).
+    A weight is pruned once prune_rate >= |score| / spread of its tensor, so the K-th and
+    (K+1)-th smallest of these critical rates over all tensors give the exact answer without a
+    search: their midpoint prunes exactly K weights (barring ties). The order statistics are
+    found tensor by tensor (`_kth_smallest`), never by concatenating every rate, so the memory
+    is that of the largest tensor, not of the model (a 7B model has 6.5B rates).
     """
     if not 0.0 <= target < 1.0:
         raise ValueError(f"target sparsity must be in [0, 1), got {target}")
-    rates = torch.cat([_critical_rates(s, spread[n]) for n, s in scores.items()])
-    k = int(round(target * rates.numel()))
+    rates = _RateSource(scores, spread)
+    total = rates.numel
+    k = int(round(target * total))
     if k == 0:
-        return 0.0 if rates.numel() == 0 else float(rates.min()) / 2
-    top = torch.topk(rates, k + 1 if k < rates.numel() else k, largest=False).values
-    lo = float(top[k - 1])
-    hi = float(top[k]) if k < rates.numel() else lo * 2 + 1.0
+        return 0.0 if total == 0 else rates.min() / 2
+    lo, nxt = _kth_smallest(rates, k)
+    hi = nxt if k < total else lo * 2 + 1.0
     return lo + (hi - lo) / 2 if math.isfinite(hi) else lo * 2 + 1.0
+
+
+class _RateSource:
+    """The critical rates of every scored weight, computed one tensor at a time on demand."""
+
+    def __init__(self, scores: dict[str, torch.Tensor], spread: dict[str, float]):
+        self.items = [(s, spread[n]) for n, s in scores.items()]
+        self.numel = sum(s.numel() for s, _ in self.items)
+
+    def __iter__(self):
+        for score, spread in self.items:
+            yield _critical_rates(score, spread)
+
+    def min(self) -> float:
+        return min(float(r.min()) for r in self if r.numel())
+
+
+def _kth_smallest(rates: _RateSource, k: int, cap: int = 1 << 20, splits: int = 1023) -> tuple[float, float]:
+    """The k-th and (k+1)-th smallest (1-based) critical rates, exactly, in a few passes over
+    the tensors (the second is inf when there are only k rates).
+
+    Each pass buckets the rates of the interval known to hold the answer between `splits`
+    thresholds (one searchsorted per tensor), keeping each bucket's count, min and max, and
+    narrows the interval to one bucket; once it holds at most `cap` rates (or only equal ones)
+    they are gathered and sorted.
+    """
+    below, lo, hi = 0, -math.inf, math.inf  # the answer lies in (lo, hi]; `below` rates are <= lo
+    inside, vmin, vmax = 0, math.inf, -math.inf
+    for r in rates:
+        if r.numel():
+            inside += r.numel()
+            vmin, vmax = min(vmin, float(r.min())), max(vmax, float(r.max()))
+    while vmin != vmax and inside > cap:
+        if math.isinf(vmax):  # infinite rates (zero spread) sit above every finite split
+            vmax = max((float(r[(r > lo) & torch.isfinite(r)].max()) for r in rates
+                        if bool(((r > lo) & torch.isfinite(r)).any())), default=vmin)
+        split_points = torch.linspace(vmin, vmax, splits if vmax > vmin else 1, dtype=torch.float64)
+        n = len(split_points) + 1  # bucket j holds (split[j-1], split[j]]; the last, the rest
+        counts = torch.zeros(n, dtype=torch.int64)
+        bmin = torch.full((n,), math.inf, dtype=torch.float64)
+        bmax = torch.full((n,), -math.inf, dtype=torch.float64)
+        for r in rates:
+            r = r[(r > lo) & (r <= hi)]
+            bucket = torch.searchsorted(split_points.to(r.device), r, right=False)
+            counts += torch.bincount(bucket, minlength=n).cpu()
+            bmin = torch.minimum(bmin, torch.full((n,), math.inf, dtype=r.dtype, device=r.device)
+                                 .scatter_reduce_(0, bucket, r, "amin").cpu())
+            bmax = torch.maximum(bmax, torch.full((n,), -math.inf, dtype=r.dtype, device=r.device)
+                                 .scatter_reduce_(0, bucket, r, "amax").cpu())
+        cumulative = counts.cumsum(0)
+        j = int(torch.searchsorted(cumulative, torch.tensor(k - below), right=False))
+        below += int(cumulative[j - 1]) if j > 0 else 0
+        lo = float(split_points[j - 1]) if j > 0 else lo
+        hi = float(split_points[j]) if j < len(split_points) else hi
+        inside, vmin, vmax = int(counts[j]), float(bmin[j]), float(bmax[j])
+    if vmin == vmax:
+        kth = vmin
+    else:
+        gathered = torch.sort(torch.cat([r[(r > lo) & (r <= hi)] for r in rates])).values
+        kth = float(gathered[k - below - 1])
+        if k - below < inside:
+            return kth, float(gathered[k - below])
+    if k - below < inside:  # the interval holds equal rates beyond the k-th
+        return kth, kth
+    above = [float(r[r > hi].min()) for r in rates if bool((r > hi).any())]
+    return kth, min(above, default=math.inf)
 
 
 def _critical_rates(score: torch.Tensor, spread: float) -> torch.Tensor:

@@ -44,6 +44,11 @@ def train_prune_finetune(
     common = dict(device=device, autocast=autocast, logger=logger, grad_clip=schedule.grad_clip,
                   eval_every=schedule.eval_every, log_every=schedule.log_every, progress=progress)
 
+    # A pretrained model's own score, before fine-tuning changes it (the published baseline).
+    initial = task.evaluate(model, device, autocast) if schedule.eval_initial else {}
+    if initial:
+        _log_eval(logger, "initial", initial, 0)
+
     # Phase 1: dense training; the pruner observes the weights at every tracking point.
     optimizer = make_optimizer(model, schedule.lr, schedule.weight_decay, betas, fused)
 
@@ -91,13 +96,16 @@ def train_prune_finetune(
     _log_eval(logger, "final", final, end_step)
 
     results = {"prune_rate_used": rate}
-    for prefix, metrics in (("dense_val_", dense), ("pruned_val_", pruned), ("val_", final)):
+    for prefix, metrics in (("initial_val_", initial), ("dense_val_", dense), ("pruned_val_", pruned), ("val_", final)):
         results |= {prefix + k: v for k, v in metrics.items()}
     results |= _sparsity_report(model, pruner, masks, thresholds)
     results |= {
         "train_tokens_per_s": dense_stats["tokens_per_s"],
         "finetune_tokens_per_s": ft_stats["tokens_per_s"],
         "tracking_points": getattr(pruner, "t", 0),
+        # SWP's price in memory, against the model's own bytes (the 7B concern).
+        "tracked_state_bytes": getattr(pruner, "state_bytes", lambda: 0)(),
+        "model_bytes": sum(p.numel() * p.element_size() for p in unique_parameters(model)),
         "wall_s": time.perf_counter() - start,
     }
     return results, masks

@@ -34,6 +34,8 @@ class Schedule:
         weight_decay, beta1, beta2, grad_clip: AdamW and clipping (0 disables clipping).
         eval_every: steps between validation evaluations inside a phase (0: only at the ends).
         log_every: steps between logged training losses.
+        eval_initial: also evaluate before any training (``initial_val_*``), for pretrained
+            models whose starting score is the published baseline.
     """
 
     train_steps: int = 1500
@@ -51,6 +53,7 @@ class Schedule:
     grad_clip: float = 1.0
     eval_every: int = 0
     log_every: int = 10
+    eval_initial: bool = False
 
     def __post_init__(self):
         for name in ("train_steps", "finetune_steps", "warmup_steps", "finetune_warmup_steps", "eval_every"):

@@ -1,0 +1,79 @@
+"""The pruned model as a Hugging Face folder, verified by reloading it."""
+
+from __future__ import annotations
+
+from contextlib import AbstractContextManager
+from pathlib import Path
+from typing import Callable
+
+import torch
+from torch import nn
+
+from swp.pruning.threshold import sparsity
+
+
+class ExportMismatchError(RuntimeError):
+    """The reloaded model differs from the one that was saved."""
+
+
+def export_hf_pretrained(
+    *,
+    model: nn.Module,
+    task,
+    pruned: dict[str, nn.Parameter],
+    out_dir: str | Path,
+    device: torch.device,
+    autocast: Callable[[], AbstractContextManager],
+    subdir: str = "hf_export",
+    check_metrics: bool = True,
+) -> dict:
+    """Saves the model with ``save_pretrained`` (and the task's tokenizer) and reloads it.
+
+    The reload is compared tensor by tensor with the saved model, so the sparsity (and every
+    other weight) is checked exactly, not just summarised; the task's metrics are then computed
+    on the reloaded model, so the folder is known to give the run's perplexity.
+
+    Args:
+        model: a ``transformers`` PreTrainedModel.
+        task: the run's task; its ``tokenizer`` (if any) is saved beside the model, and its
+            ``evaluate`` scores the reloaded model.
+        pruned: the pruner's parameters (name -> tensor) whose sparsity is reported.
+        out_dir: the run folder; the export goes into ``out_dir/subdir``.
+        device, autocast: where and how the reloaded model is evaluated.
+        subdir: the export folder's name inside the run folder.
+        check_metrics: evaluate the reloaded model (one more evaluation pass; the exact
+            weight comparison runs regardless).
+
+    Returns:
+        Fields for results.json: ``export_dir``, ``export_bytes``, ``export_sparsity`` and
+        ``export_val_<metric>`` for every metric of the task.
+
+    Raises:
+        ExportMismatchError: a reloaded tensor is missing or differs from the saved one.
+    """
+    from transformers import AutoModelForCausalLM
+
+    if not hasattr(model, "save_pretrained"):
+        raise TypeError(f"export=hf_pretrained needs a transformers model, got {type(model).__name__}: use export=none")
+    target = Path(out_dir) / subdir
+    model.save_pretrained(target)
+    tokenizer = getattr(task, "tokenizer", None)
+    if tokenizer is not None:
+        tokenizer.save_pretrained(target)
+
+    reloaded = AutoModelForCausalLM.from_pretrained(target, dtype=next(model.parameters()).dtype).to(device)
+    saved, loaded = model.state_dict(), reloaded.state_dict()
+    for name, tensor in saved.items():
+        if name not in loaded:
+            raise ExportMismatchError(f"{name} is missing from the reloaded export in {target}")
+        if not torch.equal(loaded[name], tensor):
+            raise ExportMismatchError(f"{name} differs after reloading the export in {target}")
+    out = {
+        "export_dir": str(target),
+        "export_bytes": sum(f.stat().st_size for f in target.iterdir() if f.is_file()),
+        "export_sparsity": sparsity([reloaded.get_parameter(n) for n in pruned]),
+    }
+    if check_metrics:
+        out |= {f"export_val_{k}": v for k, v in task.evaluate(reloaded, device, autocast).items()}
+    del reloaded
+    return out

@@ -1,0 +1,149 @@
+"""Causal language modelling with a Hugging Face model's own tokenizer; perplexity as published."""
+
+from __future__ import annotations
+
+import math
+from typing import Mapping, Sequence
+
+import torch
+
+from swp.data.hf_corpus import load_split_text
+from swp.errors import ConfigError
+
+
+class TokenLMTask:
+    """Fine-tuning and perplexity for any ``AutoModelForCausalLM`` on a text dataset.
+
+    Training: the train split is tokenized as one stream and packed into non-overlapping blocks
+    of ``block_size`` tokens; each step draws ``batch_size`` blocks at random (seeded).
+    Evaluation: the standard protocol of the pruning literature (SparseGPT, Wanda): the eval
+    split joined and tokenized as one stream, cut into non-overlapping windows of
+    ``eval_seq_len`` tokens (the remainder dropped); perplexity = exp(mean next-token NLL over
+    every predicted token of every window).
+
+    Args:
+        tokenizer: the tokenizer's Hub name or folder (the model's own: ``${model.name_or_path}``).
+        path, name, data_files, column, join, revision: the dataset, see `load_split_text`.
+        train_split, eval_split: splits for fine-tuning and for perplexity.
+        block_size: tokens per training block.
+        batch_size: blocks per training step.
+        eval_seq_len: tokens per perplexity window (None: block_size).
+        eval_batch_size: windows per forward pass in evaluation.
+        max_eval_windows: evaluate only the first windows (quick runs); None: the whole split.
+        max_train_chars, max_eval_chars: cut the joined text before tokenizing (quick runs).
+        trust_remote_code: for tokenizers shipped as code (off unless asked).
+    """
+
+    metrics = ("ppl", "loss")  # the first is the task's headline metric
+    lower_is_better = True
+
+    def __init__(
+        self,
+        tokenizer: str,
+        path: str = "Salesforce/wikitext",
+        name: str | None = "wikitext-2-raw-v1",
+        data_files: str | Sequence[str] | Mapping[str, str | Sequence[str]] | None = None,
+        train_split: str = "train",
+        eval_split: str = "test",
+        column: str = "text",
+        join: str = "\n\n",
+        block_size: int = 1024,
+        batch_size: int = 8,
+        eval_seq_len: int | None = None,
+        eval_batch_size: int = 1,
+        max_eval_windows: int | None = None,
+        max_train_chars: int | None = None,
+        max_eval_chars: int | None = None,
+        revision: str | None = None,
+        trust_remote_code: bool = False,
+    ):
+        if not tokenizer:
+            raise ConfigError("dataset.tokenizer is empty: give the model's tokenizer (name or folder)")
+        for key, value in (("block_size", block_size), ("batch_size", batch_size), ("eval_batch_size", eval_batch_size)):
+            if value < 1:
+                raise ConfigError(f"dataset.{key} must be >= 1, got {value}")
+        self.tokenizer = _load_tokenizer(tokenizer, revision, trust_remote_code)
+        self.block_size, self.batch_size = block_size, batch_size
+        self.eval_seq_len = eval_seq_len or block_size
+        self.eval_batch_size = eval_batch_size
+        self.tokens_per_batch = batch_size * block_size
+        self._info = {"dataset_path": path, "dataset_name": name, "tokenizer": tokenizer,
+                      "train_split": train_split, "eval_split": eval_split}
+
+        source = dict(path=path, name=name, data_files=data_files, column=column, join=join, revision=revision)
+        train_ids = self._tokenize(load_split_text(split=train_split, max_chars=max_train_chars, **source))
+        n_blocks = len(train_ids) // block_size
+        if n_blocks < 1:
+            raise ConfigError(f"block_size {block_size} is longer than the {train_split!r} split ({len(train_ids)} tokens)")
+        self.train_blocks = train_ids[: n_blocks * block_size].view(n_blocks, block_size)
+
+        eval_ids = self._tokenize(load_split_text(split=eval_split, max_chars=max_eval_chars, **source))
+        n_windows = len(eval_ids) // self.eval_seq_len
+        if max_eval_windows is not None:
+            n_windows = min(n_windows, max_eval_windows)
+        if n_windows < 1:
+            raise ConfigError(
+                f"eval_seq_len {self.eval_seq_len} is longer than the {eval_split!r} split ({len(eval_ids)} tokens)"
+            )
+        self.eval_windows = eval_ids[: n_windows * self.eval_seq_len].view(n_windows, self.eval_seq_len)
+        self._info |= {"eval_stream_tokens": len(eval_ids), "train_tokens": n_blocks * block_size}
+
+    def _tokenize(self, text: str) -> torch.Tensor:
+        # One stream with the tokenizer's own special tokens (e.g. Llama's leading BOS), as the
+        # published protocol does; verbose=False silences the "longer than max length" warning.
+        ids = self.tokenizer(text, return_attention_mask=False, verbose=False)["input_ids"]
+        return torch.tensor(ids, dtype=torch.int32 if len(self.tokenizer) < 2**31 else torch.int64)
+
+    @property
+    def vocab_size(self) -> int:
+        return len(self.tokenizer)
+
+    def model_kwargs(self) -> dict:
+        """The model must cover every id the tokenizer can produce, and every position fed."""
+        return {"vocab_size": self.vocab_size, "seq_len": max(self.block_size, self.eval_seq_len)}
+
+    def extra_results(self) -> dict:
+        """What results.json must record to make the perplexity reproducible and comparable."""
+        n, length = self.eval_windows.shape
+        return self._info | {
+            "eval_seq_len": length,
+            "eval_windows": n,
+            "eval_tokens": n * (length - 1),  # predicted tokens (the first of a window has no context)
+            "block_size": self.block_size,
+        }
+
+    def train_batch(self, generator: torch.Generator, device) -> torch.Tensor:
+        rows = torch.randint(len(self.train_blocks), (self.batch_size,), generator=generator)
+        return self.train_blocks[rows].long().to(device, non_blocking=True)
+
+    def loss(self, model, batch: torch.Tensor) -> torch.Tensor:
+        # The model shifts the labels itself; no KV cache is built (nothing is generated).
+        return model(input_ids=batch, labels=batch, use_cache=False).loss
+
+    @torch.no_grad()
+    def evaluate(self, model, device, autocast) -> dict[str, float]:
+        """Perplexity and mean NLL (nats per token) over every eval window."""
+        was_training = model.training
+        model.eval()
+        nll, count = 0.0, 0
+        for start in range(0, len(self.eval_windows), self.eval_batch_size):
+            x = self.eval_windows[start : start + self.eval_batch_size].long().to(device)
+            with autocast():
+                mean = model(input_ids=x, labels=x, use_cache=False).loss
+            predicted = x.shape[0] * (x.shape[1] - 1)
+            nll += float(mean) * predicted
+            count += predicted
+        model.train(was_training)
+        loss = nll / count
+        return {"ppl": math.exp(loss) if loss < 700 else math.inf, "loss": loss}
+
+
+def _load_tokenizer(name_or_path: str, revision: str | None, trust_remote_code: bool):
+    import transformers
+
+    try:
+        return transformers.AutoTokenizer.from_pretrained(
+            name_or_path, revision=revision, trust_remote_code=trust_remote_code
+        )
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"cannot load tokenizer {name_or_path!r}: {str(exc).splitlines()[0]}") from exc
