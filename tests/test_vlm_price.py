@@ -85,6 +85,28 @@ def test_only_the_phi3_config_trusts_remote_code():
     assert cfg.dataset.examples._target_ == "swp.data.burberry.burberry_examples"
 
 
+def test_pretrained_loader_on_a_saved_tiny_checkpoint(tmp_path):
+    """phi3_vision's loader (Auto classes, dtype, base model without LM head), on a local folder."""
+    from transformers import LlavaForConditionalGeneration
+
+    tiny = tiny_random_llava(image_size=32)
+    full = LlavaForConditionalGeneration(tiny.backbone.config)
+    full.model.load_state_dict(tiny.backbone.state_dict())
+    full.save_pretrained(tmp_path / "ckpt")
+    tiny.processor.save_pretrained(tmp_path / "ckpt")
+    model = pretrained_vlm(
+        str(tmp_path / "ckpt"), prompt="<image>\n{text}", auto_class="AutoModelForImageTextToText", dtype="bfloat16",
+        keep_dense=["vision_tower", "multi_modal_projector"], vocab_size=99, image_size=32,
+    )
+    assert model.backbone.dtype == torch.bfloat16 and model.head.weight.dtype == torch.float32
+    assert not any("lm_head" in n for n, _ in model.named_parameters())
+    w = "language_model.layers.0.mlp.up_proj.weight"
+    torch.testing.assert_close(model.backbone.get_parameter(w), tiny.backbone.get_parameter(w).bfloat16())
+    out = model(images=_images(2), texts=["a", "bb"])
+    assert out.shape == (2,) and torch.isfinite(out.float()).all()
+    assert all(n.startswith("backbone.language_model.") for n in prunable_parameters(model))
+
+
 def test_missing_weights_offline_are_a_config_error():
     with pytest.raises(ConfigError, match="cannot load"):
         pretrained_vlm("microsoft/Phi-3-vision-128k-instruct", prompt="<|image_1|>{text}", trust_remote_code=True)
@@ -92,6 +114,8 @@ def test_missing_weights_offline_are_a_config_error():
 
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
-def test_tiny_vlm_on_gpu_in_bf16(tmp_path):
-    results = run(compose_cfg(VLM_TINY + ["device=cuda", "precision=bf16"], tmp_path / "run"))
+@pytest.mark.parametrize("model", ["tiny_vlm", "price_vlm"])
+def test_price_models_on_gpu_in_bf16(tmp_path, model):
+    overrides = [o for o in VLM_TINY if not o.startswith("model=")] + [f"model={model}", "device=cuda", "precision=bf16"]
+    results = run(compose_cfg(overrides, tmp_path / "run"))
     assert results["device"].startswith("cuda") and np.isfinite(results["val_mae"]) and results["sparsity"] > 0
