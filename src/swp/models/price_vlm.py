@@ -28,7 +28,7 @@ class PriceVLM(nn.Module):
     def __init__(
         self,
         vocab_size: int,
-        channels: tuple[int, int, int] = (16, 32, 64),
+        channels: tuple[int, int, int] = (8, 16, 32),
         width: int = 128,
         hidden: int = 256,
         n_hidden: int = 2,
