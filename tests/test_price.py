@@ -61,8 +61,10 @@ def test_split_is_fixed_disjoint_and_seeded():
     assert ex.split["val"][:5].tolist() == [9, 24, 26, 49, 66]
     assert [len(ex.split[p]) for p in ("train", "val", "test")] == [43152, 5394, 5394]
     assert ex.texts[0] == "0.23 carat round diamond, ideal cut, colour E, clarity SI2, depth 61.5%, table 55%"
-    with pytest.raises(ConfigError):
+    with pytest.raises(ConfigError, match="sum below 1"):
         split_rows(10, 0.6, 0.5, seed=0)
+    with pytest.raises(ConfigError, match="max_rows"):
+        split_rows(10, 0.1, 0.1, seed=0, max_rows=2)
 
 
 def test_word_vocab_pads_and_marks_unknown_words():
