@@ -43,7 +43,7 @@ class PriceExamples:
 
 
 def split_rows(n: int, val_fraction: float, test_fraction: float, seed: int, max_rows: int | None = None) -> dict[str, np.ndarray]:
-    """A seeded permutation of the rows cut into train/val/test.
+    """A seeded permutation of the rows cut into train/val/test (each in permuted order).
 
     The permutation depends only on (n, seed), so the same rows are held out in every run of
     a sweep whatever the training seed; `max_rows` keeps a prefix of that permutation (quick
@@ -60,8 +60,6 @@ def split_rows(n: int, val_fraction: float, test_fraction: float, seed: int, max
     n_test = int(round(len(order) * test_fraction))
     if len(order) - n_val - n_test < 1:
         raise ConfigError(f"{len(order)} rows leave no training rows after the val/test split")
-    return {
-        "val": np.sort(order[:n_val]),
-        "test": np.sort(order[n_val : n_val + n_test]),
-        "train": np.sort(order[n_val + n_test :]),
-    }
+    # Kept in permutation order (not sorted): tables are often sorted by price (diamonds is),
+    # so the first k validation rows (eval_examples=k) must be a random sample, not the cheapest.
+    return {"val": order[:n_val], "test": order[n_val : n_val + n_test], "train": order[n_val + n_test :]}
