@@ -52,7 +52,7 @@ def run(cfg: DictConfig) -> dict:
             "schedule": _choice(cfg, "schedule"), "prune_rate": prune_rate, "target_sparsity": target,
             "seed": cfg.seed, "device": str(device), "precision": cfg.precision,
         } | results
-        results |= getattr(task, "extra_results", lambda: {})()
+        results |= getattr(task, "extra_results", dict)()  # task-specific figures (price: mean baseline)
         save_model_weights(out_dir / "model.safetensors", model)
         results |= export(model=model, task=task, pruned=pruner.params, out_dir=out_dir, device=device, autocast=autocast)
         if masks is not None:
@@ -104,7 +104,8 @@ def _print_summary(r: dict, out_dir: Path) -> None:
     print(
         f"pruner={r['pruner']} prune_rate={r['prune_rate_used']:.4g} sparsity={r['sparsity']:.1%} "
         f"(overall {r['sparsity_overall']:.1%}) | val_{metric}: dense {r[f'dense_val_{metric}']:.4f} "
-        f"-> pruned {r[f'pruned_val_{metric}']:.4f} -> final {r[f'val_{metric}']:.4f} | "
+        f"-> pruned {r[f'pruned_val_{metric}']:.4f} -> final {r[f'val_{metric}']:.4f}"
+        + (f" (baseline {r[f'baseline_val_{metric}']:.4f})" if f"baseline_val_{metric}" in r else "") + " | "
         f"{r['train_tokens_per_s']:.0f} tok/s, {r['wall_s']:.0f}s\nrun folder: {out_dir}"
     )
 

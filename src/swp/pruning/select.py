@@ -21,7 +21,9 @@ def prunable_parameters(
     "Linear layers" are found by module type: ``nn.Linear`` and the other types of
     `linear_types()` (Hugging Face GPT-2's ``Conv1D``), never by model-family names. The output head (``model.get_output_embeddings()`` where the model has one, as Hugging Face
     models and ours do) stays dense, as do embeddings, norms and biases, because they are not
-    Linear weights. Patterns are regular expressions searched in the parameter's state-dict name.
+    Linear weights. A model may also name weights to keep dense in a ``keep_dense`` attribute
+    (regexes; the vision-language wrapper keeps its vision tower dense this way unless its config
+    empties the list). Patterns are regular expressions searched in the parameter's state-dict name.
 
     Args:
         model: the model whose parameters are selected.
@@ -34,10 +36,13 @@ def prunable_parameters(
     """
     head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
     head_weight = getattr(head, "weight", None)
+    keep_dense = tuple(getattr(model, "keep_dense", ()) or ())
     candidates: dict[str, nn.Parameter] = {}
     for mod_name, module in model.named_modules():
         if isinstance(module, linear_types()) and module.weight is not head_weight:
-            candidates[f"{mod_name}.weight" if mod_name else "weight"] = module.weight
+            name = f"{mod_name}.weight" if mod_name else "weight"
+            if not any(re.search(q, name) for q in keep_dense):
+                candidates[name] = module.weight
     if include:
         for pattern in include:
             if not any(re.search(pattern, n) for n in candidates):
