@@ -21,6 +21,8 @@ def run(cfg: DictConfig) -> dict:
     from hydra.utils import instantiate
 
     from swp import runtime
+    from swp.analysis.trajectories import TrajectoryRecorder
+    from swp.analysis.trajectory_report import publish_trajectories
     from swp.logging.base import JsonlLogger, LoggerGroup
     from swp.training.artifacts import save_model_weights, save_tensors, write_json_atomic
     from swp.training.pipeline import train_prune_finetune
@@ -36,9 +38,14 @@ def run(cfg: DictConfig) -> dict:
     model = instantiate(cfg.model, **task.model_kwargs()).to(device)
     pruner = instantiate(cfg.pruner)(model=model)
     schedule = instantiate(cfg.schedule)
+    # A fixed sample of weights recorded at every tracking point (paper Figs. 1-2), any pruner.
+    per_tensor = cfg.trajectories.per_tensor
+    recorder = TrajectoryRecorder(pruner.params, per_tensor, cfg.seed) if per_tensor else None
 
     out_dir.mkdir(parents=True, exist_ok=True)
     resolved = OmegaConf.to_container(cfg, resolve=True)
+    # The options chosen per group, top level, so dashboards can group and filter runs by them.
+    resolved |= {f"{g}_choice": _choice(cfg, g) for g in ("model", "dataset", "pruner", "schedule", "experiment")}
     OmegaConf.save(cfg, out_dir / "config.yaml", resolve=True)
     logger = LoggerGroup(JsonlLogger(out_dir / "metrics.jsonl"), instantiate(cfg.logger)(config=resolved, out_dir=str(out_dir)))
     ok = False
@@ -46,7 +53,7 @@ def run(cfg: DictConfig) -> dict:
         results, masks = train_prune_finetune(
             model=model, task=task, pruner=pruner, schedule=schedule, logger=logger, device=device,
             autocast=autocast, prune_rate=prune_rate, target_sparsity=target, seed=cfg.seed,
-            progress=_progress_enabled(cfg.progress),
+            progress=_progress_enabled(cfg.progress), on_track=recorder.record if recorder else None,
         )
         results = {
             "pruner": _choice(cfg, "pruner"), "model": _choice(cfg, "model"), "dataset": _choice(cfg, "dataset"),
@@ -58,6 +65,12 @@ def run(cfg: DictConfig) -> dict:
             save_tensors(out_dir / "masks.safetensors", masks.keep)
         if pruner.artifacts():
             save_tensors(out_dir / "importance.safetensors", pruner.artifacts())
+        if recorder is not None:
+            publish_trajectories(
+                recorder.result(masks.keep if masks is not None else None), out_dir, logger,
+                show=cfg.trajectories.show, seed=cfg.seed,
+                title=f"{results['pruner'] or 'run'}, sparsity {results['sparsity']:.1%}",
+            )
         write_json_atomic(out_dir / "results.json", results)  # last: its presence means success
         logger.summary({k: v for k, v in results.items() if not isinstance(v, (list, dict))})
         ok = True
