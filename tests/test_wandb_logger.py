@@ -127,9 +127,11 @@ def test_logger_passes_timeout_and_offline_mode(tmp_path, monkeypatch):
     monkeypatch.delenv("WANDB_MODE", raising=False)
     monkeypatch.setenv("WANDB_CONFIG_DIR", str(tmp_path / "cfg"))
     monkeypatch.setenv("WANDB_DIR", str(tmp_path / "root"))
+    monkeypatch.setenv("WANDB_RUN_GROUP", "from-env")
     monkeypatch.setattr(wandb, "init", fake_init)
     logger = WandbLogger(config={"a": 1}, out_dir=str(tmp_path / "run"), init_timeout=7)
     assert not logger.active
     assert seen["mode"] == "offline" and seen["settings"].init_timeout == 7.0 and seen["dir"] == str(tmp_path / "run")
+    assert seen["group"] == "from-env" and seen["tags"] is None  # unset keys defer to W&B's variables
     logger.log({"x": 1.0}, step=0)  # no-ops once W&B is off
     logger.finish(True)

@@ -81,8 +81,9 @@ class WandbLogger(Logger):
     Args:
         config: the run's resolved config (plus the Hydra choices), stored as the W&B config.
         out_dir: the run folder; W&B writes its files under ``<out_dir>/wandb``.
-        project, entity, group, tags, name, job_type, notes: the W&B run's identity. A null
-            group inside a Hydra sweep folder becomes the sweep's name (see `sweep_group`).
+        project, entity, group, tags, name, job_type, notes: the W&B run's identity; null
+            ones fall back to W&B's variables (``WANDB_ENTITY``, ``WANDB_RUN_GROUP``, ...).
+            A null group inside a Hydra sweep folder becomes the sweep's name (`sweep_group`).
         mode: online | offline | disabled | shared, or null for `resolve_mode`'s default.
         init_timeout: seconds W&B may take to start before the run gives up on it.
     """
@@ -110,7 +111,8 @@ class WandbLogger(Logger):
 
             self._wandb = wandb
             self.run = wandb.init(
-                project=project, entity=entity, group=group or sweep_group(out_dir), tags=list(tags or []),
+                project=project, entity=entity, tags=list(tags) if tags else None,
+                group=group or os.environ.get("WANDB_RUN_GROUP") or sweep_group(out_dir),
                 name=name, job_type=job_type, notes=notes, config=config, dir=str(out_dir), mode=mode,
                 settings=wandb.Settings(init_timeout=float(init_timeout)),
             )
