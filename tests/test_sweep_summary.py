@@ -81,7 +81,7 @@ def test_sweep_run_logs_table_and_curves_to_wandb(sweep):
     summarize_sweep(sweep, logger)
     logger.finish(True)
     (path,) = find_run_files(sweep)
-    wb = read_run(path)
+    wb = read_run(path, wait_s=30)
     assert wb.group == "multirun/s1" and wb.summary["failed"] == 2 and wb.summary["ok"] == 4
     (table_path,) = sweep.glob("wandb/offline-run-*/files/media/table/sweep/results_*.table.json")
     table = json.loads(table_path.read_text())

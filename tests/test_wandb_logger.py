@@ -47,7 +47,7 @@ def test_tiny_run_logs_config_metrics_summary_and_trajectories(tiny_cfg, tmp_pat
     ))
     out = tmp_path / "run"
     (path,) = find_run_files(out)  # the offline run lives in the run folder
-    wb = read_run(path)
+    wb = read_run(path, wait_s=30)
     assert (wb.project, wb.name, wb.group, wb.tags, wb.job_type) == ("swp-test", "tiny", "g1", ["a", "b"], "train")
     assert wb.exit_code == 0
     # The Hydra choices and the pruning settings are top-level config fields.
@@ -97,7 +97,7 @@ def test_wandb_is_closed_when_the_run_fails(tiny_cfg, tmp_path, monkeypatch):
     with pytest.raises(RuntimeError, match="blew up"):
         run(tiny_cfg("logger=wandb"))
     (path,) = find_run_files(tmp_path / "run")
-    assert read_run(path).exit_code == 1
+    assert read_run(path, wait_s=30).exit_code == 1
     assert not (tmp_path / "run" / "results.json").exists()
 
 

@@ -6,6 +6,7 @@ display and never changes pyplot's global backend for the caller.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Sequence
 
@@ -21,6 +22,15 @@ def _figure(width: float, height: float):
     fig = Figure(figsize=(width, height), dpi=100, layout="constrained")
     FigureCanvasAgg(fig)
     return fig
+
+
+def _save(fig, path: str | Path) -> Path:
+    """Writes through a temporary file and a rename: parallel sweep jobs may redraw a figure."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.png")
+    fig.savefig(tmp)
+    os.replace(tmp, path)
+    return path
 
 
 def trajectory_panels(
@@ -56,8 +66,7 @@ def trajectory_panels(
         labels=["kept", "pruned"], fontsize=8, loc="best",
     )
     fig.suptitle(title, fontsize=11)
-    fig.savefig(path)
-    return Path(path)
+    return _save(fig, path)
 
 
 def compression_curve(
@@ -92,5 +101,4 @@ def compression_curve(
     ax.set_title(title or f"Compression versus validation {metric}", fontsize=11)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    fig.savefig(path)
-    return Path(path)
+    return _save(fig, path)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import struct
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
@@ -31,6 +32,8 @@ def raw_records(path: str | Path) -> Iterator[bytes]:
             pos += left
             continue
         _crc, length, kind = struct.unpack("<IHB", data[pos : pos + _HEADER])
+        if pos + _HEADER + length > len(data):  # still being written
+            return
         chunk = data[pos + _HEADER : pos + _HEADER + length]
         pos += _HEADER + length
         if kind == _FULL:
@@ -70,8 +73,22 @@ def _key(item) -> str:
     return "/".join(item.nested_key) if item.nested_key else item.key
 
 
-def read_run(path: str | Path) -> OfflineRun:
-    """Decodes the run record, config, history rows, summary, files and exit code."""
+def read_run(path: str | Path, wait_s: float = 0.0) -> OfflineRun:
+    """Decodes the run record, config, history rows, summary, files and exit code.
+
+    W&B's service process writes the file after ``run.finish()`` has returned, so a reader in
+    the same process may see it half written; `wait_s` re-reads until the exit record is there
+    (or the time is up, returning what was read).
+    """
+    deadline = time.monotonic() + wait_s
+    while True:
+        run = _decode(path)
+        if run.exit_code is not None or time.monotonic() >= deadline:
+            return run
+        time.sleep(0.1)
+
+
+def _decode(path: str | Path) -> OfflineRun:
     from wandb.proto import wandb_internal_pb2 as pb
 
     run = OfflineRun()
