@@ -10,6 +10,7 @@ each, their ratio, and the recorder's own time (summed over its calls) as a shar
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import time
 from pathlib import Path
@@ -63,7 +64,7 @@ def main() -> None:
             train_phase(
                 model, task, opt, phase="train", steps=args.steps, lr_at=lambda s: 1e-3,
                 generator=torch.Generator().manual_seed(0), device=torch.device("cpu"),
-                autocast=__import__("contextlib").nullcontext, logger=NullLogger(), after_step=track,
+                autocast=contextlib.nullcontext, logger=NullLogger(), after_step=track,
             )
             times[variant].append(time.perf_counter() - t0)
             if recorder is not None:
