@@ -19,6 +19,8 @@ def run(cfg: DictConfig) -> dict:
     Returns the results dict (also written to results.json) so tests and sweepers can use it.
     """
     from swp import runtime
+    from swp.analysis.trajectories import TrajectoryRecorder
+    from swp.analysis.trajectory_report import publish_trajectories
     from swp.logging.base import JsonlLogger, LoggerGroup
     from swp.training.artifacts import save_model_weights, save_tensors, write_json_atomic
     from swp.training.pipeline import train_prune_finetune
@@ -35,9 +37,14 @@ def run(cfg: DictConfig) -> dict:
     pruner = build(cfg.pruner)(model=model)
     schedule = build(cfg.schedule)
     export = build(cfg.export)
+    # A fixed sample of weights recorded at every tracking point (paper Figs. 1-2), any pruner.
+    per_tensor = cfg.trajectories.per_tensor
+    recorder = TrajectoryRecorder(pruner.params, per_tensor, cfg.seed) if per_tensor else None
 
     out_dir.mkdir(parents=True, exist_ok=True)
     resolved = OmegaConf.to_container(cfg, resolve=True)
+    # The options chosen per group, top level, so dashboards can group and filter runs by them.
+    resolved |= {f"{g}_choice": _choice(cfg, g) for g in ("model", "dataset", "pruner", "schedule", "experiment")}
     OmegaConf.save(cfg, out_dir / "config.yaml", resolve=True)
     logger = LoggerGroup(JsonlLogger(out_dir / "metrics.jsonl"), build(cfg.logger)(config=resolved, out_dir=str(out_dir)))
     ok = False
@@ -45,7 +52,7 @@ def run(cfg: DictConfig) -> dict:
         results, masks = train_prune_finetune(
             model=model, task=task, pruner=pruner, schedule=schedule, logger=logger, device=device,
             autocast=autocast, prune_rate=prune_rate, target_sparsity=target, seed=cfg.seed,
-            progress=_progress_enabled(cfg.progress),
+            progress=_progress_enabled(cfg.progress), on_track=recorder.record if recorder else None,
         )
         results = {
             "pruner": _choice(cfg, "pruner"), "model": _choice(cfg, "model"), "dataset": _choice(cfg, "dataset"),
@@ -60,6 +67,12 @@ def run(cfg: DictConfig) -> dict:
         scores = pruner.artifacts()
         if scores:
             save_tensors(out_dir / "importance.safetensors", scores)
+        if recorder is not None:
+            publish_trajectories(
+                recorder.result(masks.keep if masks is not None else None), out_dir, logger,
+                show=cfg.trajectories.show, seed=cfg.seed,
+                title=f"{results['pruner'] or 'run'}, sparsity {results['sparsity']:.1%}",
+            )
         write_json_atomic(out_dir / "results.json", results)  # last: its presence means success
         logger.summary({k: v for k, v in results.items() if not isinstance(v, (list, dict))})
         ok = True

@@ -19,6 +19,17 @@ class Logger:
     def finish(self, ok: bool = True) -> None:
         """Closes the logger; always called, also when the run fails."""
 
+    # Rich records for dashboards (W&B). Every run also saves them as files (npz, csv, png),
+    # so loggers without charts ignore them.
+    def log_series(self, key: str, xs: list, ys: list[list[float]], labels: list[str], title: str, xname: str) -> None:
+        """A chart of several lines; ``xs`` is shared or holds one x list per line."""
+
+    def log_table(self, key: str, columns: list[str], rows: list[list]) -> None:
+        """A table of rows."""
+
+    def log_image(self, key: str, path: str) -> None:
+        """An image file (a rendered figure)."""
+
 
 class NullLogger(Logger):
     """Logs nothing (``logger=none``). Accepts and ignores the run's config and folder."""
@@ -60,6 +71,18 @@ class LoggerGroup(Logger):
     def summary(self, metrics: dict) -> None:
         for lg in self.loggers:
             lg.summary(metrics)
+
+    def log_series(self, key, xs, ys, labels, title, xname) -> None:
+        for lg in self.loggers:
+            lg.log_series(key, xs, ys, labels, title, xname)
+
+    def log_table(self, key, columns, rows) -> None:
+        for lg in self.loggers:
+            lg.log_table(key, columns, rows)
+
+    def log_image(self, key, path) -> None:
+        for lg in self.loggers:
+            lg.log_image(key, path)
 
     def finish(self, ok: bool = True) -> None:
         for lg in self.loggers:

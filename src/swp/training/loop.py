@@ -28,6 +28,15 @@ def make_optimizer(model: nn.Module, lr: float, weight_decay: float, betas: tupl
     return torch.optim.AdamW(groups, lr=lr, betas=betas, **({"fused": True} if fused else {}))
 
 
+def evaluate(task, model: nn.Module, device: torch.device, autocast, desc: str, progress: bool) -> dict[str, float]:
+    """`task.evaluate` under a one-tick bar that names the evaluation and ends with its metrics."""
+    with tqdm(total=1, desc=desc, disable=not progress, dynamic_ncols=True, leave=False) as bar:
+        metrics = task.evaluate(model, device, autocast)
+        bar.set_postfix({k: f"{v:.4f}" for k, v in metrics.items()})
+        bar.update(1)
+    return metrics
+
+
 def train_phase(
     model: nn.Module,
     task,
@@ -84,13 +93,16 @@ def train_phase(
             if not math.isfinite(last_loss):
                 raise NonFiniteLossError(f"{phase}: loss is {last_loss} at step {step_offset + step}")
             compute_s += time.perf_counter() - t0
-            logger.log({f"{phase}/loss": last_loss, "lr": lr, "phase": phase}, step=step_offset + step)
+            logger.log(
+                {f"{phase}/loss": last_loss, "lr": lr, "tokens_per_s": tokens / compute_s, "phase": phase},
+                step=step_offset + step,
+            )
             bar.set_postfix(loss=f"{last_loss:.4f}")
         else:
             compute_s += time.perf_counter() - t0
         bar.update(1)
         if eval_every and (step + 1) % eval_every == 0 and step + 1 < steps:
-            metrics = task.evaluate(model, device, autocast)
+            metrics = evaluate(task, model, device, autocast, f"evaluate ({phase})", progress)
             logger.log({f"val/{k}": v for k, v in metrics.items()} | {"phase": phase}, step=step_offset + step)
             model.train()
     bar.close()

@@ -18,7 +18,7 @@ from swp.pruners.base import Pruner
 from swp.pruning.masks import MaskSet
 from swp.pruning.threshold import sparsity
 from swp.training.artifacts import unique_parameters
-from swp.training.loop import make_optimizer, train_phase
+from swp.training.loop import evaluate, make_optimizer, train_phase
 from swp.training.schedule import Schedule
 
 
@@ -35,9 +35,11 @@ def train_prune_finetune(
     target_sparsity: float | None,
     seed: int,
     progress: bool = False,
+    on_track: Callable[[int], None] | None = None,
 ) -> tuple[dict, MaskSet | None]:
     """Runs every phase and returns (results, masks). results holds the figures of results.json
-    that the pipeline knows; the entrypoint adds config-level fields."""
+    that the pipeline knows; the entrypoint adds config-level fields. `on_track(step)` is called
+    after the pruner at every tracking point (e.g. to record weight trajectories)."""
     start = time.perf_counter()
     fused = device.type == "cuda"
     betas = (schedule.beta1, schedule.beta2)
@@ -55,12 +57,14 @@ def train_prune_finetune(
     def track(step: int) -> None:
         if schedule.is_tracking_point(step):
             pruner.observe()
+            if on_track is not None:
+                on_track(step + 1)
 
     dense_stats = train_phase(
         model, task, optimizer, phase="train", steps=schedule.train_steps, lr_at=schedule.train_lr,
         generator=torch.Generator().manual_seed(seed), after_step=track, **common,
     )
-    dense = task.evaluate(model, device, autocast)
+    dense = evaluate(task, model, device, autocast, "evaluate dense", progress)
     _log_eval(logger, "dense", dense, schedule.train_steps)
 
     # Phase 2: prune once, by Eq. 2 at prune_rate (or the rate that gives target_sparsity).
@@ -73,7 +77,7 @@ def train_prune_finetune(
         masks.apply(optimizer)
         masks.check("after pruning")
     del optimizer
-    pruned = task.evaluate(model, device, autocast)
+    pruned = evaluate(task, model, device, autocast, "evaluate pruned", progress)
     _log_eval(logger, "pruned", pruned, schedule.train_steps)
     logger.log(_sparsity_metrics(model, pruner, thresholds), step=schedule.train_steps)
 
@@ -91,7 +95,7 @@ def train_prune_finetune(
             masks.check("after fine-tuning")
 
     # Phase 4: evaluate.
-    final = task.evaluate(model, device, autocast)
+    final = evaluate(task, model, device, autocast, "evaluate final", progress)
     end_step = schedule.train_steps + schedule.finetune_steps
     _log_eval(logger, "final", final, end_step)
 

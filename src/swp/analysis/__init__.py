@@ -1,0 +1,1 @@
+"""Analysis of runs and sweeps: weight trajectories, sweep summaries, their figures."""
