@@ -22,6 +22,7 @@ def run(cfg: DictConfig) -> dict:
 
     from swp import runtime
     from swp.logging.base import JsonlLogger, LoggerGroup
+    from swp.pruning.nm import check_nm_target, nm_label
     from swp.training.artifacts import save_model_weights, save_tensors, write_json_atomic
     from swp.training.pipeline import train_prune_finetune
 
@@ -35,24 +36,27 @@ def run(cfg: DictConfig) -> dict:
     task = instantiate(cfg.dataset)
     model = instantiate(cfg.model, **task.model_kwargs()).to(device)
     pruner = instantiate(cfg.pruner)(model=model)
+    check_nm_target(getattr(pruner, "nm", None), target)
     schedule = instantiate(cfg.schedule)
 
     out_dir.mkdir(parents=True, exist_ok=True)
     resolved = OmegaConf.to_container(cfg, resolve=True)
     OmegaConf.save(cfg, out_dir / "config.yaml", resolve=True)
+    meter = instantiate(cfg.energy)(out_dir=str(out_dir)) if cfg.get("energy") else None
     logger = LoggerGroup(JsonlLogger(out_dir / "metrics.jsonl"), instantiate(cfg.logger)(config=resolved, out_dir=str(out_dir)))
     ok = False
     try:
         results, masks = train_prune_finetune(
             model=model, task=task, pruner=pruner, schedule=schedule, logger=logger, device=device,
             autocast=autocast, prune_rate=prune_rate, target_sparsity=target, seed=cfg.seed,
-            progress=_progress_enabled(cfg.progress),
+            progress=_progress_enabled(cfg.progress), meter=meter,
         )
         results = {
             "pruner": _choice(cfg, "pruner"), "model": _choice(cfg, "model"), "dataset": _choice(cfg, "dataset"),
             "schedule": _choice(cfg, "schedule"), "prune_rate": prune_rate, "target_sparsity": target,
             "seed": cfg.seed, "device": str(device), "precision": cfg.precision,
-        } | results
+            "nm": nm_label(getattr(pruner, "nm", None)),
+        } | results | (meter.results() if meter else {})
         save_model_weights(out_dir / "model.safetensors", model)
         if masks is not None:
             save_tensors(out_dir / "masks.safetensors", masks.keep)
@@ -62,6 +66,8 @@ def run(cfg: DictConfig) -> dict:
         logger.summary({k: v for k, v in results.items() if not isinstance(v, (list, dict))})
         ok = True
     finally:
+        if meter:
+            meter.close()
         logger.finish(ok)
     _print_summary(results, out_dir)
     return results
