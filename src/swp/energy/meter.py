@@ -75,11 +75,12 @@ class CodeCarbonMeter(NullMeter):
             raise ConfigError(f"energy.tracking_mode must be process or machine, got {tracking_mode!r}")
         if not (isinstance(country_iso_code, str) and len(country_iso_code) == 3 and country_iso_code.isalpha()):
             raise ConfigError(f"energy.country_iso_code must be a 3-letter ISO code like USA, got {country_iso_code!r}")
-        # codecarbon logs INFO/WARNING lines (one at import, others before it applies its own
-        # log_level); quieten its logger first so a run's output stays the run's.
-        logging.getLogger("codecarbon").setLevel(logging.ERROR)
         from codecarbon import OfflineEmissionsTracker
         from codecarbon.input import DataSource
+
+        # codecarbon sets its logger to INFO at import and logs before applying log_level;
+        # quieten it here so a run's output stays the run's.
+        logging.getLogger("codecarbon").setLevel(logging.ERROR)
 
         country_iso_code = country_iso_code.upper()
         if country_iso_code not in DataSource().get_global_energy_mix_data():
