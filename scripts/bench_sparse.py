@@ -131,12 +131,14 @@ def bench_cuda_run(run_dir: Path, batches, repeats: int, dtype=torch.float16) ->
     vocab = int(task.model_kwargs().get("vocab_size", 2))
     sync = torch.cuda.synchronize
     rows = []
+    inputs = {b: torch.randint(0, vocab, (b, block), device="cuda") for b in batches}
     with torch.inference_mode():
-        inputs = {b: torch.randint(0, vocab, (b, block), device="cuda") for b in batches}
         dense_t = {b: _time(lambda: model(inputs[b]), repeats, sync) for b in batches}
+    with torch.no_grad():  # outside inference mode: the new weights become ordinary Parameters
         converted = semi_structured_linears_(model)
-        if not converted:
-            raise SystemExit(f"{run_dir}: no 2:4-sparse Linear weight (run with pruner.nm=[2,4])")
+    if not converted:
+        raise SystemExit(f"{run_dir}: no 2:4-sparse Linear weight (run with pruner.nm=[2,4])")
+    with torch.inference_mode():
         for b in batches:
             ts = _time(lambda: model(inputs[b]), repeats, sync)
             for k, t in (("dense", dense_t[b]), (f"2:4 semi-structured ({len(converted)} layers)", ts)):

@@ -34,7 +34,7 @@ def test_semi_structured_model_matches_dense_on_gpu():
             m.weight.mul_(nm_keep_mask(m.weight.abs(), 2, 4))
     model = model.half().cuda().eval()
     x = torch.randn(64, 128, device="cuda", dtype=torch.float16)
-    with torch.inference_mode():
+    with torch.no_grad():
         dense = model(x)
         assert semi_structured_linears_(model) == ["0.weight", "2.weight"]
         sparse = model(x)
