@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import time
+import warnings
 
 from swp.errors import ConfigError
 
@@ -104,27 +105,43 @@ class CodeCarbonMeter(NullMeter):
         self._current: str | None = None
         self._t0 = 0.0
         self._ram_watts: float | None = None
+        self.error: str | None = None  # set once codecarbon fails; the run goes on without it
 
     def begin(self, phase: str) -> None:
         self.end()
+        if self.error:
+            return
         self._current, self._t0 = phase, time.perf_counter()
-        self.tracker.start_task(phase)
+        try:
+            self.tracker.start_task(phase)
+        except Exception as exc:  # energy accounting must never cost a training run
+            self._fail(f"start of {phase}: {type(exc).__name__}: {exc}")
+
+    def _fail(self, why: str) -> None:
+        self.error, self._current = why, None
+        warnings.warn(f"energy accounting stopped ({why}); results will say so", RuntimeWarning, stacklevel=3)
 
     def end(self) -> None:
         if self._current is None:
             return
-        data = self.tracker.stop_task()
+        try:
+            data = self.tracker.stop_task()
+        except Exception as exc:
+            self._fail(f"end of {self._current}: {type(exc).__name__}: {exc}")
+            return
+        if data is None:  # codecarbon logs and returns None when it could not measure
+            self._fail(f"codecarbon returned no figures for {self._current}")
+            return
         wall = time.perf_counter() - self._t0
         acc = self.phases.setdefault(
             self._current, {"kwh": 0.0, "co2_kg": 0.0, "cpu_kwh": 0.0, "ram_kwh": 0.0, "gpu_kwh": 0.0, "seconds": 0.0}
         )
-        if data is not None:  # codecarbon returns None (and logs) when it could not measure
-            self._ram_watts = data.ram_power
-            acc["kwh"] += data.energy_consumed
-            acc["co2_kg"] += data.emissions
-            acc["cpu_kwh"] += data.cpu_energy
-            acc["ram_kwh"] += data.ram_energy
-            acc["gpu_kwh"] += data.gpu_energy
+        self._ram_watts = data.ram_power
+        acc["kwh"] += data.energy_consumed
+        acc["co2_kg"] += data.emissions
+        acc["cpu_kwh"] += data.cpu_energy
+        acc["ram_kwh"] += data.ram_energy
+        acc["gpu_kwh"] += data.gpu_energy
         acc["seconds"] += wall
         self._current = None
 
@@ -140,7 +157,7 @@ class CodeCarbonMeter(NullMeter):
                 parts.append(f"CPU {'counter' if counter else 'estimate'}: {mode}" + ("" if counter else f" ({tdp} W TDP x load)"))
                 measured &= counter
             elif kind == "GPU":
-                parts.append("GPU counter: NVML energy")  # NVML reads the board's energy counter
+                parts.append("GPU counter: NVML")  # the board's energy counter (Volta and later)
             elif kind == "RAM":
                 watts = f"{self._ram_watts:.1f} W" if self._ram_watts is not None else "W per GB"
                 parts.append(f"RAM estimate: codecarbon power model ({watts})")
@@ -152,6 +169,8 @@ class CodeCarbonMeter(NullMeter):
 
     def results(self) -> dict:
         self.end()
+        if self.error:  # partial sums would understate the run: report the failure instead
+            return {"energy_kwh": None, "co2_kg": None, "energy_measured": False, "energy_error": self.error}
         kwh = sum(p["kwh"] for p in self.phases.values())
         co2 = sum(p["co2_kg"] for p in self.phases.values())
         method, measured = self.method()
