@@ -63,6 +63,7 @@ def test_run_with_2_4_keeps_2_of_4_in_every_group_after_finetuning(tiny_cfg, tmp
         assert keep.view(-1, 4).sum(1).eq(2).all(), name  # the mask: exactly 2 per group
         assert nm_violations(weights[name], 2, 4) == 0, name  # the fine-tuned weights obey it
         assert torch.equal(weights[name] != 0, keep), name
+        assert not torch.signbit(weights[name][~keep]).any(), name  # pruned weights are +0.0
     # prune_rate=5.0 would prune almost everything by Eq. 2: it is ignored, as documented.
     assert json.loads((tmp_path / "run" / "results.json").read_text())["prune_rate"] == 5.0
 

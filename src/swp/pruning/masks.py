@@ -30,7 +30,7 @@ class MaskSet:
         """Zeroes pruned weights and their optimizer state (so momentum cannot revive them)."""
         torch._foreach_mul_(self.params, self._mult)
         # w * 0 is -0.0 for negative w; adding +0.0 makes every pruned weight +0.0, so a
-        # compressed checkpoint (bitmask + kept values) rebuilds the weights bit for bit.
+        # compressed checkpoint (bitmask + kept values) needs no sign bits to be bit-exact.
         torch._foreach_add_(self.params, 0.0)
         if optimizer is not None:
             for p, m in zip(self.params, self._mult):
