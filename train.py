@@ -22,6 +22,7 @@ def run(cfg: DictConfig) -> dict:
     from swp.analysis.trajectories import TrajectoryRecorder
     from swp.analysis.trajectory_report import publish_trajectories
     from swp.logging.base import JsonlLogger, LoggerGroup
+    from swp.pruning.nm import check_nm_target, nm_label
     from swp.training.artifacts import save_model_weights, save_tensors, write_json_atomic
     from swp.training.pipeline import train_prune_finetune
 
@@ -35,6 +36,7 @@ def run(cfg: DictConfig) -> dict:
     task = build(cfg.dataset)
     model = build(cfg.model, **task.model_kwargs()).to(device)
     pruner = build(cfg.pruner)(model=model)
+    check_nm_target(getattr(pruner, "nm", None), target)
     schedule = build(cfg.schedule)
     export = build(cfg.export)
     # A fixed sample of weights recorded at every tracking point (paper Figs. 1-2), any pruner.
@@ -46,19 +48,22 @@ def run(cfg: DictConfig) -> dict:
     # The options chosen per group, top level, so dashboards can group and filter runs by them.
     resolved |= {f"{g}_choice": _choice(cfg, g) for g in ("model", "dataset", "pruner", "schedule", "experiment")}
     OmegaConf.save(cfg, out_dir / "config.yaml", resolve=True)
+    meter = build(cfg.energy)(out_dir=str(out_dir)) if cfg.get("energy") else None
     logger = LoggerGroup(JsonlLogger(out_dir / "metrics.jsonl"), build(cfg.logger)(config=resolved, out_dir=str(out_dir)))
     ok = False
     try:
         results, masks = train_prune_finetune(
             model=model, task=task, pruner=pruner, schedule=schedule, logger=logger, device=device,
             autocast=autocast, prune_rate=prune_rate, target_sparsity=target, seed=cfg.seed,
-            progress=_progress_enabled(cfg.progress), on_track=recorder.record if recorder else None,
+            progress=_progress_enabled(cfg.progress), meter=meter,
+            on_track=recorder.record if recorder else None,
         )
         results = {
             "pruner": _choice(cfg, "pruner"), "model": _choice(cfg, "model"), "dataset": _choice(cfg, "dataset"),
             "schedule": _choice(cfg, "schedule"), "prune_rate": prune_rate, "target_sparsity": target,
             "seed": cfg.seed, "device": str(device), "precision": cfg.precision,
-        } | results
+            "nm": nm_label(getattr(pruner, "nm", None)),
+        } | results | (meter.results() if meter else {})
         results |= getattr(task, "extra_results", dict)()  # task-specific figures (price: mean baseline)
         save_model_weights(out_dir / "model.safetensors", model)
         results |= export(model=model, task=task, pruned=pruner.params, out_dir=out_dir, device=device, autocast=autocast)
@@ -77,6 +82,8 @@ def run(cfg: DictConfig) -> dict:
         logger.summary({k: v for k, v in results.items() if not isinstance(v, (list, dict))})
         ok = True
     finally:
+        if meter:
+            meter.close()
         logger.finish(ok)
     _print_summary(results, out_dir)
     return results

@@ -1,1 +1,1 @@
-"""Writing the pruned model in formats other tools load (the run folder always has safetensors)."""
+"""Exports of a pruned model: compressed safetensors (smaller on disk) and Hugging Face folders."""

@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from swp.errors import ConfigError
+from swp.pruning.nm import check_nm_shapes, check_nm_target, nm_keep_mask, parse_nm
 from swp.pruning.select import prunable_parameters
 from swp.pruning.threshold import masks_from_scores, prune_rate_for_sparsity, spreads
 
@@ -23,6 +24,9 @@ class Pruner:
         include: regexes; only matching Linear weights are pruned (default: all but the head).
         exclude: regexes of Linear weights to keep dense.
         scope: ``layer`` (one threshold per tensor, as the paper) or ``global``.
+        nm: null, or N:M (``"2:4"``, ``[2, 4]``, ``true`` = 2:4): keep the N best-scoring
+            weights in every M along the input dim instead of thresholding; prune_rate is
+            then ignored (sparsity is exactly 1 - N/M).
     """
 
     prunes = True
@@ -33,11 +37,15 @@ class Pruner:
         include: Sequence[str] | None = None,
         exclude: Sequence[str] | None = None,
         scope: str = "layer",
+        nm=None,
     ):
         if scope not in ("layer", "global"):
             raise ConfigError(f"pruner.scope must be 'layer' or 'global', got {scope!r}")
         self.params = prunable_parameters(model, include, exclude)
         self.scope = scope
+        self.nm = parse_nm(nm)
+        if self.nm:
+            check_nm_shapes({n: tuple(p.shape) for n, p in self.params.items()}, self.nm[1])
 
     def observe(self) -> None:
         """Called at each tracking point during dense training; a no-op unless overridden."""
@@ -47,12 +55,19 @@ class Pruner:
         raise NotImplementedError
 
     def masks(self, prune_rate: float) -> tuple[dict[str, torch.Tensor], dict[str, float]]:
-        """Keep-masks and thresholds at the given prune_rate (a multiple of the std)."""
+        """Keep-masks and thresholds at the given prune_rate (a multiple of the std).
+
+        With ``nm`` set the N:M rule replaces the threshold: prune_rate is ignored and no
+        thresholds are returned.
+        """
         score, spread = self.scores()
+        if self.nm:
+            return {n: nm_keep_mask(s, *self.nm) for n, s in score.items()}, {}
         return masks_from_scores(score, spread, prune_rate)
 
     def rate_for_sparsity(self, target: float) -> float:
         """The prune_rate that prunes the given fraction of the prunable weights."""
+        check_nm_target(self.nm, target)
         score, spread = self.scores()
         return prune_rate_for_sparsity(score, spread, target)
 

@@ -20,7 +20,7 @@ class SWPPruner(Pruner):
     """Systematic Weight Evaluation (arXiv 2502.17071).
 
     Args:
-        model, include, exclude, scope: see `Pruner`.
+        model, include, exclude, scope, nm: see `Pruner`.
         window: None averages over every tracking point with the exact online clone (one extra
             tensor per weight); an int k averages the last k+1 points from a ring buffer
             (k+1 extra tensors per weight).
@@ -45,8 +45,9 @@ class SWPPruner(Pruner):
         compare: str = "importance",
         state_dtype: str = "float32",
         state_device: str | None = None,
+        nm=None,
     ):
-        super().__init__(model, include, exclude, scope)
+        super().__init__(model, include, exclude, scope, nm)
         if window is not None and window < 0:
             raise ConfigError(f"pruner.window must be null or >= 0, got {window}")
         if compare not in ("importance", "current"):

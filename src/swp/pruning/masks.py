@@ -29,6 +29,9 @@ class MaskSet:
     def apply(self, optimizer: torch.optim.Optimizer | None = None) -> None:
         """Zeroes pruned weights and their optimizer state (so momentum cannot revive them)."""
         torch._foreach_mul_(self.params, self._mult)
+        # w * 0 is -0.0 for negative w; adding +0.0 makes every pruned weight +0.0, so a
+        # compressed checkpoint (bitmask + kept values) needs no sign bits to be bit-exact.
+        torch._foreach_add_(self.params, 0.0)
         if optimizer is not None:
             for p, m in zip(self.params, self._mult):
                 for value in optimizer.state.get(p, {}).values():
@@ -46,6 +49,7 @@ class MaskSet:
     def enforce(self) -> None:
         """Re-zeroes pruned weights after an optimizer step (AdamW's decay and momentum move them)."""
         torch._foreach_mul_(self.params, self._mult)
+        torch._foreach_add_(self.params, 0.0)  # -0.0 -> +0.0, as in `apply`
 
     @torch.no_grad()
     def check(self, where: str) -> None:

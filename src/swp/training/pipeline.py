@@ -13,6 +13,7 @@ from typing import Callable
 import torch
 from torch import nn
 
+from swp.energy.meter import NullMeter
 from swp.logging.base import Logger
 from swp.pruners.base import Pruner
 from swp.pruning.masks import MaskSet
@@ -36,10 +37,13 @@ def train_prune_finetune(
     seed: int,
     progress: bool = False,
     on_track: Callable[[int], None] | None = None,
+    meter: NullMeter | None = None,
 ) -> tuple[dict, MaskSet | None]:
     """Runs every phase and returns (results, masks). results holds the figures of results.json
     that the pipeline knows; the entrypoint adds config-level fields. `on_track(step)` is called
-    after the pruner at every tracking point (e.g. to record weight trajectories)."""
+    after the pruner at every tracking point (e.g. to record weight trajectories); `meter`
+    (energy) is told where each phase begins, and its figures are collected by the entrypoint."""
+    meter = meter or NullMeter()
     start = time.perf_counter()
     fused = device.type == "cuda"
     betas = (schedule.beta1, schedule.beta2)
@@ -60,14 +64,17 @@ def train_prune_finetune(
             if on_track is not None:
                 on_track(step + 1)
 
+    meter.begin("train")
     dense_stats = train_phase(
         model, task, optimizer, phase="train", steps=schedule.train_steps, lr_at=schedule.train_lr,
         generator=torch.Generator().manual_seed(seed), after_step=track, **common,
     )
+    meter.begin("evaluate")
     dense = evaluate(task, model, device, autocast, "evaluate dense", progress)
     _log_eval(logger, "dense", dense, schedule.train_steps)
 
     # Phase 2: prune once, by Eq. 2 at prune_rate (or the rate that gives target_sparsity).
+    meter.begin("prune")
     masks, thresholds, rate = None, {}, prune_rate
     if pruner.prunes:
         if target_sparsity is not None:
@@ -77,6 +84,7 @@ def train_prune_finetune(
         masks.apply(optimizer)
         masks.check("after pruning")
     del optimizer
+    meter.begin("evaluate")
     pruned = evaluate(task, model, device, autocast, "evaluate pruned", progress)
     _log_eval(logger, "pruned", pruned, schedule.train_steps)
     logger.log(_sparsity_metrics(model, pruner, thresholds), step=schedule.train_steps)
@@ -84,6 +92,7 @@ def train_prune_finetune(
     # Phase 3: fine-tune with the masks enforced after every optimizer step.
     ft_stats = {"tokens_per_s": 0.0}
     if schedule.finetune_steps > 0:
+        meter.begin("finetune")
         optimizer = make_optimizer(model, schedule.finetune_lr, schedule.weight_decay, betas, fused)
         ft_stats = train_phase(
             model, task, optimizer, phase="finetune", steps=schedule.finetune_steps,
@@ -95,7 +104,9 @@ def train_prune_finetune(
             masks.check("after fine-tuning")
 
     # Phase 4: evaluate.
+    meter.begin("evaluate")
     final = evaluate(task, model, device, autocast, "evaluate final", progress)
+    meter.end()
     end_step = schedule.train_steps + schedule.finetune_steps
     _log_eval(logger, "final", final, end_step)
 

@@ -1,0 +1,84 @@
+"""Energy and carbon per phase with codecarbon offline: figures, honesty flags, no files."""
+
+import json
+import os
+import time
+
+import pytest
+
+from swp.energy.meter import CodeCarbonMeter, NullMeter
+from swp.errors import ConfigError
+from train import run
+
+
+def test_real_run_reports_energy_per_phase_and_writes_no_file(tiny_cfg, tmp_path):
+    cwd_before = set(os.listdir("."))
+    results = run(tiny_cfg("pruner=swp", "energy=codecarbon", "energy.country_iso_code=FRA"))
+    run_dir = tmp_path / "run"
+    saved = json.loads((run_dir / "results.json").read_text())
+    phases = saved["energy_phases"]
+    assert set(phases) == {"train", "evaluate", "prune", "finetune"}
+    assert saved["energy_kwh"] > 0 and saved["co2_kg"] > 0
+    assert saved["energy_kwh"] == pytest.approx(sum(p["kwh"] for p in phases.values()))
+    assert saved["energy_kwh_train"] == phases["train"]["kwh"] and saved["co2_kg_finetune"] == phases["finetune"]["co2_kg"]
+    for p in phases.values():
+        assert p["kwh"] == pytest.approx(p["cpu_kwh"] + p["ram_kwh"] + p["gpu_kwh"])
+    # France's grid intensity from codecarbon's offline table, not a network lookup.
+    from codecarbon.input import DataSource
+
+    fra = DataSource().get_global_energy_mix_data()["FRA"]["carbon_intensity"]
+    assert saved["carbon_intensity_g_per_kwh"] == pytest.approx(fra, rel=1e-6) and saved["energy_country"] == "FRA"
+    # Never an estimate presented as a measurement: the flag and the method agree.
+    assert saved["energy_measured"] == ("estimate" not in saved["energy_method"])
+    assert "RAM estimate" in saved["energy_method"]  # codecarbon has no RAM counter: always estimated
+    # Flat figures reach the logger summary (W&B) and the sweep CSV columns.
+    summary = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if '"summary"' in line]
+    assert summary[-1]["summary"]["energy_kwh"] == results["energy_kwh"]
+    assert sorted(os.listdir(run_dir)) == ["config.yaml", "fig1_trajectories.png", "fig2_patterns.png",
+                                           "importance.safetensors", "masks.safetensors", "metrics.jsonl",
+                                           "model.safetensors", "results.json", "trajectories.npz"]
+    assert set(os.listdir(".")) == cwd_before
+
+
+def test_meter_sums_repeated_phases_and_accounts_wall_time():
+    meter = CodeCarbonMeter(out_dir=".", country_iso_code="deu")
+    try:
+        for phase in ("work", "evaluate", "work"):
+            meter.begin(phase)
+            t0 = time.process_time()
+            while time.process_time() - t0 < 0.05:
+                pass
+        meter.end()
+        out = meter.results()
+    finally:
+        meter.close()
+    assert set(out["energy_phases"]) == {"work", "evaluate"}
+    assert out["energy_phases"]["work"]["seconds"] >= 0.1
+    assert out["energy_kwh_work"] > 0 and out["energy_country"] == "DEU"
+
+
+def test_energy_none_adds_nothing(tiny_cfg):
+    assert NullMeter(out_dir="x").results() == {}
+    results = run(tiny_cfg("pruner=magnitude", "energy=none"))
+    assert not any(k.startswith(("energy", "co2")) for k in results)
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    ({"country_iso_code": "XX"}, "3-letter ISO code"),
+    ({"country_iso_code": "ZZZ"}, "not in codecarbon's offline table"),
+    ({"tracking_mode": "gpu"}, "process or machine"),
+])
+def test_bad_energy_settings_are_config_errors(kwargs, match):
+    with pytest.raises(ConfigError, match=match):
+        CodeCarbonMeter(out_dir=".", **kwargs)
+
+
+def test_a_codecarbon_failure_is_reported_not_fatal(monkeypatch):
+    meter = CodeCarbonMeter(out_dir=".")
+    monkeypatch.setattr(meter.tracker, "stop_task", lambda *a, **k: None)  # codecarbon's "could not measure"
+    with pytest.warns(RuntimeWarning, match="energy accounting stopped"):
+        meter.begin("train")
+        meter.begin("finetune")  # ends train -> failure recorded; later phases are skipped
+    out = meter.results()
+    meter.close()
+    assert out["energy_kwh"] is None and "no figures for train" in out["energy_error"]
