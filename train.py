@@ -31,6 +31,9 @@ def run(cfg: DictConfig) -> dict:
     from swp.training.pipeline import train_prune_finetune
 
     # Everything that can be wrong with the input is checked before training starts.
+    missing = sorted(OmegaConf.missing_keys(cfg))
+    if missing:
+        raise ConfigError(f"required setting(s) not given: {', '.join(missing)} (add e.g. {missing[0]}=... to the command)")
     prune_rate, target = runtime.check_prune_settings(cfg.prune_rate, cfg.get("target_sparsity"))
     device = runtime.resolve_device(cfg.device)
     autocast = runtime.autocast_factory(cfg.precision, device)
