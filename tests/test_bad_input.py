@@ -197,3 +197,31 @@ def test_logger_failure_never_stops_training(monkeypatch, capsys, tmp_path, fail
     assert ("could not start" in err) if fail_at_start else ("failed in log()" in err)
     steps = [json.loads(ln).get("step") for ln in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert 39 in steps and (tmp_path / "run" / "results.json").exists()
+
+
+def test_sigterm_through_the_entrypoint_exits_143_and_the_rerun_resumes(monkeypatch, capsys, tmp_path):
+    import os
+    import signal
+
+    from swp.tasks.char_lm import CharLMTask
+
+    original, calls = CharLMTask.train_batch, [0]
+
+    def preempted(self, *args):
+        calls[0] += 1
+        if calls[0] == 12:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return original(self, *args)
+
+    monkeypatch.setattr(CharLMTask, "train_batch", preempted)
+    folder = tmp_path / "run"
+    code, err = cli(monkeypatch, capsys, folder)
+    assert code == 128 + signal.SIGTERM
+    assert f"stopped: interrupted by SIGTERM at train step 12; checkpoint {folder / 'checkpoints' / '000000012-0-train'}" in err
+    assert json.loads((folder / "error.json").read_text())["type"] == "RunInterrupted"
+    assert not (folder / "results.json").exists()
+    monkeypatch.setattr(CharLMTask, "train_batch", original)
+    code, err = cli(monkeypatch, capsys, folder)
+    assert code == 0 and not (folder / "error.json").exists()
+    assert json.loads((folder / "results.json").read_text())["resumed_from"] == "000000012-0-train"
+    assert not (folder / "checkpoints").exists()  # removed after success (checkpoint.keep_after_success=false)
