@@ -46,8 +46,7 @@ def run(cfg: DictConfig) -> dict:
     if finished is not None:  # e.g. a re-launched sweep: finished jobs are not trained again
         print(f"already finished with this config: {out_dir / 'results.json'}")
         return finished
-    store = CheckpointStore(Path(ck["dir"]) if ck["dir"] else out_dir / "checkpoints", ck["every"], ck["keep"],
-                            resolved, out_dir / "metrics.jsonl")
+    store = CheckpointStore(out_dir / "checkpoints", ck["every"], ck["keep"], resolved, out_dir / "metrics.jsonl")
     resume = store.latest()  # raises on a damaged newest checkpoint, naming its path
     if resume is not None:
         run_folder.check_resumable(resume, resolved)

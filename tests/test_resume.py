@@ -129,3 +129,21 @@ def test_non_finite_loss_names_the_step_and_keeps_the_last_good_checkpoint(tiny_
     assert last.name == "000000030-0-train"  # the last one before the NaN
     assert str(info.value).endswith(f"last good checkpoint: {last}")
     assert not (tmp_path / "run" / "results.json").exists()
+
+
+def test_preemption_signal_checkpoints_first_then_hands_over_to_submitit():
+    """Under SLURM, submitit's USR2 handler requeues the job; ours runs first (finish the step,
+    checkpoint) and then calls it, so the requeued job finds the checkpoint."""
+    from swp.training.interrupt import StopRequest
+
+    handed_over = []
+    previous = signal.signal(signal.SIGUSR2, lambda signum, frame: handed_over.append(signum))
+    try:
+        with StopRequest() as stop:
+            os.kill(os.getpid(), signal.SIGUSR2)
+            assert stop.requested and handed_over == []  # the step and checkpoint come first
+            with pytest.raises(RunInterrupted, match="SIGUSR2 at train step 5; checkpoint ck/5"):
+                stop.stop("at train step 5", "ck/5")
+        assert handed_over == [signal.SIGUSR2]
+    finally:
+        signal.signal(signal.SIGUSR2, previous)

@@ -138,8 +138,8 @@ def write_checkpoint(path: Path, model: nn.Module, state: dict, config: dict, ex
         shutil.rmtree(tmp, ignore_errors=True)
         reason = exc.strerror or str(exc)
         raise RunError(
-            f"could not write checkpoint {path}: {reason}; free disk space or point checkpoint.dir "
-            "elsewhere (earlier checkpoints are kept)"
+            f"could not write checkpoint {path}: {reason}; free disk space, then re-run the same command "
+            "to resume (earlier checkpoints are kept)"
         ) from exc
     return path
 
