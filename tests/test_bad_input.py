@@ -11,7 +11,6 @@ import pytest
 import torch
 
 import train
-from text_cache import _parse_plays_once  # noqa: F401 (autouse fixture)
 from conftest import CONF, TINY
 from swp.logging.base import Logger
 from swp.training import checkpoint as checkpoint_module

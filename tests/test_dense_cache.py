@@ -13,7 +13,6 @@ from torch import nn
 from swp.training.dense_cache import DenseCache, dense_key_material, tracking_spec
 from swp.training.schedule import Schedule
 from test_resume import _assert_same, _outcome
-from text_cache import _parse_plays_once  # noqa: F401 (autouse fixture)
 from train import run
 
 SHORT = ("schedule.train_steps=30", "schedule.finetune_steps=10")

@@ -12,7 +12,6 @@ from safetensors.torch import load_file
 
 from swp.errors import RunError, RunInterrupted
 from swp.tasks.char_lm import CharLMTask
-from text_cache import _parse_plays_once  # noqa: F401 (autouse fixture)
 from train import run
 
 # Checkpoints every 7 steps (not a divisor of 60 or 20, so interval and boundary ones differ),

@@ -11,7 +11,6 @@ from omegaconf import OmegaConf
 
 import train
 from conftest import CONF, TINY
-from text_cache import _parse_plays_once  # noqa: F401 (autouse fixture)
 
 
 def _compose(*overrides):

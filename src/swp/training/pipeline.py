@@ -133,7 +133,8 @@ def train_prune_finetune(
                     rec["dense_cache"] = "miss"
                     entry.publish(model, dense_state | {"record": rec})
                 del optimizer
-        checkpoint("after dense training", T, "dense", 0, dense_state["optimizer"], dense_state["generator"])
+        if rec["dense_cache"] != "hit" or (stop is not None and stop.requested):  # a hit's entry is its checkpoint
+            checkpoint("after dense training", T, "dense", 0, dense_state["optimizer"], dense_state["generator"])
         del dense_state
 
     # Phase 2: prune once, by Eq. 2 at prune_rate (or the rate that gives target_sparsity).
