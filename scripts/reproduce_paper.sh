@@ -16,6 +16,10 @@ cpu)
   $PY train.py experiment=paper_lm_sweep hydra.sweep.dir=outputs/sweeps/paper_lm_cpu \
     schedule.train_steps=600 schedule.track_every=6 schedule.finetune_steps=100 \
     schedule.warmup_steps=30 schedule.finetune_warmup_steps=10 schedule.eval_every=0
+  # Control: the same dense model fine-tuned as long, unpruned (what fine-tuning alone gains).
+  $PY train.py pruner=none threads=1 schedule.train_steps=600 schedule.track_every=6 schedule.finetune_steps=100 \
+    schedule.warmup_steps=30 schedule.finetune_warmup_steps=10 schedule.eval_every=0 \
+    output_dir=outputs/sweeps/paper_lm_cpu/control_none
   $PY scripts/sweep_table.py outputs/sweeps/paper_lm_cpu --figure outputs/sweeps/paper_lm_cpu/fig3.png
   # Fig. 4 (price MAE vs compression) needs the price task (dataset=diamonds, model=price_vlm):
   if [ -f conf/experiment/price.yaml ]; then
@@ -30,6 +34,8 @@ paper)
   $PY train.py experiment=paper_lm_sweep $SLURM hydra.sweep.dir=outputs/sweeps/paper_lm \
     model=gpt_paper precision=bf16 dataset.batch_size=64 dataset.eval_batches=200 \
     schedule.train_steps=5000 schedule.track_every=50 schedule.finetune_steps=1000
+  $PY train.py -m pruner=none $SLURM hydra.sweep.dir=outputs/sweeps/paper_lm_control model=gpt_paper precision=bf16 dataset.batch_size=64 dataset.eval_batches=200 \
+    schedule.train_steps=5000 schedule.track_every=50 schedule.finetune_steps=1000 output_dir=outputs/sweeps/paper_lm/control_none
   $PY scripts/sweep_table.py outputs/sweeps/paper_lm --figure outputs/sweeps/paper_lm/fig3.png
   if [ -f conf/experiment/price.yaml ]; then
     $PY train.py experiment=price_sweep $SLURM hydra.sweep.dir=outputs/sweeps/price
