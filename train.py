@@ -10,7 +10,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent / "src"))
 import hydra  # noqa: E402
 from omegaconf import DictConfig, OmegaConf  # noqa: E402
 
-from swp.errors import ConfigError  # noqa: E402
+from swp.errors import ConfigError, RunError, RunInterrupted  # noqa: E402
 
 
 def run(cfg: DictConfig) -> dict:
@@ -22,42 +22,70 @@ def run(cfg: DictConfig) -> dict:
     from swp.analysis.trajectories import TrajectoryRecorder
     from swp.analysis.trajectory_report import publish_trajectories
     from swp.logging.base import JsonlLogger, LoggerGroup
+    from swp.logging.resilient import start_backend
     from swp.pruning.nm import check_nm_target, nm_label
+    from swp.training import run_folder
     from swp.training.artifacts import save_model_weights, save_tensors, write_json_atomic
+    from swp.training.checkpoint import CheckpointStore
+    from swp.training.interrupt import StopRequest
+    from swp.training.loop import NonFiniteLossError
     from swp.training.pipeline import train_prune_finetune
 
     # Everything that can be wrong with the input is checked before training starts.
+    missing = sorted(OmegaConf.missing_keys(cfg))
+    if missing:
+        raise ConfigError(f"required setting(s) not given: {', '.join(missing)} (add e.g. {missing[0]}=... to the command)")
     prune_rate, target = runtime.check_prune_settings(cfg.prune_rate, cfg.get("target_sparsity"))
     device = runtime.resolve_device(cfg.device)
     autocast = runtime.autocast_factory(cfg.precision, device)
-    out_dir = Path(cfg.output_dir or hydra.core.hydra_config.HydraConfig.get().runtime.output_dir)
+    ck = runtime.check_checkpoint_settings(cfg.get("checkpoint"))
+    hydra_dir = hydra.core.hydra_config.HydraConfig.get().runtime.output_dir if not (cfg.output_dir or cfg.get("resume")) else None
+    out_dir = run_folder.choose(cfg.output_dir, cfg.get("resume"), hydra_dir)
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    run_folder.check_writable(out_dir)
+    finished = run_folder.finished_results(out_dir, resolved)
+    if finished is not None:  # e.g. a re-launched sweep: finished jobs are not trained again
+        print(f"already finished with this config: {out_dir / 'results.json'}")
+        return finished
+    store = CheckpointStore(out_dir / "checkpoints", ck["every"], ck["keep"], resolved, out_dir / "metrics.jsonl")
+    resume = store.latest()  # raises on a damaged newest checkpoint, naming its path
+    if resume is not None:
+        run_folder.check_resumable(resume, resolved)
+        print(f"resuming from {resume.path}")
+    elif cfg.get("resume"):
+        raise ConfigError(f"resume={cfg.resume} holds no checkpoint to resume from")
+
     runtime.set_threads(cfg.get("threads"))
     runtime.seed_everything(cfg.seed)
-    task = build(cfg.dataset)
-    model = build(cfg.model, **task.model_kwargs()).to(device)
-    pruner = build(cfg.pruner)(model=model)
+    task = build("dataset", cfg.dataset)
+    model = build("model", cfg.model, **task.model_kwargs()).to(device)
+    pruner = build("pruner", cfg.pruner)(model=model)
     check_nm_target(getattr(pruner, "nm", None), target)
-    schedule = build(cfg.schedule)
-    export = build(cfg.export)
+    schedule = build("schedule", cfg.schedule)
+    export = build("export", cfg.export)
+    dense_cache = _dense_cache(cfg, resolved, schedule, pruner, device, out_dir)
     # A fixed sample of weights recorded at every tracking point (paper Figs. 1-2), any pruner.
     per_tensor = cfg.trajectories.per_tensor
     recorder = TrajectoryRecorder(pruner.params, per_tensor, cfg.seed) if per_tensor else None
-
-    out_dir.mkdir(parents=True, exist_ok=True)
-    resolved = OmegaConf.to_container(cfg, resolve=True)
     # The options chosen per group, top level, so dashboards can group and filter runs by them.
-    resolved |= {f"{g}_choice": _choice(cfg, g) for g in ("model", "dataset", "pruner", "schedule", "experiment")}
+    logged_config = resolved | {f"{g}_choice": _choice(cfg, g) for g in ("model", "dataset", "pruner", "schedule", "experiment")}
+
     OmegaConf.save(cfg, out_dir / "config.yaml", resolve=True)
-    meter = build(cfg.energy)(out_dir=str(out_dir)) if cfg.get("energy") else None
-    logger = LoggerGroup(JsonlLogger(out_dir / "metrics.jsonl"), build(cfg.logger)(config=resolved, out_dir=str(out_dir)))
+    run_folder.prepare_metrics(out_dir / "metrics.jsonl", resume)
+    # W&B trouble must never stop training: a failing backend is dropped, metrics.jsonl goes on.
+    backend = start_backend(lambda: build("logger", cfg.logger)(config=logged_config, out_dir=str(out_dir)), "logger")
+    meter = build("energy", cfg.energy)(out_dir=str(out_dir)) if cfg.get("energy") else None
+    logger = LoggerGroup(JsonlLogger(out_dir / "metrics.jsonl"), backend)
     ok = False
     try:
-        results, masks = train_prune_finetune(
-            model=model, task=task, pruner=pruner, schedule=schedule, logger=logger, device=device,
-            autocast=autocast, prune_rate=prune_rate, target_sparsity=target, seed=cfg.seed,
-            progress=_progress_enabled(cfg.progress), meter=meter,
-            on_track=recorder.record if recorder else None,
-        )
+        with StopRequest() as stop:
+            results, masks = train_prune_finetune(
+                model=model, task=task, pruner=pruner, schedule=schedule, logger=logger, device=device,
+                autocast=autocast, prune_rate=prune_rate, target_sparsity=target, seed=cfg.seed,
+                progress=_progress_enabled(cfg.progress), checkpoints=store if ck["enabled"] else None,
+                resume=resume, dense_cache=dense_cache, stop=stop, meter=meter,
+                recorder=recorder,
+            )
         results = {
             "pruner": _choice(cfg, "pruner"), "model": _choice(cfg, "model"), "dataset": _choice(cfg, "dataset"),
             "schedule": _choice(cfg, "schedule"), "prune_rate": prune_rate, "target_sparsity": target,
@@ -79,19 +107,32 @@ def run(cfg: DictConfig) -> dict:
                 title=f"{results['pruner'] or 'run'}, sparsity {results['sparsity']:.1%}",
             )
         write_json_atomic(out_dir / "results.json", results)  # last: its presence means success
+        (out_dir / "error.json").unlink(missing_ok=True)  # left by an earlier, interrupted attempt
         logger.summary({k: v for k, v in results.items() if not isinstance(v, (list, dict))})
         ok = True
+    except NonFiniteLossError as exc:
+        last = store.paths()[-1] if store.paths() else "none"
+        raise NonFiniteLossError(f"{exc}; last good checkpoint: {last}") from None
+    except OSError as exc:  # e.g. a full disk while writing the final artifacts
+        raise RunError(f"could not write in {out_dir}: {exc.strerror or exc}; free disk space, then re-run the same command to resume") from exc
     finally:
         if meter:
             meter.close()
         logger.finish(ok)
+    if not ck["keep_after_success"]:
+        store.clear()  # the run folder now holds the final weights, masks and importance
     _print_summary(results, out_dir)
     return results
 
 
-def build(node, **kwargs):
-    """hydra.utils.instantiate, with our ConfigError surfaced from Hydra's wrapping (nested
-    targets wrap it in InstantiationException) so the user gets the one-line message."""
+def build(group: str, node, **kwargs):
+    """hydra.utils.instantiate for one config group; a bad value becomes a one-line ConfigError.
+
+    Hydra wraps errors raised inside a `_target_` in InstantiationException (nested targets
+    wrap them again), so the cause chain is searched for our ConfigError; a ValueError or
+    TypeError from a part's constructor (e.g. a model that does not fit the dataset) is
+    reported with the group's name.
+    """
     from hydra.errors import InstantiationException
     from hydra.utils import instantiate
 
@@ -99,11 +140,30 @@ def build(node, **kwargs):
         return instantiate(node, **kwargs)
     except InstantiationException as exc:
         cause = exc.__cause__
-        while cause is not None and not isinstance(cause, ConfigError):
+        while isinstance(cause, InstantiationException) and cause.__cause__ is not None:
             cause = cause.__cause__
-        if cause is not None:
+        if isinstance(cause, ConfigError):
             raise cause from None
+        if isinstance(cause, (ValueError, TypeError)):
+            raise ConfigError(f"{group}: {cause}") from None
         raise
+
+
+def _dense_cache(cfg: DictConfig, resolved: dict, schedule, pruner, device, out_dir: Path):
+    """The shared dense-phase cache for this run, keyed by what its dense phase depends on."""
+    from swp.pruners.base import Pruner
+    from swp.training.dense_cache import DenseCache, dense_key_material, tracking_spec
+
+    settings = cfg.get("dense_cache")
+    if not settings or not settings.get("enabled", False):
+        return None
+    material = dense_key_material(
+        model=resolved["model"], dataset=resolved["dataset"], schedule=schedule, seed=cfg.seed,
+        precision=cfg.precision, device=device, threads=cfg.get("threads"),
+    ) | {"trajectories": cfg.trajectories.per_tensor}  # the entry carries the recorded histories
+    tracks = type(pruner).observe is not Pruner.observe
+    return DenseCache(Path(settings.dir), material, tracking_spec(resolved["pruner"], tracks, schedule.track_every),
+                      out_dir / "metrics.jsonl")
 
 
 def _choice(cfg: DictConfig, group: str) -> str | None:
@@ -138,7 +198,9 @@ def _record_failure(cfg: DictConfig, exc: BaseException) -> None:
     from hydra.core.hydra_config import HydraConfig
 
     try:
-        out_dir = Path(cfg.get("output_dir") or HydraConfig.get().runtime.output_dir)
+        out_dir = Path(cfg.get("resume") or cfg.get("output_dir") or HydraConfig.get().runtime.output_dir)
+        if (out_dir / "results.json").exists():
+            return  # the folder holds a finished run (e.g. of another config): leave it intact
         out_dir.mkdir(parents=True, exist_ok=True)
         (out_dir / "error.json").write_text(json.dumps({"type": type(exc).__name__, "error": str(exc)}))
     except Exception:
@@ -149,15 +211,37 @@ def _record_failure(cfg: DictConfig, exc: BaseException) -> None:
 def main(cfg: DictConfig) -> float | None:
     try:
         results = run(cfg)
-    except ConfigError as exc:
+    except RunInterrupted as exc:
+        _record_failure(cfg, exc)
+        print(f"stopped: {exc}", file=sys.stderr)
+        sys.exit(128 + exc.signum)  # also ends a sweep: the user or the cluster asked to stop
+    except (ConfigError, RunError) as exc:
         _record_failure(cfg, exc)
         print(f"error: {exc}", file=sys.stderr)
-        sys.exit(2)
+        if _in_multirun():
+            return None  # the sweep goes on; its summary lists this job from error.json
+        sys.exit(2 if isinstance(exc, ConfigError) else 1)
+    except Exception as exc:
+        _record_failure(cfg, exc)
+        if _in_multirun():
+            import traceback
+
+            traceback.print_exc()
+            return None
+        raise
     except BaseException as exc:
         _record_failure(cfg, exc)
         raise
     # The headline metric, so Hydra sweepers that optimise a return value can use it.
     return next((v for k, v in results.items() if k.startswith("val_")), None)
+
+
+def _in_multirun() -> bool:
+    """Whether this job is one of a -m sweep (a failure must not stop the other jobs)."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
 
 
 if __name__ == "__main__":

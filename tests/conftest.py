@@ -38,7 +38,7 @@ TINY = [
     "dataset.text.max_chars=200000", "dataset.batch_size=8", "dataset.eval_batches=4",
     "schedule.train_steps=60", "schedule.track_every=5", "schedule.finetune_steps=20",
     "schedule.warmup_steps=5", "schedule.finetune_warmup_steps=2", "schedule.eval_every=0",
-    "threads=1", "progress=false",
+    "threads=1", "progress=false", "dense_cache.enabled=false",
 ]
 
 

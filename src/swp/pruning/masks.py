@@ -5,8 +5,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from swp.errors import RunError
 
-class MaskDriftError(RuntimeError):
+
+class MaskDriftError(RunError):
     """A weight that the masks prune is not exactly zero."""
 
 

@@ -11,11 +11,12 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from swp.errors import RunError
 from swp.logging.base import Logger
 from swp.pruning.masks import MaskSet
 
 
-class NonFiniteLossError(RuntimeError):
+class NonFiniteLossError(RunError):
     """The training loss became NaN or infinite."""
 
 
@@ -50,6 +51,7 @@ def train_phase(
     autocast: Callable[[], AbstractContextManager],
     logger: Logger,
     step_offset: int = 0,
+    start_step: int = 0,
     grad_clip: float = 0.0,
     masks: MaskSet | None = None,
     after_step: Callable[[int], None] | None = None,
@@ -62,13 +64,15 @@ def train_phase(
     The order inside a step is the whole method's contract: forward, backward, zero the
     gradients of pruned weights, clip, step, re-zero pruned weights, then `after_step` (where
     SWP records its tracking points), so the tracker only ever sees masked weights.
+    A resumed phase starts at `start_step` (steps already done), with the optimizer and
+    `generator` restored, so it draws the same batches and learning rates as an uninterrupted one.
     """
     model.train()
-    bar = tqdm(total=steps, desc=phase, disable=not progress, dynamic_ncols=True, leave=False)
+    bar = tqdm(total=steps, initial=start_step, desc=phase, disable=not progress, dynamic_ncols=True, leave=False)
     tokens = 0
     compute_s = 0.0
     last_loss = math.nan
-    for step in range(steps):
+    for step in range(start_step, steps):
         t0 = time.perf_counter()
         lr = lr_at(step)
         for group in optimizer.param_groups:

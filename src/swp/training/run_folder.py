@@ -1,0 +1,98 @@
+"""The run folder's life cycle: where it is, whether it can be written, and what it already
+holds (a finished run, a checkpoint to resume from, or nothing)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import yaml
+
+from swp.errors import CheckpointError, ConfigError
+from swp.training.checkpoint import Checkpoint
+
+# Keys that may change between an interrupted run and its resumption without changing results
+# (where it runs and how it reports), so they are not compared.
+RUNTIME_KEYS = ("output_dir", "resume", "threads", "progress", "logger", "checkpoint", "dense_cache")
+
+
+def choose(output_dir: str | None, resume: str | None, hydra_dir: str | None) -> Path:
+    """`resume=<run dir>` continues that run in place; otherwise output_dir, then Hydra's folder."""
+    if resume:
+        if output_dir and Path(output_dir).resolve() != Path(resume).resolve():
+            raise ConfigError(f"resume={resume} continues that run in its own folder; drop output_dir={output_dir}")
+        if not Path(resume).is_dir():
+            raise ConfigError(f"resume={resume} is not a run folder")
+        return Path(resume)
+    return Path(output_dir or hydra_dir)
+
+
+def check_writable(folder: Path) -> None:
+    """Creates the folder and proves a file can be written there, before any training."""
+    probe = folder / f".write-test-{os.getpid()}"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe.write_bytes(b"ok")
+        probe.unlink()
+    except OSError as exc:
+        raise ConfigError(f"output folder {folder} is not writable ({exc.strerror or exc}); set output_dir to a writable folder") from None
+
+
+def differences(saved: dict, current: dict) -> list[str]:
+    """`key: saved -> current` for every setting that differs, runtime-only keys excepted."""
+    a, b = _flatten(_drop(saved)), _flatten(_drop(current))
+    return [f"{k}: {a.get(k, '<unset>')} -> {b.get(k, '<unset>')}" for k in sorted(set(a) | set(b)) if a.get(k, "<unset>") != b.get(k, "<unset>")]
+
+
+def _drop(cfg: dict) -> dict:
+    return {k: v for k, v in cfg.items() if k not in RUNTIME_KEYS and k != "hydra"}
+
+
+def _flatten(d, prefix: str = "") -> dict:
+    if isinstance(d, dict):
+        out = {}
+        for k, v in d.items():
+            out |= _flatten(v, f"{prefix}{k}.")
+        return out
+    return {prefix[:-1]: d}
+
+
+def _mismatch(what: str, diffs: list[str]) -> ConfigError:
+    shown = "; ".join(diffs[:4]) + (f"; and {len(diffs) - 4} more" if len(diffs) > 4 else "")
+    return ConfigError(f"{what} was made with a different config ({shown}); use a new output_dir or the original settings")
+
+
+def finished_results(folder: Path, config: dict) -> dict | None:
+    """The results of a run already finished in this folder with this config (None if none).
+
+    Raises:
+        ConfigError: the folder holds a finished run of another config.
+    """
+    results, saved = folder / "results.json", folder / "config.yaml"
+    if not results.is_file():
+        return None
+    if saved.is_file():
+        diffs = differences(yaml.safe_load(saved.read_text()) or {}, config)
+        if diffs:
+            raise _mismatch(f"output folder {folder} holds a finished run that", diffs)
+    return json.loads(results.read_text())
+
+
+def check_resumable(ckpt: Checkpoint, config: dict) -> None:
+    """A checkpoint continues only the run that wrote it (same model, data, pruner, schedule)."""
+    diffs = differences(ckpt.config, config)
+    if diffs:
+        raise _mismatch(f"checkpoint {ckpt.path}", diffs)
+
+
+def prepare_metrics(path: Path, resume: Checkpoint | None) -> None:
+    """Cuts metrics.jsonl back to what was logged up to the checkpoint (a fresh start: empty),
+    so a resumed run's file reads as if it had never stopped."""
+    if not path.exists():
+        return
+    keep = int(resume.state.get("metrics_bytes", 0)) if resume is not None else 0
+    if keep > path.stat().st_size:
+        raise CheckpointError(f"checkpoint {resume.path} expects {keep} bytes of {path}, which is shorter; it was changed after the checkpoint")
+    with open(path, "r+b") as f:
+        f.truncate(keep)

@@ -1,0 +1,152 @@
+"""Exact resume: a run stopped anywhere and resumed ends bit-identical to an uninterrupted one."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from swp.errors import RunError, RunInterrupted
+from swp.tasks.char_lm import CharLMTask
+from train import run
+
+# Checkpoints every 7 steps (not a divisor of 60 or 20, so interval and boundary ones differ),
+# kept after success so the tests can look at them.
+CK = ("checkpoint.every=7", "checkpoint.keep_after_success=true")
+
+
+def _outcome(folder):
+    """What must be identical: figures, masks, final weights and the metric lines."""
+    results = json.loads((folder / "results.json").read_text())
+    # Timings and the energy estimates made from them differ between any two runs; the rest may not.
+    figures = {k: v for k, v in results.items()
+               if k not in ("wall_s", "train_tokens_per_s", "finetune_tokens_per_s", "resumed_from", "energy_phases")
+               and not k.startswith(("energy_kwh", "co2_kg", "carbon_intensity"))}
+    lines = [{k: v for k, v in json.loads(ln).items() if k != "tokens_per_s"}  # a timing, like wall_s
+             for ln in (folder / "metrics.jsonl").read_text().splitlines() if not ln.startswith('{"summary"')]
+    return figures, load_file(folder / "masks.safetensors"), load_file(folder / "model.safetensors"), lines
+
+
+def _assert_same(a, b):
+    fig_a, masks_a, w_a, lines_a = a
+    fig_b, masks_b, w_b, lines_b = b
+    assert fig_a == fig_b  # every loss to the last bit, sparsities, rates, per-layer thresholds
+    assert masks_a.keys() == masks_b.keys() and all(torch.equal(masks_a[k], masks_b[k]) for k in masks_a)
+    assert all(torch.equal(w_a[k], w_b[k]) for k in w_a)
+    assert lines_a == lines_b  # metrics.jsonl reads as if the run had never stopped
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    from conftest import TINY, compose_cfg
+
+    out = tmp_path_factory.mktemp("ref") / "run"
+    run(compose_cfg(TINY + list(CK), out))
+    return _outcome(out)
+
+
+def _on_call(monkeypatch, cls, name, n, action):
+    """Runs `action` at the n-th call of cls.name (1-based), then the real method."""
+    original, calls = getattr(cls, name), [0]
+
+    def wrapped(self, *args, **kwargs):
+        calls[0] += 1
+        if calls[0] == n:
+            action()
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(cls, name, wrapped)
+
+
+def _signal(sig):
+    return lambda: os.kill(os.getpid(), sig)
+
+
+def test_sigterm_in_training_resumes_exactly(tiny_cfg, tmp_path, monkeypatch, reference):
+    _on_call(monkeypatch, CharLMTask, "train_batch", 23, _signal(signal.SIGTERM))
+    with pytest.raises(RunInterrupted, match="SIGTERM at train step 23") as info:
+        run(tiny_cfg(*CK))
+    assert info.value.signum == signal.SIGTERM
+    ckpts = sorted(p.name for p in (tmp_path / "run" / "checkpoints").iterdir())
+    assert ckpts == ["000000021-0-train", "000000023-0-train"]  # interval, then the stop
+    assert not (tmp_path / "run" / "results.json").exists()
+    monkeypatch.undo()
+    results = run(tiny_cfg(*CK))
+    assert results["resumed_from"] == "000000023-0-train"
+    _assert_same(_outcome(tmp_path / "run"), reference)
+
+
+def test_crash_in_finetuning_resumes_exactly_from_the_interval_checkpoint(tiny_cfg, tmp_path, monkeypatch, reference):
+    def crash():
+        raise RuntimeError("simulated power cut")
+
+    _on_call(monkeypatch, CharLMTask, "train_batch", 60 + 17, crash)  # fine-tuning step 17
+    with pytest.raises(RuntimeError, match="power cut"):
+        run(tiny_cfg(*CK))
+    monkeypatch.undo()
+    results = run(tiny_cfg(*CK))
+    assert results["resumed_from"] == "000000074-3-finetune"  # fine-tuning step 14 (every 7)
+    _assert_same(_outcome(tmp_path / "run"), reference)
+
+
+def test_sigint_right_after_pruning_resumes_exactly(tiny_cfg, tmp_path, monkeypatch, reference):
+    _on_call(monkeypatch, CharLMTask, "evaluate", 2, _signal(signal.SIGINT))  # the pruned evaluation
+    with pytest.raises(RunInterrupted, match="SIGINT right after pruning"):
+        run(tiny_cfg(*CK))
+    monkeypatch.undo()
+    results = run(tiny_cfg(*CK))
+    assert results["resumed_from"] == "000000060-2-pruned"
+    _assert_same(_outcome(tmp_path / "run"), reference)
+
+
+def test_signal_handlers_are_restored_after_a_run(tiny_cfg):
+    before = signal.getsignal(signal.SIGTERM)
+    run(tiny_cfg("schedule.train_steps=10", "schedule.finetune_steps=0"))
+    assert signal.getsignal(signal.SIGTERM) is before
+
+
+@pytest.mark.parametrize(
+    "every, log_every, expected",
+    [
+        (10, 5, "train: loss is nan at step 34"),  # found at the next logged loss
+        (3, 10, "weights of .* are not finite at train step 33"),  # found by the checkpoint's own check
+    ],
+)
+def test_non_finite_loss_names_the_step_and_keeps_the_last_good_checkpoint(tiny_cfg, tmp_path, monkeypatch, every, log_every, expected):
+    original = CharLMTask.loss
+    calls = [0]
+
+    def poisoned(self, model, batch):  # NaN from step 32 on
+        calls[0] += 1
+        loss = original(self, model, batch)
+        return loss * float("nan") if calls[0] >= 33 else loss
+
+    monkeypatch.setattr(CharLMTask, "loss", poisoned)
+    with pytest.raises(RunError, match=expected) as info:
+        run(tiny_cfg(f"checkpoint.every={every}", f"schedule.log_every={log_every}", "schedule.grad_clip=0"))
+    last = sorted((tmp_path / "run" / "checkpoints").iterdir())[-1]
+    assert last.name == "000000030-0-train"  # the last one before the NaN
+    assert str(info.value).endswith(f"last good checkpoint: {last}")
+    assert not (tmp_path / "run" / "results.json").exists()
+
+
+def test_preemption_signal_checkpoints_first_then_hands_over_to_submitit():
+    """Under SLURM, submitit's USR2 handler requeues the job; ours runs first (finish the step,
+    checkpoint) and then calls it, so the requeued job finds the checkpoint."""
+    from swp.training.interrupt import StopRequest
+
+    handed_over = []
+    previous = signal.signal(signal.SIGUSR2, lambda signum, frame: handed_over.append(signum))
+    try:
+        with StopRequest() as stop:
+            os.kill(os.getpid(), signal.SIGUSR2)
+            assert stop.requested and handed_over == []  # the step and checkpoint come first
+            with pytest.raises(RunInterrupted, match="SIGUSR2 at train step 5; checkpoint ck/5"):
+                stop.stop("at train step 5", "ck/5")
+        assert handed_over == [signal.SIGUSR2]
+    finally:
+        signal.signal(signal.SIGUSR2, previous)
