@@ -20,15 +20,13 @@ def run(cfg: DictConfig) -> dict:
     """
     from swp import runtime
     from swp.analysis.trajectories import TrajectoryRecorder
-    from swp.analysis.trajectory_report import publish_trajectories
     from swp.logging.base import JsonlLogger, LoggerGroup
     from swp.logging.resilient import start_backend
     from swp.pruning.nm import check_nm_target, nm_label
     from swp.training import run_folder
-    from swp.training.artifacts import save_model_weights, save_tensors, write_json_atomic
-    from swp.training.checkpoint import CheckpointStore
     from swp.training.interrupt import StopRequest
     from swp.training.loop import NonFiniteLossError
+    from swp.training.outputs import write_outputs
     from swp.training.pipeline import train_prune_finetune
 
     # Everything that can be wrong with the input is checked before training starts.
@@ -42,18 +40,10 @@ def run(cfg: DictConfig) -> dict:
     hydra_dir = hydra.core.hydra_config.HydraConfig.get().runtime.output_dir if not (cfg.output_dir or cfg.get("resume")) else None
     out_dir = run_folder.choose(cfg.output_dir, cfg.get("resume"), hydra_dir)
     resolved = OmegaConf.to_container(cfg, resolve=True)
-    run_folder.check_writable(out_dir)
-    finished = run_folder.finished_results(out_dir, resolved)
+    store, resume, finished = run_folder.open_run(out_dir, resolved, ck["every"], ck["keep"], cfg.get("resume"))
     if finished is not None:  # e.g. a re-launched sweep: finished jobs are not trained again
         print(f"already finished with this config: {out_dir / 'results.json'}")
         return finished
-    store = CheckpointStore(out_dir / "checkpoints", ck["every"], ck["keep"], resolved, out_dir / "metrics.jsonl")
-    resume = store.latest()  # raises on a damaged newest checkpoint, naming its path
-    if resume is not None:
-        run_folder.check_resumable(resume, resolved)
-        print(f"resuming from {resume.path}")
-    elif cfg.get("resume"):
-        raise ConfigError(f"resume={cfg.resume} holds no checkpoint to resume from")
 
     runtime.set_threads(cfg.get("threads"))
     runtime.seed_everything(cfg.seed)
@@ -93,22 +83,10 @@ def run(cfg: DictConfig) -> dict:
             "nm": nm_label(getattr(pruner, "nm", None)),
         } | results | (meter.results() if meter else {})
         results |= getattr(task, "extra_results", dict)()  # task-specific figures (price: mean baseline)
-        save_model_weights(out_dir / "model.safetensors", model)
+        # Export first (it may reload and re-evaluate the model), then the run folder's files.
         results |= export(model=model, task=task, pruned=pruner.params, out_dir=out_dir, device=device, autocast=autocast)
-        if masks is not None:
-            save_tensors(out_dir / "masks.safetensors", masks.keep)
-        scores = pruner.artifacts()
-        if scores:
-            save_tensors(out_dir / "importance.safetensors", scores)
-        if recorder is not None:
-            publish_trajectories(
-                recorder.result(masks.keep if masks is not None else None), out_dir, logger,
-                show=cfg.trajectories.show, seed=cfg.seed,
-                title=f"{results['pruner'] or 'run'}, sparsity {results['sparsity']:.1%}",
-            )
-        write_json_atomic(out_dir / "results.json", results)  # last: its presence means success
-        (out_dir / "error.json").unlink(missing_ok=True)  # left by an earlier, interrupted attempt
-        logger.summary({k: v for k, v in results.items() if not isinstance(v, (list, dict))})
+        write_outputs(out_dir, results, model=model, masks=masks, pruner=pruner, logger=logger, recorder=recorder,
+                      show=cfg.trajectories.show, seed=cfg.seed)
         ok = True
     except NonFiniteLossError as exc:
         last = store.paths()[-1] if store.paths() else "none"

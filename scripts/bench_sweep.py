@@ -3,7 +3,7 @@
 Both sweeps run in this one process, one torch thread, points interleaved (no-cache point i,
 then cache point i) so a busy machine slows both alike. Each point is the real `run(cfg)` on
 the CPU default (gpt_tiny on Shakespeare), with a shorter schedule than `schedule=paper` so the
-benchmark takes minutes (same 5:1 dense:fine-tune ratio as the default 2000:400). Wall time is
+benchmark takes minutes (same 5:1 dense:fine-tune ratio as the default 1500:300). Wall time is
 the figure asked for; CPU time of this process is printed beside it because on a shared machine
 the load can change between the cache arm's one expensive point and the rest.
 

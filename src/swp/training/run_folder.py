@@ -10,7 +10,7 @@ from pathlib import Path
 import yaml
 
 from swp.errors import CheckpointError, ConfigError
-from swp.training.checkpoint import Checkpoint
+from swp.training.checkpoint import Checkpoint, CheckpointStore
 
 # Keys that may change between an interrupted run and its resumption without changing results
 # (where it runs and how it reports), so they are not compared.
@@ -96,3 +96,29 @@ def prepare_metrics(path: Path, resume: Checkpoint | None) -> None:
         raise CheckpointError(f"checkpoint {resume.path} expects {keep} bytes of {path}, which is shorter; it was changed after the checkpoint")
     with open(path, "r+b") as f:
         f.truncate(keep)
+
+
+def open_run(folder: Path, config: dict, every: int, keep: int, resume_requested: str | None):
+    """Checks the run folder and says what it holds: (store, checkpoint to resume, finished results).
+
+    A folder with a finished run of this config returns its results (a re-launched sweep does not
+    train finished jobs again); otherwise the newest checkpoint, if any, is verified against the
+    config and returned for resuming.
+
+    Raises:
+        ConfigError: the folder is not writable, holds another config's run, or `resume` was
+            asked for and there is no checkpoint.
+        CheckpointError: the newest checkpoint is damaged (its path is named).
+    """
+    check_writable(folder)
+    finished = finished_results(folder, config)
+    if finished is not None:
+        return None, None, finished
+    store = CheckpointStore(folder / "checkpoints", every, keep, config, folder / "metrics.jsonl")
+    resume = store.latest()
+    if resume is not None:
+        check_resumable(resume, config)
+        print(f"resuming from {resume.path}")
+    elif resume_requested:
+        raise ConfigError(f"resume={resume_requested} holds no checkpoint to resume from")
+    return store, resume, None
