@@ -32,16 +32,9 @@ SMALL = [
 
 
 def _cfg(overrides: list[str], out: Path):
-    from hydra import compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-    from omegaconf import open_dict
+    from swp.config import compose_run_config
 
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        cfg = compose("train", overrides=overrides)
-    with open_dict(cfg):
-        cfg.output_dir = str(out)
-    return cfg
+    return compose_run_config(overrides, out)
 
 
 def main(argv: list[str] | None = None) -> dict:

@@ -23,9 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "src"), str(ROOT)]
 os.environ.setdefault("WANDB_MODE", "disabled")
 
-from hydra import compose, initialize_config_dir  # noqa: E402
-from hydra.core.hydra_config import HydraConfig  # noqa: E402
-from omegaconf import open_dict  # noqa: E402
+from swp.config import compose_run_config  # noqa: E402
 
 from train import run  # noqa: E402
 
@@ -33,13 +31,7 @@ POINTS = (0.1, 0.3, 0.5, 0.7, 0.9)
 
 
 def point_config(overrides: list[str], out: Path):
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        cfg = compose("train", overrides=overrides, return_hydra_config=True)
-    HydraConfig.instance().set_config(cfg)
-    with open_dict(cfg):
-        cfg.output_dir = str(out)
-        del cfg["hydra"]
-    return cfg
+    return compose_run_config(overrides, out)
 
 
 def main() -> None:

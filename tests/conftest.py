@@ -24,10 +24,8 @@ os.environ.update(
 )
 
 import torch  # noqa: E402
-from hydra import compose, initialize_config_dir  # noqa: E402
-from hydra.core.global_hydra import GlobalHydra  # noqa: E402
-from hydra.core.hydra_config import HydraConfig  # noqa: E402
-from omegaconf import open_dict  # noqa: E402
+
+from swp.config import compose_run_config  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"
@@ -49,18 +47,8 @@ def _one_thread():
 
 
 def compose_cfg(overrides: list[str], out_dir: Path):
-    """The real conf/train.yaml with overrides, as Hydra composes it for `python train.py`.
-
-    The Hydra runtime (choices) is registered as in a real run, so results name the options.
-    """
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        cfg = compose("train", overrides=overrides, return_hydra_config=True)
-    HydraConfig.instance().set_config(cfg)
-    with open_dict(cfg):
-        cfg.output_dir = str(out_dir)
-        del cfg["hydra"]
-    return cfg
+    """The real conf/train.yaml with overrides, as Hydra composes it for `python train.py`."""
+    return compose_run_config(overrides, out_dir, CONF)
 
 
 @pytest.fixture

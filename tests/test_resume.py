@@ -10,6 +10,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from swp.analysis.trajectories import Trajectories
 from swp.errors import RunError, RunInterrupted
 from swp.tasks.char_lm import CharLMTask
 from train import run
@@ -28,16 +29,19 @@ def _outcome(folder):
                and not k.startswith(("energy_kwh", "co2_kg", "carbon_intensity"))}
     lines = [{k: v for k, v in json.loads(ln).items() if k != "tokens_per_s"}  # a timing, like wall_s
              for ln in (folder / "metrics.jsonl").read_text().splitlines() if not ln.startswith('{"summary"')]
-    return figures, load_file(folder / "masks.safetensors"), load_file(folder / "model.safetensors"), lines
+    traj = Trajectories.load(folder / "trajectories.npz")  # Figs. 1-2 histories survive the stop too
+    return (figures, load_file(folder / "masks.safetensors"), load_file(folder / "model.safetensors"), lines,
+            (traj.steps.tolist(), traj.values.tolist()))
 
 
 def _assert_same(a, b):
-    fig_a, masks_a, w_a, lines_a = a
-    fig_b, masks_b, w_b, lines_b = b
+    fig_a, masks_a, w_a, lines_a, traj_a = a
+    fig_b, masks_b, w_b, lines_b, traj_b = b
     assert fig_a == fig_b  # every loss to the last bit, sparsities, rates, per-layer thresholds
     assert masks_a.keys() == masks_b.keys() and all(torch.equal(masks_a[k], masks_b[k]) for k in masks_a)
     assert all(torch.equal(w_a[k], w_b[k]) for k in w_a)
     assert lines_a == lines_b  # metrics.jsonl reads as if the run had never stopped
+    assert traj_a == traj_b and len(traj_a[0]) > 2  # every tracking point's sampled weights
 
 
 @pytest.fixture(scope="module")

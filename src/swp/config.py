@@ -1,0 +1,29 @@
+"""The config a `python train.py <overrides>` run would get, composed in-process.
+
+Tests, benchmarks and notebooks call `run(cfg)` with it: same files, same defaults, and the
+Hydra runtime registered (so results name the chosen options), without starting Hydra's CLI.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, open_dict
+
+CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
+
+
+def compose_run_config(overrides: Sequence[str], output_dir: str | Path, conf_dir: Path = CONF_DIR) -> DictConfig:
+    """conf/train.yaml with the overrides, writing into `output_dir` (no Hydra run folder)."""
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(conf_dir), version_base="1.3"):
+        cfg = compose("train", overrides=list(overrides), return_hydra_config=True)
+    HydraConfig.instance().set_config(cfg)
+    with open_dict(cfg):
+        cfg.output_dir = str(output_dir)
+        del cfg["hydra"]
+    return cfg
