@@ -8,23 +8,21 @@ listed with their errors.
 from __future__ import annotations
 
 import argparse
-import json
+import sys
 from collections import defaultdict
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+
+from swp.analysis.sweep_summary import collect, headline_metric  # noqa: E402
+
 
 def load(sweep: Path) -> tuple[list[dict], list[tuple[str, dict]]]:
-    done, failed = [], []
-    for job in sorted(p for p in sweep.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        if (job / "results.json").is_file():
-            done.append(json.loads((job / "results.json").read_text()))
-        elif (job / "error.json").is_file():
-            failed.append((job.name, json.loads((job / "error.json").read_text())))
+    """Finished jobs' results and failed jobs' errors, gathered as the sweep summary does."""
+    rows = collect(sweep)
+    done = [r for r in rows if r["status"] == "ok"]
+    failed = [(r["job"], {"type": r["error_type"], "error": r["error"]}) for r in rows if r["status"] != "ok"]
     return done, failed
-
-
-def headline(r: dict) -> str:
-    return next(k[len("val_"):] for k in r if k.startswith("val_") and k != "val_fraction")
 
 
 def main() -> None:
@@ -35,7 +33,7 @@ def main() -> None:
     done, failed = load(args.sweep)
     if not done:
         raise SystemExit(f"error: no finished job under {args.sweep}")
-    m = headline(done[0])
+    m = headline_metric(done)
     done.sort(key=lambda r: (r["target_sparsity"] if r["target_sparsity"] is not None else r["sparsity"], r["pruner"]))
     print(f"| target sparsity | pruner | measured sparsity | dense {m} | pruned {m} | fine-tuned {m} |")
     print("|---|---|---|---|---|---|")
