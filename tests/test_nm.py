@@ -78,3 +78,20 @@ def test_nm_with_target_sparsity_is_a_config_error_before_training(tiny_cfg, tmp
 def test_nm_on_a_width_that_does_not_divide_is_a_config_error(tiny_cfg):
     with pytest.raises(ConfigError, match="multiple of M=3"):
         run(tiny_cfg("pruner=magnitude", "pruner.nm=[1,3]", "energy=none"))
+
+
+def test_nm_groups_run_along_inputs_of_conv1d_weights():
+    """GPT-2 stores Conv1D weights as (in, out): its 2:4 groups must run down axis 0."""
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    from swp.pruners.simple import MagnitudePruner
+
+    torch.manual_seed(0)
+    model = GPT2LMHeadModel(GPT2Config(n_layer=1, n_head=2, n_embd=16, n_positions=16, vocab_size=32))
+    pruner = MagnitudePruner(model, nm=[2, 4])
+    keep, _ = pruner.masks(0.0)
+    attn = "transformer.h.0.attn.c_attn.weight"
+    assert pruner.input_axis[attn] == 0 and keep[attn].shape == (16, 48)
+    for name, k in keep.items():
+        groups = k.movedim(pruner.input_axis[name], -1).reshape(-1, 4)
+        assert torch.all(groups.sum(dim=1) == 2), name

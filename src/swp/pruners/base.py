@@ -9,7 +9,7 @@ from torch import nn
 
 from swp.errors import ConfigError
 from swp.pruning.nm import check_nm_shapes, check_nm_target, nm_keep_mask, parse_nm
-from swp.pruning.select import prunable_parameters
+from swp.pruning.select import input_feature_axis, prunable_parameters
 from swp.pruning.threshold import masks_from_scores, prune_rate_for_sparsity, spreads
 
 
@@ -44,8 +44,11 @@ class Pruner:
         self.params = prunable_parameters(model, include, exclude)
         self.scope = scope
         self.nm = parse_nm(nm)
+        # N:M groups run along each weight's input features: axis 1 of nn.Linear, axis 0 of
+        # transformers' Conv1D (GPT-2), so masks are made with the input axis moved last.
+        self.input_axis = {n: input_feature_axis(model, n) for n in self.params}
         if self.nm:
-            check_nm_shapes({n: tuple(p.shape) for n, p in self.params.items()}, self.nm[1])
+            check_nm_shapes({n: tuple(p.movedim(self.input_axis[n], -1).shape) for n, p in self.params.items()}, self.nm[1])
 
     def observe(self) -> None:
         """Called at each tracking point during dense training; a no-op unless overridden."""
@@ -62,7 +65,10 @@ class Pruner:
         """
         score, spread = self.scores()
         if self.nm:
-            return {n: nm_keep_mask(s, *self.nm) for n, s in score.items()}, {}
+            return {
+                n: nm_keep_mask(s.movedim(self.input_axis[n], -1), *self.nm).movedim(-1, self.input_axis[n])
+                for n, s in score.items()
+            }, {}
         return masks_from_scores(score, spread, prune_rate)
 
     def rate_for_sparsity(self, target: float) -> float:
