@@ -26,7 +26,7 @@ def run(cfg: DictConfig) -> dict:
     from swp.training import run_folder
     from swp.training.interrupt import StopRequest
     from swp.training.loop import NonFiniteLossError
-    from swp.training.outputs import write_outputs
+    from swp.training.outputs import summary_line, write_outputs
     from swp.training.pipeline import train_prune_finetune
 
     # Everything that can be wrong with the input is checked before training starts.
@@ -99,7 +99,7 @@ def run(cfg: DictConfig) -> dict:
         logger.finish(ok)
     if not ck["keep_after_success"]:
         store.clear()  # the run folder now holds the final weights, masks and importance
-    _print_summary(results, out_dir)
+    print(summary_line(results, out_dir))
     return results
 
 
@@ -157,32 +157,16 @@ def _progress_enabled(setting) -> bool:
     return bool(setting)
 
 
-def _print_summary(r: dict, out_dir: Path) -> None:
-    metric = next(k[len("val_"):] for k in r if k.startswith("val_") and k != "val_fraction")
-    print(
-        f"pruner={r['pruner']} prune_rate={r['prune_rate_used']:.4g} sparsity={r['sparsity']:.1%} "
-        f"(overall {r['sparsity_overall']:.1%}) | val_{metric}: dense {r[f'dense_val_{metric}']:.4f} "
-        f"-> pruned {r[f'pruned_val_{metric}']:.4f} -> final {r[f'val_{metric}']:.4f}"
-        + (f" (baseline {r[f'baseline_val_{metric}']:.4f})" if f"baseline_val_{metric}" in r else "") + " | "
-        f"{r['train_tokens_per_s']:.0f} tok/s, {r['wall_s']:.0f}s\nrun folder: {out_dir}"
-    )
-
-
 def _record_failure(cfg: DictConfig, exc: BaseException) -> None:
-    """Leaves error.json (never results.json) in the run folder, so a sweep summary can list
-    the failed job and why; a failure to write it must not hide the original error."""
-    import json
-
     from hydra.core.hydra_config import HydraConfig
 
-    try:
-        out_dir = Path(cfg.get("resume") or cfg.get("output_dir") or HydraConfig.get().runtime.output_dir)
-        if (out_dir / "results.json").exists():
-            return  # the folder holds a finished run (e.g. of another config): leave it intact
-        out_dir.mkdir(parents=True, exist_ok=True)
-        (out_dir / "error.json").write_text(json.dumps({"type": type(exc).__name__, "error": str(exc)}))
-    except Exception:
-        pass
+    from swp.training.run_folder import record_failure
+
+    folder = cfg.get("resume") or cfg.get("output_dir")
+    if not folder and HydraConfig.initialized():
+        folder = HydraConfig.get().runtime.output_dir
+    if folder:
+        record_failure(Path(folder), exc)
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")

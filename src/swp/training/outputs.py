@@ -51,3 +51,15 @@ def write_outputs(
     write_json_atomic(out_dir / "results.json", results)
     (out_dir / "error.json").unlink(missing_ok=True)  # left by an earlier, interrupted attempt
     logger.summary({k: v for k, v in results.items() if not isinstance(v, (list, dict))})
+
+
+def summary_line(r: dict, out_dir: Path) -> str:
+    """The two lines a finished run prints: headline metric at each stage, sparsity, speed."""
+    metric = next(k[len("val_"):] for k in r if k.startswith("val_") and k != "val_fraction")
+    baseline = f" (baseline {r[f'baseline_val_{metric}']:.4f})" if f"baseline_val_{metric}" in r else ""
+    return (
+        f"pruner={r['pruner']} prune_rate={r['prune_rate_used']:.4g} sparsity={r['sparsity']:.1%} "
+        f"(overall {r['sparsity_overall']:.1%}) | val_{metric}: dense {r[f'dense_val_{metric}']:.4f} "
+        f"-> pruned {r[f'pruned_val_{metric}']:.4f} -> final {r[f'val_{metric}']:.4f}{baseline} | "
+        f"{r['train_tokens_per_s']:.0f} tok/s, {r['wall_s']:.0f}s\nrun folder: {out_dir}"
+    )

@@ -122,3 +122,16 @@ def open_run(folder: Path, config: dict, every: int, keep: int, resume_requested
     elif resume_requested:
         raise ConfigError(f"resume={resume_requested} holds no checkpoint to resume from")
     return store, resume, None
+
+
+def record_failure(folder: Path, exc: BaseException) -> None:
+    """Leaves error.json (never results.json) in the run folder, so a sweep summary can list the
+    failed job and why. A folder holding a finished run is left intact, and a failure to write
+    must not hide the original error."""
+    try:
+        if (folder / "results.json").exists():
+            return
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "error.json").write_text(json.dumps({"type": type(exc).__name__, "error": str(exc)}))
+    except Exception:
+        pass
