@@ -6,7 +6,6 @@ import json
 import threading
 import time
 
-import pytest
 import torch
 from torch import nn
 
