@@ -18,13 +18,13 @@ def run(cfg: DictConfig) -> dict:
 
     Returns the results dict (also written to results.json) so tests and sweepers can use it.
     """
-    from swp import runtime
+    from swp.infra import runtime
     from swp.analysis.trajectories import TrajectoryRecorder
     from swp.logging.base import JsonlLogger, LoggerGroup
     from swp.logging.resilient import start_backend
     from swp.pruning.nm import check_nm_target, nm_label
-    from swp.training import run_folder
-    from swp.training.interrupt import StopRequest
+    from swp.infra import run_folder
+    from swp.infra.signals import StopRequest
     from swp.training.loop import NonFiniteLossError
     from swp.training.outputs import summary_line, write_outputs
     from swp.training.pipeline import train_prune_finetune
@@ -129,8 +129,8 @@ def build(group: str, node, **kwargs):
 
 def _dense_cache(cfg: DictConfig, resolved: dict, schedule, pruner, device, out_dir: Path):
     """The shared dense-phase cache for this run, keyed by what its dense phase depends on."""
-    from swp.pruners.base import Pruner
-    from swp.training.dense_cache import DenseCache, dense_key_material, tracking_spec
+    from swp.methods.base import Pruner
+    from swp.infra.dense_cache import DenseCache, dense_key_material, tracking_spec
 
     settings = cfg.get("dense_cache")
     if not settings or not settings.get("enabled", False):
@@ -160,7 +160,7 @@ def _progress_enabled(setting) -> bool:
 def _record_failure(cfg: DictConfig, exc: BaseException) -> None:
     from hydra.core.hydra_config import HydraConfig
 
-    from swp.training.run_folder import record_failure
+    from swp.infra.run_folder import record_failure
 
     folder = cfg.get("resume") or cfg.get("output_dir")
     if not folder and HydraConfig.initialized():

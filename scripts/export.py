@@ -20,7 +20,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from swp.export.checkpoint import export_compressed, export_pretrained  # noqa: E402
+from swp.export.compressed import export_compressed, export_pretrained  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> dict:

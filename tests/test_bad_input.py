@@ -13,7 +13,7 @@ import torch
 import train
 from conftest import CONF, TINY
 from swp.logging.base import Logger
-from swp.training import checkpoint as checkpoint_module
+from swp.infra import checkpoint as checkpoint_module
 
 
 # Shorter than the tiny run: these tests are about the errors, not the numbers.
@@ -105,7 +105,7 @@ def test_resume_with_a_different_model_shape(monkeypatch, capsys, interrupted):
 
 def test_resume_with_another_pruner(monkeypatch, capsys, interrupted):
     code, err = cli(monkeypatch, capsys, interrupted, "pruner=magnitude")
-    assert code == 2 and "pruner._target_: swp.pruners.swp.SWPPruner -> swp.pruners.simple.MagnitudePruner" in _one_line_error(err)
+    assert code == 2 and "pruner._target_: swp.methods.swp.SWPPruner -> swp.methods.simple.MagnitudePruner" in _one_line_error(err)
 
 
 @pytest.mark.parametrize("damage", ["corrupt", "truncated", "incomplete"])

@@ -9,7 +9,7 @@ import time
 import torch
 from torch import nn
 
-from swp.training.dense_cache import DenseCache, dense_key_material, tracking_spec
+from swp.infra.dense_cache import DenseCache, dense_key_material, tracking_spec
 from swp.training.schedule import Schedule
 from test_resume import _assert_same, _outcome
 from train import run
@@ -66,7 +66,7 @@ def test_key_changes_with_what_determines_the_dense_phase_only():
         assert _key(**change) != base, change
     for same in (dict(schedule=Schedule(finetune_steps=7, finetune_lr=1e-5, eval_every=3, log_every=2, track_every=9)),):
         assert _key(**same) == base
-    swp = {"_target_": "swp.pruners.swp.SWPPruner", "_partial_": True, "window": None, "average_of": "magnitude",
+    swp = {"_target_": "swp.methods.swp.SWPPruner", "_partial_": True, "window": None, "average_of": "magnitude",
            "compare": "importance", "scope": "layer", "include": None, "exclude": None}
     spec = tracking_spec(swp, True, 5)
     assert spec == tracking_spec(swp | {"compare": "current", "scope": "global"}, True, 5)  # used after tracking

@@ -9,7 +9,7 @@ import torch
 from safetensors.torch import load_file
 
 from conftest import compose_cfg
-from hf_tiny import GPT2, LLAMA, build_model_folder, build_tokenizer, write_corpus
+from swp.testing.hf_tiny import GPT2, LLAMA, build_model_folder, build_tokenizer, write_corpus
 from train import run
 
 # A quick, fully local variant of experiment=llm_wikitext.
@@ -165,7 +165,7 @@ def test_cuda_default_bf16_weights_with_the_state_kept_on_cpu(tmp_path, assets):
 @needs_cuda
 def test_cpu_state_scores_on_cpu_and_masks_land_beside_the_weights(assets):
     from swp.models.hf_causal_lm import hf_causal_lm
-    from swp.pruners.swp import SWPPruner
+    from swp.methods.swp import SWPPruner
     from swp.pruning.masks import MaskSet
 
     model = hf_causal_lm(name_or_path=assets["llama"], device="cuda").cuda()

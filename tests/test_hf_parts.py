@@ -12,11 +12,11 @@ import torch
 from torch import nn
 
 from conftest import compose_cfg
-from hf_tiny import GPT2, LLAMA, build_tokenizer, write_corpus
+from swp.testing.hf_tiny import GPT2, LLAMA, build_tokenizer, write_corpus
 from swp.data.hf_corpus import load_split_text
 from swp.errors import ConfigError
 from swp.models.hf_causal_lm import hf_causal_lm
-from swp.pruners.swp import SWPPruner
+from swp.methods.swp import SWPPruner
 from swp.pruning.select import input_feature_axis, prunable_parameters
 from swp.tasks.token_lm import TokenLMTask
 

@@ -84,7 +84,7 @@ def test_nm_groups_run_along_inputs_of_conv1d_weights():
     """GPT-2 stores Conv1D weights as (in, out): its 2:4 groups must run down axis 0."""
     from transformers import GPT2Config, GPT2LMHeadModel
 
-    from swp.pruners.simple import MagnitudePruner
+    from swp.methods.simple import MagnitudePruner
 
     torch.manual_seed(0)
     model = GPT2LMHeadModel(GPT2Config(n_layer=1, n_head=2, n_embd=16, n_positions=16, vocab_size=32))

@@ -5,8 +5,8 @@ import torch
 
 from swp.errors import ConfigError
 from swp.models.gpt import GPT
-from swp.pruners.simple import MagnitudePruner, RandomPruner
-from swp.pruners.swp import SWPPruner
+from swp.methods.simple import MagnitudePruner, RandomPruner
+from swp.methods.swp import SWPPruner
 from swp.pruning.masks import MaskDriftError, MaskSet
 from swp.pruning.select import prunable_parameters
 

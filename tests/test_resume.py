@@ -141,7 +141,7 @@ def test_non_finite_loss_names_the_step_and_keeps_the_last_good_checkpoint(tiny_
 def test_preemption_signal_checkpoints_first_then_hands_over_to_submitit():
     """Under SLURM, submitit's USR2 handler requeues the job; ours runs first (finish the step,
     checkpoint) and then calls it, so the requeued job finds the checkpoint."""
-    from swp.training.interrupt import StopRequest
+    from swp.infra.signals import StopRequest
 
     handed_over = []
     previous = signal.signal(signal.SIGUSR2, lambda signum, frame: handed_over.append(signum))

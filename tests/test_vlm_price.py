@@ -11,7 +11,7 @@ import torch
 
 from conftest import CONF, compose_cfg
 from swp.errors import ConfigError
-from swp.models.vlm_price import pretrained_vlm, tiny_random_llava
+from swp.models.price_pretrained import pretrained_vlm, tiny_random_llava
 from swp.pruning.select import prunable_parameters
 from train import run
 

@@ -7,7 +7,7 @@ from typing import Any, Mapping
 import torch
 
 from swp.errors import ConfigError
-from swp.runtime import resolve_device
+from swp.infra.runtime import resolve_device
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 

@@ -8,9 +8,9 @@ from torch import nn
 
 from swp.analysis.trajectory_report import publish_trajectories
 from swp.logging.base import Logger
-from swp.pruners.base import Pruner
+from swp.methods.base import Pruner
 from swp.pruning.masks import MaskSet
-from swp.training.artifacts import save_model_weights, save_tensors, write_json_atomic
+from swp.infra.io import save_model_weights, save_tensors, write_json_atomic
 
 
 def write_outputs(

@@ -23,16 +23,16 @@ from torch import nn
 from swp.energy.meter import NullMeter
 from swp.errors import CheckpointError
 from swp.logging.base import Logger
-from swp.pruners.base import Pruner
+from swp.methods.base import Pruner
 from swp.pruning.masks import MaskSet
 from swp.pruning.threshold import sparsity
-from swp.training.artifacts import unique_parameters
-from swp.training.checkpoint import STAGES, Checkpoint, CheckpointStore
-from swp.training.dense_cache import DenseCache
+from swp.infra.io import unique_parameters
+from swp.infra.checkpoint import STAGES, Checkpoint, CheckpointStore
+from swp.infra.dense_cache import DenseCache
 from swp.training.guard import check_sparsity
-from swp.training.interrupt import StopRequest
+from swp.infra.signals import StopRequest
 from swp.training.loop import NonFiniteLossError, evaluate, make_optimizer, train_phase
-from swp.training.rng import capture_rng, restore_rng
+from swp.infra.rng import capture_rng, restore_rng
 from swp.training.schedule import Schedule
 
 

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from swp.errors import ConfigError
-from swp.pruners.base import Pruner
+from swp.methods.base import Pruner
 from swp.pruning.importance import tracked_value, update_clones_, windowed_importance
 from swp.pruning.threshold import spreads
 

@@ -33,7 +33,7 @@ from torch import nn
 
 from swp.errors import CheckpointError, RunError
 from swp.logging.base import Logger
-from swp.training.checkpoint import Checkpoint, read_checkpoint, write_checkpoint
+from swp.infra.checkpoint import Checkpoint, read_checkpoint, write_checkpoint
 from swp.training.schedule import Schedule
 
 # Schedule fields the dense weights depend on (fine-tuning, logging and eval cadence do not).

@@ -7,7 +7,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from swp.pruners.base import Pruner, magnitude_scores
+from swp.methods.base import Pruner, magnitude_scores
 
 
 class NoPruner(Pruner):

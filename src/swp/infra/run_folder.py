@@ -10,7 +10,7 @@ from pathlib import Path
 import yaml
 
 from swp.errors import CheckpointError, ConfigError
-from swp.training.checkpoint import Checkpoint, CheckpointStore
+from swp.infra.checkpoint import Checkpoint, CheckpointStore
 
 # Keys that may change between an interrupted run and its resumption without changing results
 # (where it runs and how it reports), so they are not compared.

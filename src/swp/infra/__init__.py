@@ -1,0 +1,1 @@
+"""Run infrastructure: checkpoints, the run folder, the dense cache, signals, RNG, file I/O."""

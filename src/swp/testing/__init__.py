@@ -1,0 +1,1 @@
+"""Helpers shared by the tests, benchmarks and scripts (tiny configs, tiny HF assets)."""
