@@ -18,13 +18,12 @@ def run(cfg: DictConfig) -> dict:
 
     Returns the results dict (also written to results.json) so tests and sweepers can use it.
     """
-    from swp.infra import runtime
     from swp.analysis.trajectories import TrajectoryRecorder
+    from swp.infra import run_folder, runtime
+    from swp.infra.signals import StopRequest
     from swp.logging.base import JsonlLogger, LoggerGroup
     from swp.logging.resilient import start_backend
     from swp.pruning.nm import check_nm_target, nm_label
-    from swp.infra import run_folder
-    from swp.infra.signals import StopRequest
     from swp.training.loop import NonFiniteLossError
     from swp.training.outputs import summary_line, write_outputs
     from swp.training.pipeline import train_prune_finetune
@@ -50,7 +49,7 @@ def run(cfg: DictConfig) -> dict:
     task = build("dataset", cfg.dataset)
     model = build("model", cfg.model, **task.model_kwargs()).to(device)
     pruner = build("pruner", cfg.pruner)(model=model)
-    check_nm_target(getattr(pruner, "nm", None), target)
+    check_nm_target(pruner.nm, target)
     schedule = build("schedule", cfg.schedule)
     export = build("export", cfg.export)
     dense_cache = _dense_cache(cfg, resolved, schedule, pruner, device, out_dir)
@@ -80,7 +79,7 @@ def run(cfg: DictConfig) -> dict:
             "pruner": _choice(cfg, "pruner"), "model": _choice(cfg, "model"), "dataset": _choice(cfg, "dataset"),
             "schedule": _choice(cfg, "schedule"), "prune_rate": prune_rate, "target_sparsity": target,
             "seed": cfg.seed, "device": str(device), "precision": cfg.precision,
-            "nm": nm_label(getattr(pruner, "nm", None)),
+            "nm": nm_label(pruner.nm),
         } | results | (meter.results() if meter else {})
         results |= getattr(task, "extra_results", dict)()  # task-specific figures (price: mean baseline)
         # Export first (it may reload and re-evaluate the model), then the run folder's files.
@@ -129,7 +128,6 @@ def build(group: str, node, **kwargs):
 
 def _dense_cache(cfg: DictConfig, resolved: dict, schedule, pruner, device, out_dir: Path):
     """The shared dense-phase cache for this run, keyed by what its dense phase depends on."""
-    from swp.methods.base import Pruner
     from swp.infra.dense_cache import DenseCache, dense_key_material, tracking_spec
 
     settings = cfg.get("dense_cache")
@@ -139,7 +137,7 @@ def _dense_cache(cfg: DictConfig, resolved: dict, schedule, pruner, device, out_
         model=resolved["model"], dataset=resolved["dataset"], schedule=schedule, seed=cfg.seed,
         precision=cfg.precision, device=device, threads=cfg.get("threads"),
     ) | {"trajectories": cfg.trajectories.per_tensor}  # the entry carries the recorded histories
-    tracks = type(pruner).observe is not Pruner.observe
+    tracks = pruner.tracks
     return DenseCache(Path(settings.dir), material, tracking_spec(resolved["pruner"], tracks, schedule.track_every),
                       out_dir / "metrics.jsonl")
 

@@ -23,11 +23,11 @@ sys.path[:0] = [str(ROOT / "src"), str(ROOT / "tests")]
 
 import torch  # noqa: E402
 
-from swp.testing.hf_tiny import GPT2, LLAMA, build_model_folder, build_tokenizer, write_corpus  # noqa: E402
-from swp.models.hf_causal_lm import hf_causal_lm  # noqa: E402
-from swp.methods.swp import SWPPruner  # noqa: E402
-from swp.pruning.select import prunable_parameters  # noqa: E402
 from swp.infra.io import unique_parameters  # noqa: E402
+from swp.methods.swp import SWPPruner  # noqa: E402
+from swp.models.hf_causal_lm import hf_causal_lm  # noqa: E402
+from swp.pruning.select import prunable_parameters  # noqa: E402
+from swp.testing.hf_tiny import GPT2, LLAMA, build_model_folder, build_tokenizer, write_corpus  # noqa: E402
 
 GiB = 2**30
 

@@ -24,7 +24,6 @@ sys.path[:0] = [str(ROOT / "src"), str(ROOT)]
 os.environ.setdefault("WANDB_MODE", "disabled")
 
 from swp.config import compose_run_config  # noqa: E402
-
 from train import run  # noqa: E402
 
 POINTS = (0.1, 0.3, 0.5, 0.7, 0.9)

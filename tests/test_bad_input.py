@@ -9,12 +9,11 @@ import sys
 
 import pytest
 import torch
+from conftest import CONF, TINY
 
 import train
-from conftest import CONF, TINY
-from swp.logging.base import Logger
 from swp.infra import checkpoint as checkpoint_module
-
+from swp.logging.base import Logger
 
 # Shorter than the tiny run: these tests are about the errors, not the numbers.
 SHORT = ["schedule.train_steps=30", "schedule.finetune_steps=10", "dataset.eval_batches=2"]

@@ -7,18 +7,18 @@ import threading
 import time
 
 import torch
+from test_resume import _assert_same, _outcome
 from torch import nn
 
 from swp.infra.dense_cache import DenseCache, dense_key_material, tracking_spec
 from swp.training.schedule import Schedule
-from test_resume import _assert_same, _outcome
 from train import run
 
 SHORT = ("schedule.train_steps=30", "schedule.finetune_steps=10")
 
 
 def test_reused_dense_phase_gives_identical_results(tiny_cfg, tmp_path, capsys):
-    cache = (f"dense_cache.enabled=true", f"dense_cache.dir={tmp_path / 'cache'}")
+    cache = ("dense_cache.enabled=true", f"dense_cache.dir={tmp_path / 'cache'}")
 
     def go(out, *overrides):
         return run(tiny_cfg(*SHORT, *overrides, out=out))

@@ -6,9 +6,9 @@ import json
 
 import pytest
 import torch
+from conftest import compose_cfg
 from safetensors.torch import load_file
 
-from conftest import compose_cfg
 from swp.testing.hf_tiny import GPT2, LLAMA, build_model_folder, build_tokenizer, write_corpus
 from train import run
 
@@ -164,8 +164,8 @@ def test_cuda_default_bf16_weights_with_the_state_kept_on_cpu(tmp_path, assets):
 @pytest.mark.gpu
 @needs_cuda
 def test_cpu_state_scores_on_cpu_and_masks_land_beside_the_weights(assets):
-    from swp.models.hf_causal_lm import hf_causal_lm
     from swp.methods.swp import SWPPruner
+    from swp.models.hf_causal_lm import hf_causal_lm
     from swp.pruning.masks import MaskSet
 
     model = hf_causal_lm(name_or_path=assets["llama"], device="cuda").cuda()

@@ -4,7 +4,10 @@ import pytest
 import torch
 
 from swp.pruning.importance import (
-    tracked_value, update_clone_, update_clones_, windowed_importance,
+    tracked_value,
+    update_clone_,
+    update_clones_,
+    windowed_importance,
 )
 
 

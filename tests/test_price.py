@@ -7,8 +7,8 @@ import json
 
 import numpy as np
 import pytest
-
 from conftest import compose_cfg
+
 from swp.data.burberry import burberry_examples, rows_to_examples
 from swp.data.diamond_render import CLARITIES, COLOURS, render_diamonds
 from swp.data.diamonds import diamond_examples

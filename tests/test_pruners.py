@@ -4,9 +4,9 @@ import pytest
 import torch
 
 from swp.errors import ConfigError
-from swp.models.gpt import GPT
 from swp.methods.simple import MagnitudePruner, RandomPruner
 from swp.methods.swp import SWPPruner
+from swp.models.gpt import GPT
 from swp.pruning.masks import MaskDriftError, MaskSet
 from swp.pruning.select import prunable_parameters
 

@@ -5,10 +5,10 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import CONF
 from hydra.utils import instantiate
 from safetensors.torch import load_file
 
-from conftest import CONF
 from train import run
 
 
@@ -97,9 +97,9 @@ def _groups() -> list[str]:
 def test_every_option_of_every_group_composes_and_instantiates(group, tmp_path):
     """Every option composes and names a target that imports; options that need no data,
     weights or network are also built (the others are built by their own tests)."""
+    from conftest import compose_cfg
     from hydra.utils import get_object
 
-    from conftest import compose_cfg
     from swp.models.gpt import GPT
 
     for option in _options(group):

@@ -6,11 +6,11 @@ import json
 import sys
 
 import pytest
+from conftest import CONF, TINY
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 import train
-from conftest import CONF, TINY
 
 
 def _compose(*overrides):

@@ -6,8 +6,8 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import ROOT, TINY
+
 from swp.analysis.sweep_summary import curves, summarize_sweep
 from swp.logging.wandb_logger import WandbLogger
 from swp.logging.wandb_records import find_run_files, read_run

@@ -6,7 +6,11 @@ import pytest
 import torch
 
 from swp.pruning.threshold import (
-    keep_mask, masks_from_scores, prune_rate_for_sparsity, sparsity, spreads,
+    keep_mask,
+    masks_from_scores,
+    prune_rate_for_sparsity,
+    sparsity,
+    spreads,
 )
 
 

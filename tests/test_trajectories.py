@@ -9,8 +9,8 @@ from safetensors.torch import load_file
 from torch import nn
 
 from swp.analysis.trajectories import (
-    TrajectoryRecorder,
     Trajectories,
+    TrajectoryRecorder,
     kept_and_pruned,
     largest_rise,
     most_divergent,

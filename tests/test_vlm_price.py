@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
 from conftest import CONF, compose_cfg
+
 from swp.errors import ConfigError
 from swp.models.price_pretrained import pretrained_vlm, tiny_random_llava
 from swp.pruning.select import prunable_parameters

@@ -8,10 +8,8 @@ from pathlib import Path
 from safetensors.torch import load_file
 from torch import nn
 
-from swp.export.sparse_format import bit_identical, load_compressed, save_compressed
-
-
 from swp.export.hf_pretrained import ExportMismatchError  # one error type for every export check
+from swp.export.sparse_format import bit_identical, load_compressed, save_compressed
 
 
 def export_compressed(dense_path: Path, out_path: Path, pruned: list[str] | None = None) -> dict:

@@ -32,8 +32,8 @@ import torch
 from torch import nn
 
 from swp.errors import CheckpointError, RunError
-from swp.logging.base import Logger
 from swp.infra.checkpoint import Checkpoint, read_checkpoint, write_checkpoint
+from swp.logging.base import Logger
 from swp.training.schedule import Schedule
 
 # Schedule fields the dense weights depend on (fine-tuning, logging and eval cadence do not).

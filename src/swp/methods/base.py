@@ -19,6 +19,11 @@ class Pruner:
     Subclasses override `scores` (and `observe` if they track training). Everything else
     (threshold, target sparsity, masks) is shared, so methods differ only where they should.
 
+    Capabilities are declared here, never probed: the run asks `tracks` whether the dense
+    phase must call `observe` (and whether a dense-cache entry's tracked state matters),
+    `calibrates` whether `calibrate` needs inputs before masks are made (Wanda, SparseGPT),
+    and calls `on_train_step` after every dense step (gradual pruning acts there).
+
     Args:
         model: the model to prune; its prunable parameters are selected once, here.
         include: regexes; only matching Linear weights are pruned (default: all but the head).
@@ -30,6 +35,8 @@ class Pruner:
     """
 
     prunes = True
+    tracks = False  # observe() records state at tracking points
+    calibrates = False  # calibrate() must see inputs before scores() / masks()
 
     def __init__(
         self,
@@ -51,7 +58,28 @@ class Pruner:
             check_nm_shapes({n: tuple(p.movedim(self.input_axis[n], -1).shape) for n, p in self.params.items()}, self.nm[1])
 
     def observe(self) -> None:
-        """Called at each tracking point during dense training; a no-op unless overridden."""
+        """Called at each tracking point during dense training when `tracks` is true."""
+
+    @property
+    def tracking_points(self) -> int:
+        """Tracking points observed so far (0 for a pruner that does not track)."""
+        return 0
+
+    def state_bytes(self) -> int:
+        """Memory of the state kept beside the model (SWP's tracked history); 0 by default."""
+        return 0
+
+    def calibrate(self, model: nn.Module, batches: list, forward) -> None:
+        """Sees calibration inputs before pruning when `calibrates` is true.
+
+        Args:
+            model: the model being pruned (the same one `params` belong to).
+            batches: training batches drawn with the calibration seed, already on the device.
+            forward: ``forward(model, batch)`` runs the task's forward pass (no gradients).
+        """
+
+    def on_train_step(self, step: int, optimizer) -> None:
+        """Called after every dense optimizer step (0-based `step`); a no-op by default."""
 
     def scores(self) -> tuple[dict[str, torch.Tensor], dict[str, float]]:
         """Per-tensor scores (higher = more important) and the spread the threshold scales."""

@@ -34,6 +34,8 @@ class SWPPruner(Pruner):
             None keeps it beside each weight.
     """
 
+    tracks = True
+
     def __init__(
         self,
         model: nn.Module,
@@ -63,6 +65,10 @@ class SWPPruner(Pruner):
         self.clones: dict[str, torch.Tensor] = {}
         self.ring: dict[str, torch.Tensor] = {}
         self.ring_points: list[int] = []  # point number held in each ring slot (0 = empty)
+
+    @property
+    def tracking_points(self) -> int:
+        return self.t
 
     def _where(self, p: torch.Tensor) -> torch.device:
         return torch.device(self.state_device) if self.state_device else p.device

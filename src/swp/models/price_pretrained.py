@@ -166,7 +166,14 @@ def tiny_random_llava(
         **data_info: the task's vocab_size / image_size; image_size is checked.
     """
     from tokenizers import Regex, Tokenizer, models, pre_tokenizers
-    from transformers import CLIPVisionConfig, LlamaConfig, LlavaConfig, LlavaModel, LlavaProcessor, PreTrainedTokenizerFast
+    from transformers import (
+        CLIPVisionConfig,
+        LlamaConfig,
+        LlavaConfig,
+        LlavaModel,
+        LlavaProcessor,
+        PreTrainedTokenizerFast,
+    )
 
     try:  # the PIL image processor: the default one wants torchvision, which we don't install
         from transformers import CLIPImageProcessorPil as CLIPImageProcessor

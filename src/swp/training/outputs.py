@@ -7,10 +7,10 @@ from pathlib import Path
 from torch import nn
 
 from swp.analysis.trajectory_report import publish_trajectories
+from swp.infra.io import save_model_weights, save_tensors, write_json_atomic
 from swp.logging.base import Logger
 from swp.methods.base import Pruner
 from swp.pruning.masks import MaskSet
-from swp.infra.io import save_model_weights, save_tensors, write_json_atomic
 
 
 def write_outputs(

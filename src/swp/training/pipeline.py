@@ -22,17 +22,17 @@ from torch import nn
 
 from swp.energy.meter import NullMeter
 from swp.errors import CheckpointError
+from swp.infra.checkpoint import STAGES, Checkpoint, CheckpointStore
+from swp.infra.dense_cache import DenseCache
+from swp.infra.io import unique_parameters
+from swp.infra.rng import capture_rng, restore_rng
+from swp.infra.signals import StopRequest
 from swp.logging.base import Logger
 from swp.methods.base import Pruner
 from swp.pruning.masks import MaskSet
 from swp.pruning.threshold import sparsity
-from swp.infra.io import unique_parameters
-from swp.infra.checkpoint import STAGES, Checkpoint, CheckpointStore
-from swp.infra.dense_cache import DenseCache
 from swp.training.guard import check_sparsity
-from swp.infra.signals import StopRequest
 from swp.training.loop import NonFiniteLossError, evaluate, make_optimizer, train_phase
-from swp.infra.rng import capture_rng, restore_rng
 from swp.training.schedule import Schedule
 
 
@@ -204,9 +204,9 @@ def train_prune_finetune(
     results |= {
         "train_tokens_per_s": rec["dense_stats"]["tokens_per_s"],
         "finetune_tokens_per_s": rec["ft_stats"]["tokens_per_s"],
-        "tracking_points": getattr(pruner, "t", 0),
+        "tracking_points": pruner.tracking_points,
         # SWP's price in memory, against the model's own bytes (the issue's 7B concern).
-        "tracked_state_bytes": getattr(pruner, "state_bytes", lambda: 0)(),
+        "tracked_state_bytes": pruner.state_bytes(),
         "model_bytes": sum(p.numel() * p.element_size() for p in unique_parameters(model)),
         "dense_cache": rec["dense_cache"],
         "resumed_from": resume.path.name if resume is not None else None,
@@ -242,7 +242,7 @@ def _restore_dense(entry: Checkpoint, model: nn.Module, pruner: Pruner, recorder
     """Loads a dense-cache entry. A pruner that tracks nothing ignores the tracked state (the
     entry may come from a tracking pruner: observing never changes the weights)."""
     entry.load_weights(model)
-    if type(pruner).observe is not Pruner.observe:
+    if pruner.tracks:
         pruner.load_state_dict(entry.state["pruner"]["state"])
     _restore_recorder(recorder, entry)
     restore_rng(entry.state["rng"])
