@@ -37,6 +37,8 @@ class Pruner:
     prunes = True
     tracks = False  # observe() records state at tracking points
     calibrates = False  # calibrate() must see inputs before scores() / masks()
+    calibration_batches = 0  # training batches the run draws for calibrate()
+    calibration_seed = 0  # seeds those draws (its own generator: the training batches are unchanged)
 
     def __init__(
         self,
@@ -74,7 +76,8 @@ class Pruner:
 
         Args:
             model: the model being pruned (the same one `params` belong to).
-            batches: training batches drawn with the calibration seed, already on the device.
+            batches: `calibration_batches` training batches drawn with `calibration_seed`, on the
+                run's device.
             forward: ``forward(model, batch)`` runs the task's forward pass (no gradients).
         """
 

@@ -107,6 +107,8 @@ def train_prune_finetune(
 
     def end_of_step(phase: str, total: int, offset: int, optimizer, generator) -> Callable[[int], None]:
         def after_step(step: int) -> None:
+            if phase == "train":
+                pruner.on_train_step(step, optimizer)
             if phase == "train" and schedule.is_tracking_point(step):
                 pruner.observe()
                 if recorder is not None:
@@ -158,6 +160,8 @@ def train_prune_finetune(
     # Phase 2: prune once, by Eq. 2 at prune_rate (or the rate that gives target_sparsity).
     if pending("pruned"):
         meter.begin("prune")
+        if pruner.calibrates:
+            _calibrate(pruner, model, task, device, autocast)
         if pruner.prunes:
             rec["rate"] = pruner.rate_for_sparsity(target_sparsity) if target_sparsity is not None else prune_rate
             keep, rec["thresholds"] = pruner.masks(rec["rate"])
@@ -213,6 +217,21 @@ def train_prune_finetune(
         "wall_s": time.perf_counter() - start,
     }
     return results, masks
+
+
+def _calibrate(pruner: Pruner, model: nn.Module, task, device, autocast) -> None:
+    """Draws the pruner's calibration batches from the training split with their own seed."""
+    generator = torch.Generator().manual_seed(pruner.calibration_seed)
+    batches = [task.train_batch(generator, device) for _ in range(pruner.calibration_batches)]
+
+    def forward(m: nn.Module, batch) -> None:
+        with torch.no_grad(), autocast():
+            task.loss(m, batch)
+
+    was_training = model.training
+    model.eval()
+    pruner.calibrate(model, batches, forward)
+    model.train(was_training)
 
 
 def _class_name(obj) -> str:
