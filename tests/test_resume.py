@@ -11,9 +11,9 @@ import torch
 from safetensors.torch import load_file
 
 from swp.analysis.trajectories import Trajectories
+from swp.cli import run
 from swp.errors import RunError, RunInterrupted
 from swp.tasks.char_lm import CharLMTask
-from train import run
 
 # Checkpoints every 7 steps (not a divisor of 60 or 20, so interval and boundary ones differ),
 # kept after success so the tests can look at them.
@@ -46,7 +46,7 @@ def _assert_same(a, b):
 
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory):
-    from conftest import TINY, compose_cfg
+    from swp.testing.tiny import TINY, compose_cfg
 
     out = tmp_path_factory.mktemp("ref") / "run"
     run(compose_cfg(TINY + list(CK), out))
