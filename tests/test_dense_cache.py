@@ -6,6 +6,7 @@ import json
 import threading
 import time
 
+import pytest
 from omegaconf import OmegaConf
 from test_resume import _assert_same, _outcome
 from torch import nn
@@ -118,3 +119,35 @@ def test_concurrent_jobs_train_the_dense_phase_once(tmp_path):
     assert trained == ["first"] and seen == ["second"]
     manifest = json.loads((cache().entry_path / "manifest.json").read_text())
     assert set(manifest["files"]) >= {"model.safetensors", "state.pt", "config.json", "key.json"}
+
+
+# Options in which a job that finds a published entry can differ from the job that published it.
+# With the expected lookup: options that change a file the dense stage writes must miss.
+TAKERS = [
+    (("pruner=magnitude",), "hit"),
+    (("pruner=swp", "pruner.compare=current", "prune_rate=0.3"), "hit"),
+    (("pruner=magnitude", "schedule.log_every=3"), "miss"),
+    (("schedule.eval_every=7",), "miss"),
+    (("pruner=random", "pruner.include=[attn]"), "miss"),
+    (("pruner=magnitude", "schedule.track_every=6"), "miss"),
+    (("pruner=swp", "trajectories.per_tensor=5"), "miss"),
+]
+
+
+@pytest.fixture(scope="module")
+def published(tmp_path_factory):
+    """A cache holding the default SWP job's dense stage."""
+    root = tmp_path_factory.mktemp("published")
+    run(compose_cfg(TINY + list(SHORT) + ["dense_cache.enabled=true", f"dense_cache.dir={root / 'cache'}"],
+                    root / "publisher"))
+    return root / "cache"
+
+
+@pytest.mark.parametrize("overrides,lookup", TAKERS, ids=[" ".join(o) for o, _ in TAKERS])
+def test_a_cache_hit_is_indistinguishable_from_training_the_stage(tmp_path, published, overrides, lookup):
+    """Whatever the taker's options, every file it writes equals a run of its own without the cache."""
+    cached = run(compose_cfg(TINY + list(SHORT) + ["dense_cache.enabled=true", f"dense_cache.dir={published}",
+                                                   *overrides], tmp_path / "cached"))
+    run(compose_cfg(TINY + list(SHORT) + list(overrides), tmp_path / "plain"))
+    assert cached["dense_cache"] == lookup
+    _assert_same(_drop_cache_field(_outcome(tmp_path / "cached")), _drop_cache_field(_outcome(tmp_path / "plain")))
