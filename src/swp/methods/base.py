@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Sequence
 
 import torch
@@ -10,7 +11,20 @@ from torch import nn
 from swp.errors import ConfigError
 from swp.pruning.nm import check_nm_shapes, check_nm_target, nm_keep_mask, parse_nm
 from swp.pruning.select import input_feature_axis, prunable_parameters
-from swp.pruning.threshold import masks_from_scores, prune_rate_for_sparsity, spreads
+from swp.pruning.threshold import (
+    lowest_fraction_keep,
+    masks_at_sparsity,
+    masks_from_scores,
+    prune_rate_for_sparsity,
+    pruned_fraction_at_rate,
+    row_normalized,
+    spreads,
+)
+
+# How the pruned count is spread over tensors: ``shared_rate`` (Eq. 2: one prune_rate, each
+# tensor's own std, so tensors end at different sparsities) or ``uniform`` (every tensor, or
+# every output row for row-compared pruners, at exactly the same fraction, chosen by rank).
+ALLOCATIONS = ("shared_rate", "uniform")
 
 
 class Pruner:
@@ -32,6 +46,18 @@ class Pruner:
         nm: null, or N:M (``"2:4"``, ``[2, 4]``, ``true`` = 2:4): keep the N best-scoring
             weights in every M along the input dim instead of thresholding; prune_rate is
             then ignored (sparsity is exactly 1 - N/M).
+        allocation: ``shared_rate`` (Eq. 2, the paper's rule: one prune_rate, a threshold per
+            tensor from its own spread) or ``uniform`` (every tensor pruned at exactly the same
+            fraction, by rank; per output row for pruners that compare within rows). Under
+            ``uniform`` the fraction is target_sparsity, or, given only a prune_rate, the
+            fraction ``shared_rate`` would prune at that rate (same total, spread evenly).
+            Recorded as the attribute ``allocation`` for results.json.
+
+    Attributes:
+        compare_rows: scores are compared within each output row (Wanda and activation-aware
+            SWP): ``uniform`` prunes the same fraction of every row, ``shared_rate`` compares
+            each score with std * rate of its own row.
+        calibration_tokens: input tokens seen by ``calibrate`` (0 until it ran), for results.
     """
 
     prunes = True
@@ -39,6 +65,8 @@ class Pruner:
     calibrates = False  # calibrate() must see inputs before scores() / masks()
     calibration_batches = 0  # training batches the run draws for calibrate()
     calibration_seed = 0  # seeds those draws (its own generator: the training batches are unchanged)
+    calibration_tokens = 0  # tokens calibrate() saw
+    compare_rows = False  # scores compete within each output row instead of the whole tensor
 
     def __init__(
         self,
@@ -47,9 +75,14 @@ class Pruner:
         exclude: Sequence[str] | None = None,
         scope: str = "layer",
         nm=None,
+        allocation: str = "shared_rate",
     ):
         if scope not in ("layer", "global"):
             raise ConfigError(f"pruner.scope must be 'layer' or 'global', got {scope!r}")
+        if allocation not in ALLOCATIONS:
+            raise ConfigError(f"pruner.allocation must be one of {list(ALLOCATIONS)}, got {allocation!r}")
+        self.allocation = allocation
+        self._target: tuple[float, float] | None = None  # (rate, target) of the last rate_for_sparsity
         self.params = prunable_parameters(model, include, exclude)
         self.scope = scope
         self.nm = parse_nm(nm)
@@ -92,7 +125,9 @@ class Pruner:
         """Keep-masks and thresholds at the given prune_rate (a multiple of the std).
 
         With ``nm`` set the N:M rule replaces the threshold: prune_rate is ignored and no
-        thresholds are returned.
+        thresholds are returned; ``uniform`` allocation returns no thresholds either (it
+        prunes by rank). The rate returned by `rate_for_sparsity` gives exactly its target's
+        count (by rank where tied scores straddle the threshold).
         """
         score, spread = self.scores()
         if self.nm:
@@ -100,13 +135,43 @@ class Pruner:
                 n: nm_keep_mask(s.movedim(self.input_axis[n], -1), *self.nm).movedim(-1, self.input_axis[n])
                 for n, s in score.items()
             }, {}
+        score, spread = self._compared(score, spread)
+        target = self._target[1] if self._target is not None and self._target[0] == prune_rate else None
+        if self.allocation == "uniform":
+            fraction = target if target is not None else pruned_fraction_at_rate(score, spread, prune_rate)
+            return self.uniform_masks(score, fraction), {}
+        if target is not None:
+            keep, thresholds, _ = masks_at_sparsity(score, spread, target)
+            return keep, thresholds
         return masks_from_scores(score, spread, prune_rate)
 
+    def uniform_masks(self, score: dict[str, torch.Tensor], fraction: float) -> dict[str, torch.Tensor]:
+        """Prunes `fraction` of every tensor (of every output row when `compare_rows`) by rank.
+        `score` may be raw or row-normalized: normalizing within a row keeps its order."""
+        return {
+            n: lowest_fraction_keep(s.movedim(self.input_axis[n], -1), fraction, self.compare_rows)
+            .movedim(-1, self.input_axis[n])
+            for n, s in score.items()
+        }
+
+    def _compared(self, score, spread):
+        """The scores and spreads Eq. 2 sees: row-normalized at spread 1 when `compare_rows`."""
+        if not self.compare_rows:
+            return score, spread
+        return ({n: row_normalized(s.movedim(self.input_axis[n], -1)).movedim(-1, self.input_axis[n])
+                 for n, s in score.items()}, {n: 1.0 for n in score})
+
     def rate_for_sparsity(self, target: float) -> float:
-        """The prune_rate that prunes the given fraction of the prunable weights."""
+        """The prune_rate that prunes the given fraction of the prunable weights; `masks` at this
+        rate prunes exactly round(target * N) weights (per tensor under ``uniform``)."""
         check_nm_target(self.nm, target)
-        score, spread = self.scores()
-        return prune_rate_for_sparsity(score, spread, target)
+        score, spread = self._compared(*self.scores())
+        with warnings.catch_warnings():
+            if self.allocation == "uniform":  # ranks reach every target; the rate is only reported
+                warnings.simplefilter("ignore")
+            rate = prune_rate_for_sparsity(score, spread, target)
+        self._target = (rate, target)
+        return rate
 
     def artifacts(self) -> dict[str, torch.Tensor]:
         """Tensors worth saving with the run (SWP's importance); none by default."""
