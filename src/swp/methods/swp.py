@@ -9,8 +9,10 @@ from torch import nn
 
 from swp.errors import ConfigError
 from swp.methods.base import Pruner
+from swp.methods.calibration import input_norms
 from swp.pruning.importance import tracked_value, update_clones_, windowed_importance
 from swp.pruning.threshold import spreads
+from swp.pruning.wanda import wanda_scores
 
 # "auto" (None) stores the state in each weight's own dtype: bf16 for a bf16 LLM.
 DTYPES = {"auto": None, "float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -32,6 +34,12 @@ class SWPPruner(Pruner):
             bfloat16 halves an fp32 state's memory on large models.
         state_device: where the tracked state lives (e.g. ``cpu`` to spare GPU memory);
             None keeps it beside each weight.
+        allocation: see `Pruner`.
+        activation_aware: multiply the score by Wanda's ||X_j||_2 of the weight's input
+            feature (measured by `calibrate` on calibration batches) and compare within each
+            output row, as Wanda does.
+        calibration_batches, calibration_seed: the batches `calibrate` sees when
+            activation_aware (see `WandaPruner`).
     """
 
     tracks = True
@@ -48,8 +56,17 @@ class SWPPruner(Pruner):
         state_dtype: str = "float32",
         state_device: str | None = None,
         nm=None,
+        allocation: str = "shared_rate",
+        activation_aware: bool = False,
+        calibration_batches: int = 8,
+        calibration_seed: int = 0,
     ):
-        super().__init__(model, include, exclude, scope, nm)
+        super().__init__(model, include, exclude, scope, nm, allocation)
+        # Activation-aware SWP calibrates like Wanda and compares its scores within rows.
+        self.activation_aware = self.calibrates = self.compare_rows = bool(activation_aware)
+        self.calibration_batches = calibration_batches if activation_aware else 0
+        self.calibration_seed = calibration_seed
+        self.norms: dict[str, torch.Tensor] = {}
         if window is not None and window < 0:
             raise ConfigError(f"pruner.window must be null or >= 0, got {window}")
         if compare not in ("importance", "current"):
@@ -114,12 +131,20 @@ class SWPPruner(Pruner):
             for n, buf in self.ring.items()
         }
 
+    @torch.no_grad()
+    def calibrate(self, model: nn.Module, batches: list, forward) -> None:
+        if self.activation_aware:
+            self.norms, self.calibration_tokens = input_norms(model, self.params, batches, forward)
+
     def scores(self):
         imp = {n: v.abs_() for n, v in self.importance().items()}  # in place: one float32 copy, not two
         spread = spreads(imp, self.scope)
-        if self.compare == "current":
-            return {n: p.detach().abs() for n, p in self.params.items()}, spread
-        return imp, spread
+        score = {n: p.detach().abs() for n, p in self.params.items()} if self.compare == "current" else imp
+        if self.activation_aware:  # Wanda's input norms; compared per row, so the spread is unused
+            if not self.norms:
+                raise RuntimeError("activation-aware SWP saw no calibration input: calibrate() must run first")
+            score = {n: wanda_scores(s, self.norms[n], self.input_axis[n]) for n, s in score.items()}
+        return score, spread
 
     def artifacts(self) -> dict[str, torch.Tensor]:
         return {n: v.contiguous() for n, v in self.importance().items()}
