@@ -36,7 +36,9 @@ class Pruner:
     Capabilities are declared here, never probed: the run asks `tracks` whether the dense
     phase must call `observe` (and whether a dense-cache entry's tracked state matters),
     `calibrates` whether `calibrate` needs inputs before masks are made (Wanda, SparseGPT),
-    and calls `on_train_step` after every dense step (gradual pruning acts there).
+    and calls `on_train_step` after every dense step (gradual pruning acts there);
+    `modifies_dense` says the dense weights depend on this pruner, so its dense phase must not
+    be shared with other pruners (dense cache).
 
     Args:
         model: the model to prune; its prunable parameters are selected once, here.
@@ -67,6 +69,7 @@ class Pruner:
     calibration_seed = 0  # seeds those draws (its own generator: the training batches are unchanged)
     calibration_tokens = 0  # tokens calibrate() saw
     compare_rows = False  # scores compete within each output row instead of the whole tensor
+    modifies_dense = False  # changes the weights during the dense phase (GMP): its dense phase is its own
 
     def __init__(
         self,

@@ -28,8 +28,10 @@ class GMPPruner(Pruner):
     target_sparsity, when given, must equal final_sparsity (the config sets final_sparsity to the
     run's target_sparsity by default) or a warning says which was used (final_sparsity).
 
-    ``tracks`` is true because the dense phase depends on this pruner (its weights are pruned
-    during it): the dense cache then keys entries by its options, and restores its state.
+    ``modifies_dense`` is true: the dense weights depend on this pruner. ``tracks`` is true too,
+    so the dense cache keys its entry by its options and restores its masks on a hit; but a
+    pruner that tracks nothing may still take any entry of the same dense key, this one
+    included, until the run also keys the dense phase by a modifying pruner's options.
 
     Args:
         model, include, exclude, scope: see `Pruner`.
@@ -43,6 +45,7 @@ class GMPPruner(Pruner):
     """
 
     tracks = True
+    modifies_dense = True
 
     def __init__(
         self,
