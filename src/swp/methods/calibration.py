@@ -61,9 +61,11 @@ def run_batches(model: nn.Module, batches: list, forward, stop_after: nn.Module 
             handle.remove()
 
 
-def input_norms(model: nn.Module, names, batches: list, forward) -> tuple[dict[str, torch.Tensor], int]:
+def input_norms(model: nn.Module, names, batches: list, forward,
+                stop_after: nn.Module | None = None) -> tuple[dict[str, torch.Tensor], int]:
     """||X_j||_2 of every input feature of every named layer over the calibration batches (one
-    forward pass per batch, all layers at once), and the tokens the first layer saw."""
+    forward pass per batch, all layers at once, ended early after `stop_after`), and the tokens
+    the first layer saw."""
     modules = owning_modules(model, names)
     sq: dict[str, torch.Tensor] = {}
     tokens = dict.fromkeys(modules, 0)
@@ -74,7 +76,7 @@ def input_norms(model: nn.Module, names, batches: list, forward) -> tuple[dict[s
         tokens[name] += add_squared_norms_(sq[name], x)
 
     with input_hooks(modules, see):
-        run_batches(model, batches, forward)
+        run_batches(model, batches, forward, stop_after)
     missing = [n for n in modules if n not in sq]
     if missing:
         raise RuntimeError(f"calibration never reached {missing[0]} ({len(missing)} layers): is it used in the forward?")
