@@ -148,3 +148,32 @@ def test_pinned_tiny_sparsegpt_run(tiny_cfg):
     assert r["pruned_val_loss"] == pytest.approx(3.384303, rel=1e-5)
     assert r["val_loss"] == pytest.approx(3.343942, rel=1e-5)
     assert r["sparsity"] == 0.5 and all(layer["sparsity"] == 0.5 for layer in r["layers"])
+
+
+@pytest.mark.parametrize("family", ["llama", "gpt2"])
+def test_sequential_pruners_on_hugging_face_models(family):
+    """Blocks are the decoder layers, found without model-family names; GPT-2's Conv1D too."""
+    transformers = pytest.importorskip("transformers")
+    from swp.methods.calibration import sequential_blocks
+    from swp.methods.wanda import WandaPruner
+    from swp.testing.hf_tiny import GPT2, LLAMA
+
+    config = transformers.AutoConfig.for_model(**(LLAMA if family == "llama" else GPT2), vocab_size=100,
+                                               bos_token_id=0, eos_token_id=0)
+    g = torch.Generator().manual_seed(0)
+    data = [torch.randint(0, 100, (2, 16), generator=g) for _ in range(2)]
+
+    def hf_forward(model, batch):
+        with torch.no_grad():
+            model(input_ids=batch)
+
+    for cls in (SparseGPTPruner, WandaPruner):
+        torch.manual_seed(0)
+        model = transformers.AutoModelForCausalLM.from_config(config)
+        pruner = cls(model)
+        groups = sequential_blocks(model, pruner.params)
+        assert [len(names) for _, names in groups] == ([7, 7] if family == "llama" else [4, 4])
+        pruner.calibrate(model, data, hf_forward)
+        keep, _ = pruner.masks(pruner.rate_for_sparsity(0.5))
+        assert all(int((~k).sum()) == k.numel() // 2 for k in keep.values()), cls
+        assert pruner.calibration_tokens == 2 * 2 * 16
