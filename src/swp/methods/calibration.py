@@ -79,7 +79,8 @@ def input_norms(model: nn.Module, names, batches: list, forward,
         run_batches(model, batches, forward, stop_after)
     missing = [n for n in modules if n not in sq]
     if missing:
-        raise RuntimeError(f"calibration never reached {missing[0]} ({len(missing)} layers): is it used in the forward?")
+        raise RuntimeError(f"calibration never reached {missing[0]} ({len(missing)} layers): "
+                           "is it used in the forward?")
     return {n: v.sqrt() for n, v in sq.items()}, next(iter(tokens.values()), 0)
 
 
