@@ -101,3 +101,11 @@ def test_untracked_pruner_never_takes_gmps_pruned_dense_phase(tiny_cfg, tmp_path
     run(tiny_cfg("pruner=gmp", "target_sparsity=0.5", *cache, out="a"))
     magnitude = run(tiny_cfg("pruner=magnitude", "target_sparsity=0.5", *cache, out="b"))
     assert magnitude["dense_cache"] == "miss"
+
+
+def test_check_target_refuses_a_target_other_than_final_sparsity():
+    pruner = GMPPruner(TwoBlocks(), final_sparsity=0.5, end_step=10)
+    pruner.check_target(0.5)
+    pruner.check_target(None)
+    with pytest.raises(ConfigError, match="differs from pruner.final_sparsity"):
+        pruner.check_target(0.6)

@@ -164,6 +164,11 @@ class Pruner:
         return ({n: row_normalized(s.movedim(self.input_axis[n], -1)).movedim(-1, self.input_axis[n])
                  for n, s in score.items()}, {n: 1.0 for n in score})
 
+    def check_target(self, target: float | None) -> None:
+        """Raises ConfigError, before training, when this pruner cannot honour `target`
+        (N:M fixes the sparsity; GMP's is its final_sparsity)."""
+        check_nm_target(self.nm, target)
+
     def rate_for_sparsity(self, target: float) -> float:
         """The prune_rate that prunes the given fraction of the prunable weights; `masks` at this
         rate prunes exactly round(target * N) weights (per tensor under ``uniform``)."""

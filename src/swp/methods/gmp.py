@@ -95,6 +95,11 @@ class GMPPruner(Pruner):
         if self.current is not None:
             self.current.apply(optimizer)  # weights and their Adam moments, after every step
 
+    def check_target(self, target: float | None) -> None:
+        if target is not None and abs(target - self.final_sparsity) > 1e-12:
+            raise ConfigError(f"target_sparsity={target} differs from pruner.final_sparsity={self.final_sparsity}; "
+                              "GMP prunes to final_sparsity (leave it at its default, the run's target)")
+
     def rate_for_sparsity(self, target: float) -> float:
         if abs(target - self.final_sparsity) > 1e-12:
             warnings.warn(f"target_sparsity={target} differs from pruner.final_sparsity={self.final_sparsity}: "

@@ -82,7 +82,7 @@ def sparsegpt_prune(
                          "use more calibration batches or a larger percdamp")
     Hinv = L
     keep = torch.ones_like(W, dtype=torch.bool)
-    loss = 0.0
+    losses = torch.zeros(rows, device=W.device)  # summed on the device: no sync per column
     for i1 in range(0, columns, blocksize):
         i2 = min(i1 + blocksize, columns)
         W1 = W[:, i1:i2].clone()
@@ -108,11 +108,11 @@ def sparsegpt_prune(
             w = W1[:, i]
             q = torch.where(keep1[:, i], w, torch.zeros_like(w))
             Q1[:, i] = q
-            loss += float(((w - q) ** 2 / d[i] ** 2).sum()) / 2
+            losses += (w - q) ** 2 / d[i] ** 2 / 2
             err = (w - q) / d[i]
             W1[:, i:] -= err.unsqueeze(1) @ Hinv1[i, i:].unsqueeze(0)
             Err1[:, i] = err
         W[:, i1:i2] = Q1
         keep[:, i1:i2] = keep1
         W[:, i2:] -= Err1 @ Hinv[i1:i2, i2:]
-    return W.to(weight.dtype), keep, loss
+    return W.to(weight.dtype), keep, float(losses.sum())
