@@ -33,12 +33,18 @@ def test_reconstruction_equals_exact_obs_for_a_prefix_mask():
     w, _, h = correlated(d=12)
     keep = torch.ones_like(w, dtype=torch.bool)
     keep[:, :5] = False
-    new, k, _ = sparsegpt_prune(w, h, mask=keep, blocksize=4, percdamp=0.0)
+    new, k, loss = sparsegpt_prune(w, h, mask=keep, blocksize=4, percdamp=0.0)
     P, K = slice(0, 5), slice(5, 12)
     ref = torch.zeros_like(w)
     ref[:, K] = w[:, K] + torch.linalg.solve(h[K, K], h[K, P] @ w[:, P].t()).t()
     assert torch.equal(k, keep)
     assert torch.allclose(new, ref, atol=1e-4)
+    # The reported OBS loss is the layer's loss increase, 1/2 tr(dW H dW^T), for any mask too.
+    delta = w - new
+    assert loss == pytest.approx(0.5 * float((delta @ h * delta).sum()), rel=1e-4)
+    new, _, loss = sparsegpt_prune(w, h, 0.5, blocksize=4, percdamp=0.0)
+    delta = w - new
+    assert loss == pytest.approx(0.5 * float((delta @ h * delta).sum()), rel=1e-4)
 
 
 @pytest.mark.parametrize("seed", range(3))
