@@ -174,3 +174,12 @@ def test_uniform_allocation_prunes_every_tensor_at_the_same_fraction():
     assert abs(total(keep_uniform) - total(keep_shared)) <= len(keep_shared)
     fractions = [float((~k).float().mean()) for k in keep_uniform.values()]
     assert max(fractions) - min(fractions) < 0.01
+
+
+def test_pinned_tiny_uniform_magnitude_run(tiny_cfg):
+    from train import run
+
+    r = run(tiny_cfg("pruner=magnitude", "pruner.allocation=uniform", "target_sparsity=0.5"))
+    assert r["pruned_val_loss"] == pytest.approx(3.384151, rel=1e-5)
+    assert r["val_loss"] == pytest.approx(3.342066, rel=1e-5)
+    assert all(layer["sparsity"] == 0.5 and layer["threshold"] is None for layer in r["layers"])
