@@ -20,6 +20,7 @@ from swp.pruning.threshold import (
     row_normalized,
     spreads,
 )
+from swp.pruning.wanda import wanda_scores
 
 # How the pruned count is spread over tensors: ``shared_rate`` (Eq. 2: one prune_rate, each
 # tensor's own std, so tensors end at different sparsities) or ``uniform`` (every tensor, or
@@ -60,6 +61,9 @@ class Pruner:
             SWP): ``uniform`` prunes the same fraction of every row, ``shared_rate`` compares
             each score with std * rate of its own row.
         calibration_tokens: input tokens seen by ``calibrate`` (0 until it ran), for results.
+        activation_norms: ||X_j||_2 per input feature of each pruned layer, set by a ``calibrate``
+            that measures them (activation-aware SWP): the compared score is then
+            score * ||X_j||_2, Wanda's weighting, for every rule (threshold, uniform, N:M).
     """
 
     prunes = True
@@ -69,6 +73,7 @@ class Pruner:
     calibration_seed = 0  # seeds those draws (its own generator: the training batches are unchanged)
     calibration_tokens = 0  # tokens calibrate() saw
     compare_rows = False  # scores compete within each output row instead of the whole tensor
+    activation_norms: dict[str, torch.Tensor] | None = None  # set by calibrate(): scores x ||X_j||_2 (Wanda's)
     modifies_dense = False  # changes the weights during the dense phase (GMP): its dense phase is its own
 
     def __init__(
@@ -133,6 +138,7 @@ class Pruner:
         count (by rank where tied scores straddle the threshold).
         """
         score, spread = self.scores()
+        score = self._weighted(score)
         if self.nm:
             return {
                 n: nm_keep_mask(s.movedim(self.input_axis[n], -1), *self.nm).movedim(-1, self.input_axis[n])
@@ -157,6 +163,12 @@ class Pruner:
             for n, s in score.items()
         }
 
+    def _weighted(self, score: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """score * ||X_j||_2 along each weight's input axis when `activation_norms` are set."""
+        if self.activation_norms is None:
+            return score
+        return {n: wanda_scores(s, self.activation_norms[n], self.input_axis[n]) for n, s in score.items()}
+
     def _compared(self, score, spread):
         """The scores and spreads Eq. 2 sees: row-normalized at spread 1 when `compare_rows`."""
         if not self.compare_rows:
@@ -173,7 +185,8 @@ class Pruner:
         """The prune_rate that prunes the given fraction of the prunable weights; `masks` at this
         rate prunes exactly round(target * N) weights (per tensor under ``uniform``)."""
         check_nm_target(self.nm, target)
-        score, spread = self._compared(*self.scores())
+        score, spread = self.scores()
+        score, spread = self._compared(self._weighted(score), spread)
         with warnings.catch_warnings():
             if self.allocation == "uniform":  # ranks reach every target; the rate is only reported
                 warnings.simplefilter("ignore")

@@ -12,7 +12,6 @@ from swp.methods.base import Pruner
 from swp.methods.calibration import input_norms
 from swp.pruning.importance import tracked_value, update_clones_, windowed_importance
 from swp.pruning.threshold import spreads
-from swp.pruning.wanda import wanda_scores
 
 # "auto" (None) stores the state in each weight's own dtype: bf16 for a bf16 LLM.
 DTYPES = {"auto": None, "float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -66,7 +65,8 @@ class SWPPruner(Pruner):
         self.activation_aware = self.calibrates = self.compare_rows = bool(activation_aware)
         self.calibration_batches = calibration_batches if activation_aware else 0
         self.calibration_seed = calibration_seed
-        self.norms: dict[str, torch.Tensor] = {}
+        if activation_aware and calibration_batches < 1:
+            raise ConfigError(f"pruner.calibration_batches must be >= 1, got {calibration_batches}")
         if window is not None and window < 0:
             raise ConfigError(f"pruner.window must be null or >= 0, got {window}")
         if compare not in ("importance", "current"):
@@ -133,18 +133,16 @@ class SWPPruner(Pruner):
 
     @torch.no_grad()
     def calibrate(self, model: nn.Module, batches: list, forward) -> None:
+        """Activation-aware: Wanda's ||X_j||_2, which the base class multiplies into the scores."""
         if self.activation_aware:
-            self.norms, self.calibration_tokens = input_norms(model, self.params, batches, forward)
+            self.activation_norms, self.calibration_tokens = input_norms(model, self.params, batches, forward)
 
     def scores(self):
         imp = {n: v.abs_() for n, v in self.importance().items()}  # in place: one float32 copy, not two
         spread = spreads(imp, self.scope)
-        score = {n: p.detach().abs() for n, p in self.params.items()} if self.compare == "current" else imp
-        if self.activation_aware:  # Wanda's input norms; compared per row, so the spread is unused
-            if not self.norms:
-                raise RuntimeError("activation-aware SWP saw no calibration input: calibrate() must run first")
-            score = {n: wanda_scores(s, self.norms[n], self.input_axis[n]) for n, s in score.items()}
-        return score, spread
+        if self.compare == "current":
+            return {n: p.detach().abs() for n, p in self.params.items()}, spread
+        return imp, spread
 
     def artifacts(self) -> dict[str, torch.Tensor]:
         return {n: v.contiguous() for n, v in self.importance().items()}
