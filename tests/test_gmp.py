@@ -3,11 +3,11 @@ optimizer state, its final masks, and a pinned tiny run."""
 
 import pytest
 import torch
-from test_wanda import TwoBlocks
 
 from swp.errors import ConfigError
 from swp.methods.gmp import GMPPruner
 from swp.pruning.gradual import cubic_sparsity, is_update_step
+from swp.testing.blocks import TwoBlocks
 from train import run
 
 

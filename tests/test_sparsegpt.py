@@ -3,11 +3,11 @@ magnitude pruning, exact counts, N:M, the sequential block order and a pinned ti
 
 import pytest
 import torch
-from test_wanda import TwoBlocks, batches, forward
 from torch import nn
 
 from swp.methods.sparsegpt import SparseGPTPruner
 from swp.pruning.sparsegpt import add_hessian_batch_, sparsegpt_prune
+from swp.testing.blocks import TwoBlocks, batches, forward
 from train import run
 
 

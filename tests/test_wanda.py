@@ -8,33 +8,8 @@ from swp.methods.calibration import input_norms
 from swp.methods.swp import SWPPruner
 from swp.methods.wanda import WandaPruner
 from swp.pruning.wanda import wanda_scores
+from swp.testing.blocks import TwoBlocks, batches, forward
 from train import run
-
-
-class TwoBlocks(nn.Module):
-    """Two blocks of Linear layers in a ModuleList, the shape the calibration code expects."""
-
-    def __init__(self, width: int = 8):
-        super().__init__()
-        torch.manual_seed(0)
-        self.blocks = nn.ModuleList(nn.Sequential(nn.Linear(width, width), nn.ReLU(), nn.Linear(width, width))
-                                    for _ in range(2))
-
-    def forward(self, x):
-        for b in self.blocks:
-            x = x + b(x)
-        return x
-
-
-def forward(model, batch):
-    with torch.no_grad():
-        model(batch)
-
-
-def batches(width: int = 8, n: int = 3):
-    g = torch.Generator().manual_seed(1)
-    scale = torch.linspace(0.1, 3.0, width)  # features of very different loudness
-    return [torch.randn(4, 5, width, generator=g) * scale for _ in range(n)]
 
 
 def test_wanda_score_and_per_row_choice_by_hand():

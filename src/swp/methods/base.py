@@ -98,7 +98,8 @@ class Pruner:
         # transformers' Conv1D (GPT-2), so masks are made with the input axis moved last.
         self.input_axis = {n: input_feature_axis(model, n) for n in self.params}
         if self.nm:
-            check_nm_shapes({n: tuple(p.movedim(self.input_axis[n], -1).shape) for n, p in self.params.items()}, self.nm[1])
+            shapes = {n: tuple(p.movedim(self.input_axis[n], -1).shape) for n, p in self.params.items()}
+            check_nm_shapes(shapes, self.nm[1])
 
     def observe(self) -> None:
         """Called at each tracking point during dense training when `tracks` is true."""
