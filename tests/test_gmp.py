@@ -94,7 +94,7 @@ def test_gmp_dense_cache_entry_is_its_own(tiny_cfg, tmp_path):
     assert again["val_loss"] == first["val_loss"] and again["sparsity"] == 0.5
 
 
-@pytest.mark.xfail(strict=True, reason="the run must key the dense cache by a pruner with modifies_dense "
+@pytest.mark.xfail(strict=True, raises=AssertionError, reason="the run must key the dense cache by a pruner with modifies_dense "
                                        "(train.py _dense_cache / infra/dense_cache.py, outside this branch)")
 def test_untracked_pruner_never_takes_gmps_pruned_dense_phase(tiny_cfg, tmp_path):
     cache = [f"dense_cache.dir={tmp_path / 'cache'}", "dense_cache.enabled=true"]
