@@ -20,7 +20,7 @@ from swp.infra.dense_cache import DenseCache, dense_key_material, tracking_spec
 from swp.infra.signals import StopRequest
 from swp.logging.base import JsonlLogger, LoggerGroup
 from swp.logging.resilient import start_backend
-from swp.pruning.nm import check_nm_target, nm_label
+from swp.pruning.nm import nm_label
 from swp.results import assemble, summary_line
 from swp.run import Run
 from swp.training.loop import NonFiniteLossError, Placement
@@ -125,7 +125,7 @@ def build_parts(cfg: DictConfig, settings: Settings) -> Parts:
     task = build("dataset", cfg.dataset)
     model = build("model", cfg.model, **task.model_kwargs()).to(settings.device)
     pruner = build("pruner", cfg.pruner)(model=model)
-    check_nm_target(pruner.nm, settings.target)
+    pruner.check_target(settings.target)
     schedule, export = build("schedule", cfg.schedule), build("export", cfg.export)
     # A fixed sample of weights recorded at every tracking point (paper Figs. 1-2), any pruner.
     per_tensor = cfg.trajectories.per_tensor
@@ -147,7 +147,8 @@ def _execute(cfg, context: Context, settings: Settings, parts: Parts, out_dir: P
         figures, _ = run.execute()
     identity = {g: context.choices.get(g) for g in ("pruner", "model", "dataset", "schedule")} | {
         "prune_rate": settings.prune_rate, "target_sparsity": settings.target, "seed": cfg.seed,
-        "device": str(settings.device), "precision": cfg.precision, "nm": nm_label(parts.pruner.nm)}
+        "device": str(settings.device), "precision": cfg.precision, "nm": nm_label(parts.pruner.nm),
+        "allocation": parts.pruner.allocation}
     task = parts.task
     # Export first (it may reload and re-evaluate the model), then the run folder's files.
     exported = parts.export(model=parts.model, task=task, pruned=parts.pruner.params, out_dir=out_dir,
@@ -168,6 +169,8 @@ def dense_cache(cfg: DictConfig, resolved: dict, parts: Parts, device, out_dir: 
     material = dense_key_material(
         model=resolved["model"], dataset=resolved["dataset"], schedule=parts.schedule, seed=cfg.seed,
         precision=cfg.precision, device=device, threads=cfg.get("threads"), trajectories=sample if per_tensor else None,
+        # GMP prunes during the dense stage: its weights depend on every pruner option.
+        pruner=resolved["pruner"] if parts.pruner.modifies_dense else None,
     )
     return DenseCache(Path(settings.dir), material, tracking_spec(resolved["pruner"], parts.pruner),
                       out_dir / "metrics.jsonl")

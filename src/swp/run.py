@@ -185,7 +185,14 @@ class Run:
             "model_bytes": sum(t.numel() * t.element_size() for t in unique_parameters(self.model)),
             "dense_cache": p.dense_cache, "resumed_from": self.resumed.path.name if self.resumed else None,
             "wall_s": wall_s,
-        }
+        } | self._calibration_facts()
+
+    def _calibration_facts(self) -> dict:
+        pr = self.pruner
+        if not pr.calibrates:
+            return {"calibration_batches": 0, "calibration_seed": None, "calibration_tokens": 0}
+        return {"calibration_batches": pr.calibration_batches, "calibration_seed": pr.calibration_seed,
+                "calibration_tokens": pr.calibration_tokens}
 
     def write_outputs(self, out_dir: Path, results: dict, show: int) -> None:
         """Stage 5: every artifact of the finished run; results.json goes last, so its presence
