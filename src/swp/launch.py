@@ -56,7 +56,8 @@ def check(cfg: DictConfig) -> Settings:
     """Everything that can be wrong with the input, found before training starts."""
     missing = sorted(OmegaConf.missing_keys(cfg))
     if missing:
-        raise ConfigError(f"required setting(s) not given: {', '.join(missing)} (add e.g. {missing[0]}=... to the command)")
+        raise ConfigError(f"required setting(s) not given: {', '.join(missing)} "
+                          f"(add e.g. {missing[0]}=... to the command)")
     prune_rate, target = runtime.check_prune_settings(cfg.prune_rate, cfg.get("target_sparsity"))
     device = runtime.resolve_device(cfg.device)
     return Settings(prune_rate, target, device, runtime.autocast_factory(cfg.precision, device),

@@ -26,8 +26,8 @@ from __future__ import annotations
 from pathlib import Path
 
 STAGE_PREFIXES = (("initial", "initial_val_"), ("dense", "dense_val_"), ("pruned", "pruned_val_"), ("final", "val_"))
-IDENTITY = ("pruner", "model", "dataset", "schedule", "prune_rate", "target_sparsity", "seed", "device", "precision", "nm",
-            "allocation")
+IDENTITY = ("pruner", "model", "dataset", "schedule", "prune_rate", "target_sparsity", "seed", "device", "precision",
+            "nm", "allocation")
 
 
 def assemble(identity: dict, figures: dict, *, headline_metric: str, lower_is_better: bool,

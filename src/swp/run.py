@@ -161,9 +161,9 @@ class Run:
         generator = torch.Generator().manual_seed(self.seed + 1)
         start = self._restore_phase(Stage.FINETUNE, optimizer, generator)
         spec = self._spec("finetune", F, s.finetune_lr_at, offset=T)
+        hook = self._checkpoint_hook(Stage.FINETUNE, spec, optimizer, generator)
         self.progress.ft_stats = train_phase(self.model, self.task, optimizer, generator, spec, self.where,
-                                             start_step=start, masks=self.masks,
-                                             after_step=self._checkpoint_hook(Stage.FINETUNE, spec, optimizer, generator))
+                                             start_step=start, masks=self.masks, after_step=hook)
         del optimizer
         check_sparsity(self.masks, "after fine-tuning", self.progress.mask_sparsity)
         self.save_checkpoint(Stage.FINETUNED, "after fine-tuning", T + F)
