@@ -11,6 +11,7 @@ import hydra  # noqa: E402
 from omegaconf import DictConfig, OmegaConf  # noqa: E402
 
 from swp.errors import ConfigError, RunError, RunInterrupted  # noqa: E402
+from swp.validation import validate_config  # noqa: E402
 
 
 def run(cfg: DictConfig) -> dict:
@@ -18,6 +19,7 @@ def run(cfg: DictConfig) -> dict:
 
     Returns the results dict (also written to results.json) so tests and sweepers can use it.
     """
+    validate_config(cfg)
     from swp.analysis.trajectories import TrajectoryRecorder
     from swp.infra import run_folder, runtime
     from swp.infra.signals import StopRequest

@@ -14,7 +14,7 @@ from swp.infra.checkpoint import Checkpoint, CheckpointStore
 
 # Keys that may change between an interrupted run and its resumption without changing results
 # (where it runs and how it reports), so they are not compared.
-RUNTIME_KEYS = ("output_dir", "resume", "threads", "progress", "logger", "checkpoint", "dense_cache")
+RUNTIME_KEYS = ("output_dir", "resume", "threads", "progress", "logger", "checkpoint", "dense_cache", "max_sparsity")
 
 
 def choose(output_dir: str | None, resume: str | None, hydra_dir: str | None) -> Path:
