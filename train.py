@@ -40,68 +40,69 @@ def run(cfg: DictConfig) -> dict:
     ck = runtime.check_checkpoint_settings(cfg.get("checkpoint"))
     hydra_dir = hydra.core.hydra_config.HydraConfig.get().runtime.output_dir if not (cfg.output_dir or cfg.get("resume")) else None
     out_dir = run_folder.choose(cfg.output_dir, cfg.get("resume"), hydra_dir)
-    resolved = OmegaConf.to_container(cfg, resolve=True)
-    store, resume, finished = run_folder.open_run(out_dir, resolved, ck["every"], ck["keep"], cfg.get("resume"))
-    if finished is not None:  # e.g. a re-launched sweep: finished jobs are not trained again
-        print(f"already finished with this config: {out_dir / 'results.json'}")
-        return finished
+    with run_folder.lock(out_dir):  # a second run on this folder stops here with one line
+        resolved = OmegaConf.to_container(cfg, resolve=True)
+        store, resume, finished = run_folder.open_run(out_dir, resolved, ck["every"], ck["keep"], cfg.get("resume"))
+        if finished is not None:  # e.g. a re-launched sweep: finished jobs are not trained again
+            print(f"already finished with this config: {out_dir / 'results.json'}")
+            return finished
 
-    runtime.set_threads(cfg.get("threads"))
-    runtime.seed_everything(cfg.seed)
-    task = build("dataset", cfg.dataset)
-    model = build("model", cfg.model, **task.model_kwargs()).to(device)
-    pruner = build("pruner", cfg.pruner)(model=model)
-    check_nm_target(pruner.nm, target)
-    schedule = build("schedule", cfg.schedule)
-    export = build("export", cfg.export)
-    dense_cache = _dense_cache(cfg, resolved, schedule, pruner, device, out_dir)
-    # A fixed sample of weights recorded at every tracking point (paper Figs. 1-2), any pruner.
-    per_tensor = cfg.trajectories.per_tensor
-    recorder = TrajectoryRecorder(pruner.params, per_tensor, cfg.seed) if per_tensor else None
-    # The options chosen per group, top level, so dashboards can group and filter runs by them.
-    logged_config = resolved | {f"{g}_choice": _choice(cfg, g) for g in ("model", "dataset", "pruner", "schedule", "experiment")}
+        runtime.set_threads(cfg.get("threads"))
+        runtime.seed_everything(cfg.seed)
+        task = build("dataset", cfg.dataset)
+        model = build("model", cfg.model, **task.model_kwargs()).to(device)
+        pruner = build("pruner", cfg.pruner)(model=model)
+        check_nm_target(pruner.nm, target)
+        schedule = build("schedule", cfg.schedule)
+        export = build("export", cfg.export)
+        dense_cache = _dense_cache(cfg, resolved, schedule, pruner, device, out_dir)
+        # A fixed sample of weights recorded at every tracking point (paper Figs. 1-2), any pruner.
+        per_tensor = cfg.trajectories.per_tensor
+        recorder = TrajectoryRecorder(pruner.params, per_tensor, cfg.seed) if per_tensor else None
+        # The options chosen per group, top level, so dashboards can group and filter runs by them.
+        logged_config = resolved | {f"{g}_choice": _choice(cfg, g) for g in ("model", "dataset", "pruner", "schedule", "experiment")}
 
-    OmegaConf.save(cfg, out_dir / "config.yaml", resolve=True)
-    run_folder.prepare_metrics(out_dir / "metrics.jsonl", resume)
-    # W&B trouble must never stop training: a failing backend is dropped, metrics.jsonl goes on.
-    backend = start_backend(lambda: build("logger", cfg.logger)(config=logged_config, out_dir=str(out_dir)), "logger")
-    meter = build("energy", cfg.energy)(out_dir=str(out_dir)) if cfg.get("energy") else None
-    logger = LoggerGroup(JsonlLogger(out_dir / "metrics.jsonl"), backend)
-    ok = False
-    try:
-        with StopRequest() as stop:
-            results, masks = train_prune_finetune(
-                model=model, task=task, pruner=pruner, schedule=schedule, logger=logger, device=device,
-                autocast=autocast, prune_rate=prune_rate, target_sparsity=target, seed=cfg.seed,
-                progress=_progress_enabled(cfg.progress), checkpoints=store if ck["enabled"] else None,
-                resume=resume, dense_cache=dense_cache, stop=stop, meter=meter,
-                recorder=recorder,
-            )
-        results = {
-            "pruner": _choice(cfg, "pruner"), "model": _choice(cfg, "model"), "dataset": _choice(cfg, "dataset"),
-            "schedule": _choice(cfg, "schedule"), "prune_rate": prune_rate, "target_sparsity": target,
-            "seed": cfg.seed, "device": str(device), "precision": cfg.precision,
-            "nm": nm_label(pruner.nm),
-        } | results | (meter.results() if meter else {})
-        results |= getattr(task, "extra_results", dict)()  # task-specific figures (price: mean baseline)
-        # Export first (it may reload and re-evaluate the model), then the run folder's files.
-        results |= export(model=model, task=task, pruned=pruner.params, out_dir=out_dir, device=device, autocast=autocast)
-        write_outputs(out_dir, results, model=model, masks=masks, pruner=pruner, logger=logger, recorder=recorder,
-                      show=cfg.trajectories.show, seed=cfg.seed)
-        ok = True
-    except NonFiniteLossError as exc:
-        last = store.paths()[-1] if store.paths() else "none"
-        raise NonFiniteLossError(f"{exc}; last good checkpoint: {last}") from None
-    except OSError as exc:  # e.g. a full disk while writing the final artifacts
-        raise RunError(f"could not write in {out_dir}: {exc.strerror or exc}; free disk space, then re-run the same command to resume") from exc
-    finally:
-        if meter:
-            meter.close()
-        logger.finish(ok)
-    if not ck["keep_after_success"]:
-        store.clear()  # the run folder now holds the final weights, masks and importance
-    print(summary_line(results, out_dir))
-    return results
+        OmegaConf.save(cfg, out_dir / "config.yaml", resolve=True)
+        run_folder.prepare_metrics(out_dir / "metrics.jsonl", resume)
+        # W&B trouble must never stop training: a failing backend is dropped, metrics.jsonl goes on.
+        backend = start_backend(lambda: build("logger", cfg.logger)(config=logged_config, out_dir=str(out_dir)), "logger")
+        meter = build("energy", cfg.energy)(out_dir=str(out_dir)) if cfg.get("energy") else None
+        logger = LoggerGroup(JsonlLogger(out_dir / "metrics.jsonl"), backend)
+        ok = False
+        try:
+            with StopRequest() as stop:
+                results, masks = train_prune_finetune(
+                    model=model, task=task, pruner=pruner, schedule=schedule, logger=logger, device=device,
+                    autocast=autocast, prune_rate=prune_rate, target_sparsity=target, seed=cfg.seed,
+                    progress=_progress_enabled(cfg.progress), checkpoints=store if ck["enabled"] else None,
+                    resume=resume, dense_cache=dense_cache, stop=stop, meter=meter,
+                    recorder=recorder,
+                )
+            results = {
+                "pruner": _choice(cfg, "pruner"), "model": _choice(cfg, "model"), "dataset": _choice(cfg, "dataset"),
+                "schedule": _choice(cfg, "schedule"), "prune_rate": prune_rate, "target_sparsity": target,
+                "seed": cfg.seed, "device": str(device), "precision": cfg.precision,
+                "nm": nm_label(pruner.nm),
+            } | results | (meter.results() if meter else {})
+            results |= getattr(task, "extra_results", dict)()  # task-specific figures (price: mean baseline)
+            # Export first (it may reload and re-evaluate the model), then the run folder's files.
+            results |= export(model=model, task=task, pruned=pruner.params, out_dir=out_dir, device=device, autocast=autocast)
+            write_outputs(out_dir, results, model=model, masks=masks, pruner=pruner, logger=logger, recorder=recorder,
+                          show=cfg.trajectories.show, seed=cfg.seed)
+            ok = True
+        except NonFiniteLossError as exc:
+            last = store.paths()[-1] if store.paths() else "none"
+            raise NonFiniteLossError(f"{exc}; last good checkpoint: {last}") from None
+        except OSError as exc:  # e.g. a full disk while writing the final artifacts
+            raise RunError(f"could not write in {out_dir}: {exc.strerror or exc}; free disk space, then re-run the same command to resume") from exc
+        finally:
+            if meter:
+                meter.close()
+            logger.finish(ok)
+        if not ck["keep_after_success"]:
+            store.clear()  # the run folder now holds the final weights, masks and importance
+        print(summary_line(results, out_dir))
+        return results
 
 
 def build(group: str, node, **kwargs):
