@@ -8,12 +8,14 @@ import fcntl
 import json
 import os
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 import yaml
 
 from swp.errors import CheckpointError, ConfigError
-from swp.infra.checkpoint import Checkpoint, CheckpointStore
+
+if TYPE_CHECKING:  # imported where used: recording a failure must not wait for torch to import
+    from swp.infra.checkpoint import Checkpoint
 
 # Keys that may change between an interrupted run and its resumption without changing results
 # (where it runs and how it reports), so they are not compared.
@@ -184,6 +186,8 @@ def open_run(folder: Path, config: dict, every: int, keep: int, resume_requested
     finished = finished_results(folder, config)
     if finished is not None:
         return None, None, finished
+    from swp.infra.checkpoint import CheckpointStore
+
     store = CheckpointStore(folder / "checkpoints", every, keep, config, folder / "metrics.jsonl")
     resume = store.latest()
     if resume is not None:
