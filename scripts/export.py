@@ -40,18 +40,26 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("run_dir", type=Path, help="a finished run folder (results.json, model.safetensors)")
     parser.add_argument("--out", type=Path, default=None, help="output folder (default: <run_dir>/export)")
     parser.add_argument(
-        "--hf-config", default=None,
+        "--hf-config",
+        default=None,
         help="Hugging Face config (Hub name or local folder) of the run's model, for a save_pretrained folder hf/; "
-             "taken from this command, never from the run folder",
+        "taken from this command, never from the run folder",
     )
-    parser.add_argument("--pretrained", choices=("auto", "always", "never"), default="auto",
-                        help="never: skip hf/ even with --hf-config; always: require --hf-config")
+    parser.add_argument(
+        "--pretrained",
+        choices=("auto", "always", "never"),
+        default="auto",
+        help="never: skip hf/ even with --hf-config; always: require --hf-config",
+    )
     args = parser.parse_args(argv)
     out = args.out or args.run_dir / "export"
     created = not out.exists()
     try:
         if args.pretrained == "always" and not args.hf_config:
-            raise ExportRefused("--pretrained always needs --hf-config <Hub name or folder> (the architecture is never read from the run folder)")
+            raise ExportRefused(
+                "--pretrained always needs --hf-config <Hub name or folder> "
+                "(the architecture is never read from the run folder)"
+            )
         pruned = check_run_folder(args.run_dir)
         out.mkdir(parents=True, exist_ok=True)
         report = export_compressed(args.run_dir / "model.safetensors", out / "model.sparse.safetensors", pruned)
@@ -83,15 +91,24 @@ def check_run_folder(run_dir: Path) -> list[str] | None:
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
-    weights_path, masks_path, results_path = run_dir / "model.safetensors", run_dir / "masks.safetensors", run_dir / "results.json"
+    weights_path, masks_path, results_path = (
+        run_dir / "model.safetensors",
+        run_dir / "masks.safetensors",
+        run_dir / "results.json",
+    )
     if not run_dir.is_dir():
         raise ExportRefused(f"{run_dir} is not a folder: give a finished run folder")
     if not results_path.is_file():
-        raise ExportRefused(f"{run_dir} holds no finished run (no results.json): finish or resume the run first (python train.py resume={run_dir})")
+        raise ExportRefused(
+            f"{run_dir} holds no finished run (no results.json): "
+            f"finish or resume the run first (python train.py resume={run_dir})"
+        )
     try:
         results = json.loads(results_path.read_text())
     except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise ExportRefused(f"{results_path} is damaged ({str(exc).splitlines()[0]}); re-run the run to rewrite it") from None
+        raise ExportRefused(
+            f"{results_path} is damaged ({str(exc).splitlines()[0]}); re-run the run to rewrite it"
+        ) from None
     if not isinstance(results, dict):
         raise ExportRefused(f"{results_path} is damaged (not a mapping of results); re-run the run to rewrite it")
     if not weights_path.is_file():
@@ -99,19 +116,28 @@ def check_run_folder(run_dir: Path) -> list[str] | None:
     try:
         weights = load_file(str(weights_path))
     except (SafetensorError, OSError, ValueError) as exc:
-        raise ExportRefused(f"{weights_path} is damaged ({str(exc).splitlines()[0]}); re-run the run to rewrite it") from None
+        raise ExportRefused(
+            f"{weights_path} is damaged ({str(exc).splitlines()[0]}); re-run the run to rewrite it"
+        ) from None
     if not masks_path.is_file():
         return None  # nothing was pruned (pruner=none)
     try:
         masks = load_file(str(masks_path))
     except (SafetensorError, OSError, ValueError) as exc:
-        raise ExportRefused(f"{masks_path} is damaged ({str(exc).splitlines()[0]}); re-run the run to rewrite it") from None
+        raise ExportRefused(
+            f"{masks_path} is damaged ({str(exc).splitlines()[0]}); re-run the run to rewrite it"
+        ) from None
     for name, keep in masks.items():
         w = weights.get(name)
         if w is None:
-            raise ExportRefused(f"{masks_path} names {name}, which {weights_path} does not hold: the files are of different runs")
+            raise ExportRefused(
+                f"{masks_path} names {name}, which {weights_path} does not hold: the files are of different runs"
+            )
         if keep.dtype != torch.bool or keep.shape != w.shape:
-            raise ExportRefused(f"{masks_path}: the mask of {name} has shape {tuple(keep.shape)} ({keep.dtype}), the weight {tuple(w.shape)}: the files are of different runs")
+            raise ExportRefused(
+                f"{masks_path}: the mask of {name} has shape {tuple(keep.shape)} ({keep.dtype}), "
+                f"the weight {tuple(w.shape)}: the files are of different runs"
+            )
         bad = int((w[~keep] != 0).sum())
         if bad:
             raise ExportRefused(
@@ -131,11 +157,15 @@ def _hf_model(hf_config: str, weights_path: Path):
         config = AutoConfig.from_pretrained(hf_config, trust_remote_code=False)
         model = AutoModelForCausalLM.from_config(config, trust_remote_code=False)
     except Exception as exc:
-        raise ExportRefused(f"--hf-config {hf_config!r} cannot be loaded ({str(exc).strip().splitlines()[0]})") from None
+        raise ExportRefused(
+            f"--hf-config {hf_config!r} cannot be loaded ({str(exc).strip().splitlines()[0]})"
+        ) from None
     try:
         load_model(model, str(weights_path))
     except (RuntimeError, ValueError) as exc:
-        raise ExportRefused(f"{weights_path} does not fit --hf-config {hf_config!r} ({str(exc).strip().splitlines()[0]})") from None
+        raise ExportRefused(
+            f"{weights_path} does not fit --hf-config {hf_config!r} ({str(exc).strip().splitlines()[0]})"
+        ) from None
     return model
 
 

@@ -174,12 +174,17 @@ def test_bad_value_is_one_line_naming_the_key(group, option, key, value, compose
         ("progress=1", "progress must be one of auto, true, false"),
         ("device=gpu", "device must be a device name (auto, cpu, cuda or cuda:N)"),
         ("dataset=diamonds", None),  # valid: the price pairing composes and passes
-        ("dataset=diamonds dataset.examples.val_fraction=0.5 dataset.examples.test_fraction=0.5",
-         "dataset.examples.val_fraction must leave training rows"),
+        (
+            "dataset=diamonds dataset.examples.val_fraction=0.5 dataset.examples.test_fraction=0.5",
+            "dataset.examples.val_fraction must leave training rows",
+        ),
         ("model=price_vlm dataset=diamonds model.channels=[8,16]", "model.channels must be a list of 3 integers"),
         ("logger=wandb logger.mode=public", "logger.mode must be one of online, offline, disabled or null"),
         ("logger=wandb logger.tags=baseline", "logger.tags must be a list of strings (e.g. [baseline]) or null"),
-        ("export=hf_pretrained export.subdir=../elsewhere", "export.subdir must be a folder name inside the run folder"),
+        (
+            "export=hf_pretrained export.subdir=../elsewhere",
+            "export.subdir must be a folder name inside the run folder",
+        ),
         ("energy.pue=0.5", "energy.pue must be a finite number in [1, 10]"),
         ("energy.country_iso_code=US", "energy.country_iso_code must be a 3-letter ISO code"),
         ("dataset=text_files", "required setting(s) not given: dataset.text.paths"),
@@ -254,14 +259,26 @@ def test_cli_refuses_with_exit_2_and_trains_nothing(override, tmp_path):
     out = tmp_path / "run"
     env = os.environ | {"PYTHONPATH": str(ROOT / "src"), "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(
-        [sys.executable, str(ROOT / "train.py"), override, f"output_dir={out}", f"hydra.run.dir={tmp_path / 'hydra'}",
-         "energy=none", "dense_cache.enabled=false"],
-        capture_output=True, text=True, env=env, timeout=120,
+        [
+            sys.executable,
+            str(ROOT / "train.py"),
+            override,
+            f"output_dir={out}",
+            f"hydra.run.dir={tmp_path / 'hydra'}",
+            "energy=none",
+            "dense_cache.enabled=false",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
     )
     key = override.split("=")[0]
     lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
     assert proc.returncode == 2, proc.stderr
-    assert "Traceback" not in proc.stderr and len(lines) == 1 and lines[0].startswith(f"error: {key} must be"), proc.stderr
+    assert "Traceback" not in proc.stderr and len(lines) == 1 and lines[0].startswith(f"error: {key} must be"), (
+        proc.stderr
+    )
     assert not (out / "results.json").exists() and not (out / "metrics.jsonl").exists()
     assert not (out / "model.safetensors").exists() and not (out / "checkpoints").exists()
     assert not (out / "config.yaml").exists()  # refused before the run folder was opened

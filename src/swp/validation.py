@@ -103,7 +103,12 @@ class DenseCacheSchema:
 
 @dataclass
 class TrainSchema:
-    prune_rate: float = _f(0.6, **span(0, 100, why="above 100 std no weight of a real tensor survives; use target_sparsity for an exact fraction"))
+    prune_rate: float = _f(
+        0.6,
+        **span(
+            0, 100, why="above 100 std no weight of a real tensor survives; use target_sparsity for an exact fraction"
+        ),
+    )
     target_sparsity: Optional[float] = _f(None, **PROB)
     max_sparsity: float = _f(0.99, **span(0, 1))
     seed: int = _f(1337, **SEED)
@@ -387,8 +392,8 @@ class ScheduleSchema:
         for lr in ("lr", "finetune_lr"):
             if getattr(self, lr) * self.weight_decay >= 1:
                 raise ConfigError(
-                    f"weight_decay must be below 1 / schedule.{lr} (AdamW multiplies each weight by 1 - lr * weight_decay "
-                    f"every step); got {self.weight_decay!r} with {lr}={getattr(self, lr)!r}"
+                    f"weight_decay must be below 1 / schedule.{lr} (AdamW multiplies each weight by "
+                    f"1 - lr * weight_decay every step); got {self.weight_decay!r} with {lr}={getattr(self, lr)!r}"
                 )
 
 
@@ -480,7 +485,9 @@ def validate_config(cfg: DictConfig) -> None:
     """
     missing = sorted(OmegaConf.missing_keys(cfg))
     if missing:
-        raise ConfigError(f"required setting(s) not given: {', '.join(missing)} (add e.g. {missing[0]}=... to the command)")
+        raise ConfigError(
+            f"required setting(s) not given: {', '.join(missing)} (add e.g. {missing[0]}=... to the command)"
+        )
     try:
         raw = OmegaConf.to_container(cfg, resolve=True)
     except Exception as exc:  # an interpolation to a key that does not exist, a bad resolver

@@ -127,6 +127,12 @@ def finished_results(folder: Path, config: dict) -> dict | None:
     if not results.is_file():
         return None
     fix = "use a new output_dir (or restore the file from a backup)"
+    try:
+        finished = json.loads(results.read_text())
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise ConfigError(f"output folder {folder} has a damaged results.json ({_first_line(exc)}); {fix}") from None
+    if not isinstance(finished, dict):
+        raise ConfigError(f"output folder {folder} has a damaged results.json (not a mapping of results); {fix}")
     if not saved.is_file():  # without it there is no telling which config this run finished
         raise ConfigError(f"output folder {folder} holds results.json but no config.yaml, so it cannot say which config it finished; {fix}")
     try:
@@ -138,12 +144,6 @@ def finished_results(folder: Path, config: dict) -> dict | None:
     diffs = differences(old, config)
     if diffs:
         raise _mismatch(f"output folder {folder} holds a finished run that", diffs)
-    try:
-        finished = json.loads(results.read_text())
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise ConfigError(f"output folder {folder} has a damaged results.json ({_first_line(exc)}); {fix}") from None
-    if not isinstance(finished, dict):
-        raise ConfigError(f"output folder {folder} has a damaged results.json (not a mapping of results); {fix}")
     return finished
 
 

@@ -43,7 +43,9 @@ def warn_overpruned(keep: Mapping[str, torch.Tensor], max_sparsity: float, file=
     found = overpruned(keep, max_sparsity)
     if found:
         names = sorted(found, key=lambda n: -found[n])
-        shown = ", ".join(f"{n} {found[n]:.1%}" for n in names[:4]) + (f" and {len(names) - 4} more" if len(names) > 4 else "")
+        shown = ", ".join(f"{n} {found[n]:.1%}" for n in names[:4]) + (
+            f" and {len(names) - 4} more" if len(names) > 4 else ""
+        )
         print(
             f"warning: {len(found)} tensor(s) pruned beyond max_sparsity={max_sparsity:g} ({shown}); "
             "lower prune_rate / target_sparsity, or set max_sparsity=1.0 to allow it",
