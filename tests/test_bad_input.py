@@ -361,7 +361,8 @@ def small_disk(tmp_path):
         pytest.skip("mounting a tmpfs needs root")
     disk = tmp_path / "disk"
     disk.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(disk)], capture_output=True).returncode:
+    mount = ["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(disk)]
+    if subprocess.run(mount, capture_output=True).returncode:
         pytest.skip("cannot mount a tmpfs here")
     try:
         yield disk
@@ -385,7 +386,8 @@ def _assert_full_disk_left_it_clean(folder, err, what):
     import os
 
     line = _one_line_error(err)
-    assert what in line and ": No space left on device; free disk space, then re-run the same command to resume" in line
+    assert what in line
+    assert ": No space left on device; free disk space, then re-run the same command to resume" in line
     assert "Traceback" not in err
     assert not (folder / "results.json").exists()
     record = json.loads((folder / "error.json").read_text())  # whole, not empty
@@ -412,7 +414,8 @@ def test_real_full_disk_while_checkpointing(monkeypatch, capsys, tmp_path, small
     monkeypatch.setattr(CheckpointStore, "save", save_then_fill)
     code, err = cli(monkeypatch, capsys, folder, "checkpoint.every=12", hydra_dir=tmp_path / "hydra")
     assert code == 1
-    _assert_full_disk_left_it_clean(folder, err, f"could not write checkpoint {folder / 'checkpoints' / '000000024-0-train'}")
+    failed = folder / "checkpoints" / "000000024-0-train"
+    _assert_full_disk_left_it_clean(folder, err, f"could not write checkpoint {failed}")
     left = sorted(p.name for p in (folder / "checkpoints").iterdir())
     assert left == ["000000012-0-train"]  # the last good one, whole and loadable
     assert checkpoint_module.read_checkpoint(folder / "checkpoints" / left[0]).step == 12
@@ -534,7 +537,8 @@ def test_export_refuses_an_unfinished_or_damaged_run(capsys, run_copy, damage, m
         with open(run_copy / damage, "r+b") as f:
             f.truncate(200)
     else:
-        weights, masks = load_file(str(run_copy / "model.safetensors")), load_file(str(run_copy / "masks.safetensors"))
+        weights = load_file(str(run_copy / "model.safetensors"))
+        masks = load_file(str(run_copy / "masks.safetensors"))
         name = next(iter(masks))
         w = weights[name].clone()
         w[~masks[name]] = 0.5  # someone edited the pruned weights back in

@@ -140,7 +140,9 @@ def write_checkpoint(path: Path, model: nn.Module, state: dict, config: dict, ex
         reason = write_failure_reason(exc, path.parent)
         if reason is None:
             raise
-        raise RunError(f"could not write checkpoint {path}: {reason}; {FREE_DISK} (earlier checkpoints are kept)") from exc
+        raise RunError(
+            f"could not write checkpoint {path}: {reason}; {FREE_DISK} (earlier checkpoints are kept)"
+        ) from exc
     return path
 
 

@@ -69,7 +69,8 @@ def lock(folder: Path) -> Iterator[Path]:
         except BlockingIOError:
             holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
             raise ConfigError(
-                f"output folder {folder} is in use by another run (pid {holder}); wait for it to finish, or use another output_dir"
+                f"output folder {folder} is in use by another run (pid {holder}); "
+                "wait for it to finish, or use another output_dir"
             ) from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
@@ -134,7 +135,10 @@ def finished_results(folder: Path, config: dict) -> dict | None:
     if not isinstance(finished, dict):
         raise ConfigError(f"output folder {folder} has a damaged results.json (not a mapping of results); {fix}")
     if not saved.is_file():  # without it there is no telling which config this run finished
-        raise ConfigError(f"output folder {folder} holds results.json but no config.yaml, so it cannot say which config it finished; {fix}")
+        raise ConfigError(
+            f"output folder {folder} holds results.json but no config.yaml, "
+            f"so it cannot say which config it finished; {fix}"
+        )
     try:
         old = yaml.safe_load(saved.read_text())  # safe_load: reading a run folder never runs code
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
