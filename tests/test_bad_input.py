@@ -566,3 +566,33 @@ def test_export_never_runs_code_from_the_run_folder(capsys, run_copy, tmp_path):
     code, err = _export(capsys, run_copy, "--out", tmp_path / "e3", "--pretrained", "always")
     assert code == 2 and "--pretrained always needs --hf-config" in err
     assert not copied.exists()
+
+
+def test_export_hf_folder_takes_the_architecture_from_the_command(capsys, tmp_path):
+    """The save_pretrained export builds the model named by --hf-config (trust_remote_code off),
+    with the run's weights; a config that does not fit the weights is one line, exit 2."""
+    from safetensors.torch import save_file, save_model
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    from scripts import export as export_script
+
+    torch.manual_seed(0)
+    config = GPT2Config(vocab_size=64, n_positions=32, n_embd=32, n_layer=1, n_head=2)
+    model = GPT2LMHeadModel(config).eval()
+    name = "transformer.h.0.mlp.c_fc.weight"
+    keep = torch.rand(model.get_parameter(name).shape) > 0.5
+    with torch.no_grad():
+        model.get_parameter(name).mul_(keep)
+    folder, arch = tmp_path / "run", tmp_path / "arch"
+    folder.mkdir()
+    save_model(model, str(folder / "model.safetensors"))
+    save_file({name: keep}, str(folder / "masks.safetensors"))
+    (folder / "results.json").write_text("{}")
+    config.save_pretrained(arch)
+    report = export_script.main([str(folder), "--hf-config", str(arch)])
+    reloaded = GPT2LMHeadModel.from_pretrained(report["hf_dir"]).eval()
+    assert torch.equal(reloaded.get_parameter(name), model.get_parameter(name))
+    other = tmp_path / "other"
+    GPT2Config(vocab_size=64, n_positions=32, n_embd=64, n_layer=1, n_head=2).save_pretrained(other)
+    code, err = _export(capsys, folder, "--out", tmp_path / "e2", "--hf-config", other)
+    assert code == 2 and "does not fit --hf-config" in err and not (tmp_path / "e2").exists()
