@@ -24,6 +24,7 @@ from swp.pruning.nm import nm_label
 from swp.results import assemble, summary_line
 from swp.run import Run
 from swp.training.loop import NonFiniteLossError, Placement
+from swp.validation import validate_config
 
 GROUPS = ("model", "dataset", "pruner", "schedule", "experiment")
 
@@ -53,7 +54,9 @@ class Settings:
 
 
 def check(cfg: DictConfig) -> Settings:
-    """Everything that can be wrong with the input, found before training starts."""
+    """Everything that can be wrong with the input, found before anything is built or written:
+    every value of every group by its schema (`swp.validation`), then the run-level settings."""
+    validate_config(cfg)
     missing = sorted(OmegaConf.missing_keys(cfg))
     if missing:
         raise ConfigError(f"required setting(s) not given: {', '.join(missing)} "
@@ -72,6 +75,12 @@ def launch(cfg: DictConfig, context: Context) -> dict:
     settings = check(cfg)
     out_dir = run_folder.choose(cfg.output_dir, cfg.get("resume"), None if (cfg.output_dir or cfg.get("resume"))
                                 else context.default_dir)
+    with run_folder.lock(out_dir):  # a second run on this folder stops here with one line
+        return _launch_in(out_dir, cfg, context, settings)
+
+
+def _launch_in(out_dir: Path, cfg: DictConfig, context: Context, settings: Settings) -> dict:
+    """The run in its (locked) folder: open it, build, run, write."""
     resolved = OmegaConf.to_container(cfg, resolve=True)
     ck = settings.checkpoint
     store, resume, finished = run_folder.open_run(out_dir, resolved, ck["every"], ck["keep"], cfg.get("resume"))
@@ -142,7 +151,7 @@ def _execute(cfg, context: Context, settings: Settings, parts: Parts, out_dir: P
         run = Run(model=parts.model, task=parts.task, pruner=parts.pruner, schedule=parts.schedule, where=where,
                   prune_rate=settings.prune_rate, target_sparsity=settings.target, seed=cfg.seed, checkpoints=store,
                   dense_cache=dense_cache(cfg, resolved, parts, settings.device, out_dir),
-                  stop=stop, recorder=parts.recorder, meter=meter)
+                  stop=stop, recorder=parts.recorder, meter=meter, max_sparsity=cfg.max_sparsity)
         if resume is not None:
             run.restore_checkpoint(resume)
         figures, _ = run.execute()
