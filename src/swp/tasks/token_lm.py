@@ -172,7 +172,7 @@ def split_tail(text: str, fraction: float) -> tuple[str, str]:
     if not text or not text.strip():
         raise ConfigError("the dataset's text is empty")
     cut = int(len(text) * (1.0 - fraction))
-    newline = text.find("\n", cut)
+    newline = text.find("\n", max(cut - 1, 0))  # cut - 1: a cut already at a line start stays
     cut = newline + 1 if 0 <= newline < len(text) - 1 else cut
     return text[:cut], text[cut:]
 
