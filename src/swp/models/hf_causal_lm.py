@@ -114,7 +114,10 @@ def hf_causal_lm(
     torch_dtype = weights_dtype(dtype, device)
     extra = {"attn_implementation": attn_implementation} if attn_implementation else {}
     if gguf_file is not None:
-        extra["gguf_file"] = gguf_file
+        # Unpacked into plain nn.Linear weights (trainable, prunable, savable): without this,
+        # transformers keeps GGUF blocks where a matmul kernel is installed, and its GGUF
+        # quantizer stays attached and refuses save_pretrained.
+        extra |= {"gguf_file": gguf_file, "quantization_config": transformers.GgufConfig(dequantize=True)}
     if config is not None:
         fields = dict(config)
         model_type = fields.pop("model_type", None)
