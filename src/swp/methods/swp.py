@@ -160,8 +160,9 @@ class SWPPruner(Pruner):
 
     def load_state_dict(self, state: dict) -> None:
         self.t = int(state["t"])
-        self.clones = {n: v.to(self._where(self.params[n])) for n, v in state["clones"].items()}
-        self.ring = {n: v.to(self._where(self.params[n])) for n, v in state["ring"].items()}
+        # float32 also for a state saved in 16 bits by an older version (its points stay as saved).
+        self.clones = {n: v.to(self._where(self.params[n]), self.state_dtype) for n, v in state["clones"].items()}
+        self.ring = {n: v.to(self._where(self.params[n]), self.state_dtype) for n, v in state["ring"].items()}
         self.ring_points = list(state["ring_points"])
 
 
