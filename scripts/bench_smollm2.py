@@ -69,7 +69,8 @@ def main() -> None:
                            max_eval_windows=args.eval_windows, max_train_chars=200_000)
     with Clock() as c_model:
         model = hf_causal_lm(package=PACKAGE, gguf_file=GGUF, dtype="float32", **task.model_kwargs())
-    print(f"load: task (tokenizer from the GGUF + Shakespeare tokenized) {c_tok}; model (GGUF dequantized to fp32) {c_model}")
+    print(f"load: task (tokenizer from the GGUF + Shakespeare tokenized) {c_tok}; "
+          f"model (GGUF dequantized to fp32) {c_model}")
     print(f"threads {args.threads}, batch {args.batch_size} x {args.block_size} tokens, "
           f"{args.rounds} rounds x {args.steps} steps per mode, eval {args.eval_windows} x {args.block_size} tokens")
 
@@ -108,7 +109,8 @@ def main() -> None:
             masks.enforce()
         with Clock() as c_eval:
             ppl = task.evaluate(model, cpu, nullcontext)["ppl"]
-        zeros = sum(int((p == 0).sum()) for p in pruner.params.values()) / sum(p.numel() for p in pruner.params.values())
+        values = pruner.params.values()
+        zeros = sum(int((p == 0).sum()) for p in values) / sum(p.numel() for p in values)
         print(f"one-shot {name} at 50%: sparsity {zeros:.4f}, prune {c_prune}; perplexity {ppl:.2f} ({c_eval})")
     swp_keep = swp.masks(swp.rate_for_sparsity(0.5))[0]
     mag = MagnitudePruner(model)

@@ -4,6 +4,7 @@ the real SmolLM2-135M from its registry wheel (skipped when the wheel is not ins
 from __future__ import annotations
 
 import importlib.util
+import inspect
 import statistics
 import time
 
@@ -11,6 +12,7 @@ import pytest
 import torch
 from conftest import compose_cfg
 from safetensors.torch import load_file
+from test_hf_causal_lm import HF_TINY, _data_files, assets  # noqa: F401  (the module-scoped fixture)
 from torch import nn
 
 from swp.errors import ConfigError
@@ -19,7 +21,6 @@ from swp.models.hf_causal_lm import SETUP_LLM, hf_causal_lm
 from swp.pruning.importance import update_clones_
 from swp.pruning.select import prunable_parameters
 from swp.tasks.token_lm import split_tail
-from test_hf_causal_lm import HF_TINY, _data_files, assets  # noqa: F401  (the module-scoped fixture)
 from train import run
 
 # --- precision: the tracked state ----------------------------------------------------------
@@ -46,9 +47,6 @@ def test_a_16_bit_state_is_rejected(dtype):
 def test_the_swp_config_and_constructor_agree_on_a_float32_state(tmp_path):
     cfg = compose_cfg(["pruner=swp"], tmp_path)
     assert cfg.pruner.state_dtype == "float32"
-    assert SWPPruner.__init__.__defaults__ is not None
-    import inspect
-
     assert inspect.signature(SWPPruner).parameters["state_dtype"].default == "float32"
 
 
@@ -165,7 +163,7 @@ def test_history_matters_with_the_default_llm_settings(tmp_path, assets):  # noq
     cfg = compose_cfg([*common, "pruner=swp"], tmp_path / "swp")
     assert cfg.schedule.lr == 2e-5 and cfg.model.dtype == "float32"  # the defaults under test
     swp = run(cfg)
-    magnitude = run(compose_cfg([*common, "pruner=magnitude"], tmp_path / "magnitude"))
+    run(compose_cfg([*common, "pruner=magnitude"], tmp_path / "magnitude"))
     assert swp["tracking_points"] == 10 and swp["sparsity"] == pytest.approx(0.5, abs=1e-3)
     importance = load_file(str(tmp_path / "swp" / "importance.safetensors"))
     swp_masks = load_file(str(tmp_path / "swp" / "masks.safetensors"))
@@ -186,7 +184,8 @@ def test_a_missing_model_package_stops_the_run_before_training_with_the_command(
                        "threads=1", "progress=false"], tmp_path / "run")
     with pytest.raises(ConfigError, match=f"is not installed: run {SETUP_LLM}$"):
         run(cfg)
-    assert not (tmp_path / "run" / "metrics.jsonl").exists() or "train/" not in (tmp_path / "run" / "metrics.jsonl").read_text()
+    metrics = tmp_path / "run" / "metrics.jsonl"
+    assert not metrics.exists() or "train/" not in metrics.read_text()  # stopped before training
     with pytest.raises(ConfigError, match=SETUP_LLM):
         hf_causal_lm(package="swp_no_such_model_package", gguf_file="m.gguf")
 
