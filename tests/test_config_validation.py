@@ -28,6 +28,9 @@ PARTNERS = {
     ("model", "tiny_vlm"): ["dataset=diamonds"],
     ("model", "price_vlm"): ["dataset=diamonds"],
     ("model", "phi3_vision"): ["dataset=burberry"],
+    ("model", "smollm2"): ["dataset=shakespeare_tokens"],
+    ("dataset", "shakespeare_tokens"): ["model=smollm2"],
+    ("pruner", "gmp"): ["target_sparsity=0.5"],
 }
 GROUPS = sorted(p.name for p in CONF.iterdir() if p.is_dir() and p.name != "hydra")
 OPTIONS = [(g, f.stem) for g in GROUPS for f in sorted((CONF / g).glob("*.yaml"))]

@@ -78,7 +78,7 @@ def test_builder_rejects_bad_input_with_one_line(kwargs, message):
 
 
 def test_builder_dtype_and_gradient_checkpointing():
-    assert next(_tiny(LLAMA).parameters()).dtype == torch.float32  # auto on CPU
+    assert next(_tiny(LLAMA).parameters()).dtype == torch.float32  # the default: float32
     model = _tiny(LLAMA, dtype="bfloat16", gradient_checkpointing=True)
     assert next(model.parameters()).dtype == torch.bfloat16 and model.is_activation_checkpointing
     x = torch.randint(64, (2, 8))
@@ -86,16 +86,19 @@ def test_builder_dtype_and_gradient_checkpointing():
     assert model.model.layers[0].mlp.up_proj.weight.grad is not None
 
 
-def test_swp_state_follows_bf16_weights_or_moves_to_cpu_as_asked():
+def test_swp_state_is_float32_for_bf16_weights_and_moves_to_cpu_as_asked():
     model = _tiny(LLAMA, dtype="bfloat16")
-    auto = SWPPruner(model, state_dtype="auto")
-    fp32 = SWPPruner(model, state_dtype="float32", state_device="cpu")
-    for pruner in (auto, fp32):
+    with pytest.warns(UserWarning, match="model.dtype=float32"):
+        beside = SWPPruner(model)
+    with pytest.warns(UserWarning):
+        fp32 = SWPPruner(model, state_dtype="float32", state_device="cpu")
+    for pruner in (beside, fp32):
         pruner.observe()
         pruner.observe()
-    n = sum(p.numel() for p in auto.params.values())
-    assert auto.state_bytes() == 2 * n and fp32.state_bytes() == 4 * n
-    assert {c.dtype for c in auto.clones.values()} == {torch.bfloat16}
+    n = sum(p.numel() for p in beside.params.values())
+    assert beside.state_bytes() == 4 * n == fp32.state_bytes()
+    assert {c.dtype for c in beside.clones.values()} == {torch.float32}
+    assert {c.device.type for c in fp32.clones.values()} == {"cpu"}
     name = "model.layers.0.mlp.up_proj.weight"
     # Weights unchanged between the points: the weighted average is |w| itself.
     torch.testing.assert_close(fp32.importance()[name], model.get_parameter(name).detach().abs().float(),
@@ -177,7 +180,7 @@ def test_llm_wikitext_composes_the_hub_defaults(tmp_path):
         "wikitext-2-raw-v1",
         "test",
     )
-    assert cfg.target_sparsity == 0.5 and cfg.precision == "bf16" and cfg.model.dtype == "auto"
+    assert cfg.target_sparsity == 0.5 and cfg.precision == "bf16" and cfg.model.dtype == "float32"
     assert cfg.schedule.train_steps // cfg.schedule.track_every == 40
     assert cfg.export._target_.endswith("export_hf_pretrained") and not cfg.model.trust_remote_code
     other = compose_cfg(

@@ -180,6 +180,10 @@ class CharLMSchema:
 @dataclass
 class TokenLMSchema:
     tokenizer: Optional[str] = None
+    tokenizer_package: Optional[str] = None
+    gguf_file: Optional[str] = None
+    text: Any = _f(None, **NESTED)
+    eval_fraction: float = _f(0.1, **FRACTION_OPEN)
     path: str = "Salesforce/wikitext"
     name: Optional[str] = None
     data_files: Any = None
@@ -262,7 +266,9 @@ class GPTSchema:
 class HFCausalLMSchema:
     name_or_path: Optional[str] = None
     config: Optional[Dict[str, Any]] = None
-    dtype: str = _f("auto", **one_of("auto", "float32", "bfloat16", "float16"))
+    package: Optional[str] = None
+    gguf_file: Optional[str] = None
+    dtype: str = _f("float32", **one_of("auto", "float32", "bfloat16", "float16"))
     device: str = _f("auto", **DEVICE_NAME, auto=True)
     gradient_checkpointing: bool = False
     trust_remote_code: bool = False
@@ -363,7 +369,8 @@ class SWPPrunerSchema(MagnitudePrunerSchema):
     window: Optional[int] = _f(None, **COUNT0)
     average_of: str = _f("magnitude", **one_of("magnitude", "signed"))
     compare: str = _f("importance", **one_of("importance", "current"))
-    state_dtype: str = _f("float32", **one_of("auto", "float32", "bfloat16", "float16"))
+    spread: str = _f("auto", **one_of("auto", "abs", "signed"))
+    state_dtype: str = _f("float32", **one_of("float32", why="a 16-bit state loses late tracking points"))
     state_device: Optional[str] = _f(None, **DEVICE_NAME)
     activation_aware: bool = False
     calibration_batches: int = _f(8, **COUNT)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Sequence
 
 import torch
@@ -10,11 +11,16 @@ from torch import nn
 from swp.errors import ConfigError
 from swp.methods.base import Pruner
 from swp.methods.calibration import input_norms
-from swp.pruning.importance import tracked_value, update_clones_, windowed_importance
+from swp.pruning.importance import signed_spreads, tracked_value, update_clones_, windowed_importance
 from swp.pruning.threshold import spreads
 
-# "auto" (None) stores the state in each weight's own dtype: bf16 for a bf16 LLM.
-DTYPES = {"auto": None, "float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+# The tracked state is float32 only. A 16-bit state loses late tracking points: the update
+# C_t = C_{t-1}(t-1)/(t+1) + 2 W_t/(t+1) adds less than half a bf16 step once t is large, so a
+# linearly drifting weight's 1,000-point average is about 8% off with round-to-nearest, and
+# still about 2% with stochastic rounding (measured); Kahan compensation would need a second
+# 16-bit tensor, i.e. the memory of float32. state_device=cpu is the way to spare GPU memory.
+DTYPES = {"float32": torch.float32}
+LOW_PRECISION = (torch.bfloat16, torch.float16)
 
 
 class SWPPruner(Pruner):
@@ -27,10 +33,15 @@ class SWPPruner(Pruner):
             (k+1 extra tensors per weight).
         average_of: ``magnitude`` averages |w| (the summaries' wording); ``signed`` averages w
             (the authors' code).
-        compare: ``importance`` compares |Imp| with std(|Imp|) * rate; ``current`` compares
-            today's |W| with that threshold (the authors' code).
-        state_dtype: dtype of the tracked state; ``auto`` follows each weight's dtype,
-            bfloat16 halves an fp32 state's memory on large models.
+        compare: ``importance`` compares |Imp| with the threshold; ``current`` compares
+            today's |W| with it (the authors' code). ``current`` with ``nm`` is rejected: N:M
+            picks within groups by the compared score alone, so the history would be unused.
+        spread: the std the threshold scales: ``abs`` std(|Imp|) (Eq. 2 as written),
+            ``signed`` std(Imp) (the authors' code: std of the signed clone), ``auto`` signed
+            with ``compare=current`` (the authors' rule throughout) and abs otherwise. The two
+            differ only when Imp has both signs (``average_of=signed``).
+        state_dtype: dtype of the tracked state: ``float32`` (16-bit states are rejected: they
+            lose late tracking points, see DTYPES).
         state_device: where the tracked state lives (e.g. ``cpu`` to spare GPU memory);
             None keeps it beside each weight.
         allocation: see `Pruner`.
@@ -53,6 +64,7 @@ class SWPPruner(Pruner):
         window: int | None = None,
         average_of: str = "magnitude",
         compare: str = "importance",
+        spread: str = "auto",
         state_dtype: str = "float32",
         state_device: str | None = None,
         nm=None,
@@ -74,9 +86,21 @@ class SWPPruner(Pruner):
             raise ConfigError(f"pruner.compare must be 'importance' or 'current', got {compare!r}")
         if average_of not in ("magnitude", "signed"):
             raise ConfigError(f"pruner.average_of must be 'magnitude' or 'signed', got {average_of!r}")
+        if spread not in ("auto", "abs", "signed"):
+            raise ConfigError(f"pruner.spread must be 'auto', 'abs' or 'signed', got {spread!r}")
+        if compare == "current" and self.nm:
+            raise ConfigError(
+                "pruner.compare=current with pruner.nm ignores the tracked history (N:M ranks today's |W| "
+                "within each group, exactly magnitude N:M): use compare=importance, or pruner=magnitude"
+            )
         if state_dtype not in DTYPES:
-            raise ConfigError(f"pruner.state_dtype must be one of {sorted(DTYPES)}, got {state_dtype!r}")
+            raise ConfigError(
+                f"pruner.state_dtype must be float32, got {state_dtype!r}: a 16-bit SWP state loses late "
+                "tracking points (use pruner.state_device=cpu to spare GPU memory)"
+            )
+        warn_low_precision_tracking(self.params)
         self.window, self.average_of, self.compare = window, average_of, compare
+        self.spread = spread if spread != "auto" else ("signed" if compare == "current" else "abs")
         self.state_dtype = DTYPES[state_dtype]
         self.state_device = state_device
         self.t = 0  # tracking points seen so far
@@ -139,8 +163,10 @@ class SWPPruner(Pruner):
             self.activation_norms, self.calibration_tokens = input_norms(model, self.params, batches, forward)
 
     def scores(self):
-        imp = {n: v.abs_() for n, v in self.importance().items()}  # in place: one float32 copy, not two
-        spread = spreads(imp, self.scope)
+        imp = self.importance()
+        signed = signed_spreads(imp, self.scope) if self.spread == "signed" else None
+        imp = {n: v.abs_() for n, v in imp.items()}  # in place: one float32 copy, not two
+        spread = signed if signed is not None else spreads(imp, self.scope)
         if self.compare == "current":
             return {n: p.detach().abs() for n, p in self.params.items()}, spread
         return imp, spread
@@ -158,6 +184,20 @@ class SWPPruner(Pruner):
 
     def load_state_dict(self, state: dict) -> None:
         self.t = int(state["t"])
-        self.clones = {n: v.to(self._where(self.params[n])) for n, v in state["clones"].items()}
-        self.ring = {n: v.to(self._where(self.params[n])) for n, v in state["ring"].items()}
+        # float32 also for a state saved in 16 bits by an older version (its points stay as saved).
+        self.clones = {n: v.to(self._where(self.params[n]), self.state_dtype) for n, v in state["clones"].items()}
+        self.ring = {n: v.to(self._where(self.params[n]), self.state_dtype) for n, v in state["ring"].items()}
         self.ring_points = list(state["ring_points"])
+
+
+def warn_low_precision_tracking(params: dict[str, torch.Tensor]) -> None:
+    """Warns (once per pruner) when the tracked weights are bf16/fp16: AdamW updates below half
+    a 16-bit step are lost, so a small-lr fine-tune leaves the weights near the threshold
+    unchanged and SWP's score collapses into today's |W| (magnitude pruning)."""
+    low = sorted({str(p.dtype).removeprefix("torch.") for p in params.values() if p.dtype in LOW_PRECISION})
+    if low:
+        warnings.warn(
+            f"SWP tracks {'/'.join(low)} weights: small fine-tuning updates are rounded away, so the "
+            "tracked history barely moves; set model.dtype=float32 (with precision=bf16 for bf16 compute)",
+            stacklevel=3,
+        )

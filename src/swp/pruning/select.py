@@ -25,6 +25,10 @@ def prunable_parameters(
     (regexes; the vision-language wrapper keeps its vision tower dense this way unless its config
     empties the list). Patterns are regular expressions searched in the parameter's state-dict name.
 
+    A weight shared by several modules (tied layers) is one prunable tensor, under the first
+    name ``named_modules`` gives it, so it is scored, masked and counted once; a weight tied to
+    the output head (e.g. the embedding of SmolLM2 or GPT-2) stays dense wherever it is used.
+
     Args:
         model: the model whose parameters are selected.
         include: if given, keep only names matching at least one pattern; every pattern must
@@ -38,8 +42,12 @@ def prunable_parameters(
     head_weight = getattr(head, "weight", None)
     keep_dense = tuple(getattr(model, "keep_dense", ()) or ())
     candidates: dict[str, nn.Parameter] = {}
-    for mod_name, module in model.named_modules():
-        if isinstance(module, linear_types()) and module.weight is not head_weight:
+    seen: set[int] = set()
+    # remove_duplicate=False: a module registered twice is still visited once per name, and
+    # `seen` (by tensor identity) keeps one name per shared weight.
+    for mod_name, module in model.named_modules(remove_duplicate=False):
+        if isinstance(module, linear_types()) and module.weight is not head_weight and id(module.weight) not in seen:
+            seen.add(id(module.weight))
             name = f"{mod_name}.weight" if mod_name else "weight"
             if not any(re.search(q, name) for q in keep_dense):
                 candidates[name] = module.weight

