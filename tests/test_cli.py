@@ -38,7 +38,7 @@ def test_cli_bad_input_is_one_line_and_nonzero(tmp_path):
 
 
 def test_cli_unknown_option_lists_valid_ones(tmp_path):
-    p = _cli("pruner=sparsegpt", f"hydra.run.dir={tmp_path}/run")
+    p = _cli("pruner=obs", f"hydra.run.dir={tmp_path}/run")
     assert p.returncode != 0
-    for option in ("magnitude", "none", "random", "swp"):
+    for option in ("gmp", "magnitude", "none", "random", "sparsegpt", "swp", "wanda"):
         assert option in p.stderr

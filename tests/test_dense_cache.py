@@ -72,11 +72,11 @@ CHANGES_DENSE = [
     "+schedule.eval_initial=true", "seed=2", "precision=bf16", "threads=2", "trajectories.per_tensor=8",
     "pruner.include=[attn]",
 ]
-CHANGES_TRACKING = ["pruner.window=3", "pruner.average_of=signed", "pruner.state_dtype=bfloat16"]
+CHANGES_TRACKING = ["pruner.window=3", "pruner.average_of=signed", "pruner.state_device=cpu"]
 # What only shapes the masks, the fine-tune or the reporting never changes the key.
 SAME = [
     "prune_rate=0.3", "target_sparsity=0.5", "pruner.scope=global", "pruner.compare=current", "pruner.nm=[2,4]",
-    "schedule.finetune_steps=7", "schedule.finetune_lr=1e-5", "schedule.finetune_warmup_steps=1",
+    "schedule.finetune_steps=7", "schedule.finetune_lr=1e-4", "schedule.finetune_warmup_steps=1",
     "schedule.finetune_min_lr=1e-6", "logger=wandb", "trajectories.show=3", "checkpoint.every=5",
     "energy=none", "progress=true",
 ]
