@@ -1,0 +1,54 @@
+"""Each rank's share of the global batch, without touching the task classes."""
+
+from __future__ import annotations
+
+import torch
+
+from swp.errors import ConfigError
+
+
+class RankSlicedTask:
+    """A task whose training batches are this rank's slice of the global batch.
+
+    Every rank draws the task's whole batch (`batch_size` windows) from the same generator and
+    keeps rows [rank * b, (rank + 1) * b) with b = batch_size / world. The generator therefore
+    advances exactly as in one process: the ranks together see exactly one process's data,
+    and a checkpoint's generator state means the same at any world size. Drawing the global
+    batch costs an index draw and a gather of token ids per step, not a forward pass.
+
+    Evaluation is unchanged: every rank evaluates the same fixed windows (under FSDP2 every rank
+    must run the forward pass anyway), so the metrics agree on every rank.
+
+    Args:
+        task: the wrapped task (anything with `train_batch(generator, device)` returning a
+            tensor, or a tuple/list/dict of tensors, with the batch on dim 0).
+        rank, world: this rank and the world size.
+    """
+
+    def __init__(self, task, rank: int, world: int):
+        batch = getattr(task, "batch_size", None)
+        if batch is None:
+            raise ConfigError(f"{type(task).__name__} has no batch_size: it cannot be split over {world} ranks")
+        if batch % world:
+            raise ConfigError(
+                f"the global batch ({batch}, dataset.batch_size) must be a multiple of the world size ({world})"
+            )
+        self.task, self.rank, self.world = task, rank, world
+        self.per_rank = batch // world
+        self.tokens_per_batch = task.tokens_per_batch // world
+
+    def __getattr__(self, name):  # everything else (loss, evaluate, metrics, vocab_size...) is the task's
+        return getattr(self.task, name)
+
+    def train_batch(self, generator: torch.Generator, device):
+        return _rows(self.task.train_batch(generator, device), self.rank * self.per_rank, self.per_rank)
+
+
+def _rows(batch, start: int, n: int):
+    if torch.is_tensor(batch):
+        return batch[start:start + n]
+    if isinstance(batch, dict):
+        return {k: _rows(v, start, n) for k, v in batch.items()}
+    if isinstance(batch, (tuple, list)):
+        return type(batch)(_rows(v, start, n) for v in batch)
+    return batch  # a scalar or None travels as is

@@ -1,0 +1,204 @@
+"""Distributed runs on CPU (gloo, 2 processes x 1 thread): FSDP2 pruning math equals one
+process's exactly, DDP trains like one process, masks hold on every rank.
+
+Each test starts its ranks with `swp.distributed.launch.spawn` (torchrun's environment, one
+thread each); the single-process reference is computed inside each rank on an unsharded copy
+built from the same seed, so the comparison is exact and needs no files.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from swp.distributed.launch import spawn
+
+WORLD = 2
+
+
+def _models(seed: int = 0):
+    """The same small model twice: one kept whole, one sharded by FSDP2. Odd row counts (7, 3,
+    1) exercise FSDP2's uneven dim-0 split, including a rank that holds no rows at all."""
+    from swp.distributed.strategy import FSDP
+
+    def build():
+        torch.manual_seed(seed)
+        return nn.Sequential(nn.Linear(5, 7, bias=False), nn.ReLU(), nn.Linear(7, 3, bias=False),
+                             nn.Linear(3, 1, bias=False), nn.Linear(1, 6, bias=False))
+
+    whole, sharded = build(), build()
+    strategy = FSDP(units=("Linear",))
+    strategy.setup(torch.device("cpu"))
+    strategy.wrap(sharded)
+    return whole, sharded
+
+
+@torch.no_grad()
+def _set_history_point(whole, sharded, t: int) -> None:
+    """Moves both models to the same weights (a deterministic function of t)."""
+    g = torch.Generator().manual_seed(100 + t)
+    for (_, pw), (_, ps) in zip(whole.named_parameters(), sharded.named_parameters()):
+        new = pw + 0.05 * torch.randn(pw.shape, generator=g)
+        new[new.abs() < 0.02] = 0.0  # some exact zeros, as pruned / tiny weights give
+        pw.copy_(new)
+        ps.copy_(_distribute(new, ps))
+
+
+def _distribute(full, like):
+    from swp.distributed.sharding import distribute_like
+
+    return distribute_like(full.clone(), like)
+
+
+def _masks_worker(settings: dict):
+    from swp.distributed.sharding import full
+    from swp.methods.swp import SWPPruner
+    from swp.pruning.masks import MaskSet
+    from swp.pruning.threshold import sparsity
+
+    whole, sharded = _models()
+    kw = dict(include=[r".*"], **settings)
+    pw, ps = SWPPruner(whole, **kw), SWPPruner(sharded, **kw)
+    for t in range(1, 7):
+        _set_history_point(whole, sharded, t)
+        pw.observe()
+        ps.observe()
+    out = {"state_bytes": (pw.state_bytes(), ps.state_bytes())}
+    iw, is_ = pw.importance(), ps.importance()
+    out["importance_equal"] = all(torch.equal(iw[n], full(is_[n])) for n in iw)
+    out["importance_is_dtensor"] = all(type(v).__name__ == "DTensor" for v in is_.values())
+    rate_w, rate_s = pw.rate_for_sparsity(0.55), ps.rate_for_sparsity(0.55)
+    out["rate"] = (rate_w, rate_s)
+    for rate in (0.6, rate_w):
+        kw_, thr_w = pw.masks(rate)
+        ks, thr_s = ps.masks(rate)
+        out.setdefault("thresholds_equal", []).append(thr_w == thr_s)
+        out.setdefault("masks_equal", []).append(all(torch.equal(kw_[n], full(ks[n])) for n in kw_))
+        out.setdefault("mask_placements", []).append(
+            all(ks[n].placements == ps.params[n].placements for n in ks))
+    mw, ms = MaskSet(pw.params, kw_), MaskSet(ps.params, ks)
+    mw.apply()
+    ms.apply()
+    ms.check("test")
+    out["mask_sparsity"] = (mw.sparsity(), ms.sparsity())
+    out["layer_sparsity"] = (mw.layer_sparsity(), ms.layer_sparsity())
+    out["weight_sparsity"] = (sparsity(list(pw.params.values())), sparsity(list(ps.params.values())))
+    out["weights_equal"] = all(torch.equal(pw.params[n].detach(), full(ps.params[n].detach())) for n in pw.params)
+    # A full mask (as read from a checkpoint) is split like its weight.
+    reloaded = MaskSet(ps.params, {n: full(k) for n, k in ks.items()})
+    out["reloaded_masks_equal"] = all(torch.equal(full(reloaded.keep[n]), kw_[n]) for n in kw_)
+    # Drift on one rank is seen by every rank (the guard counts across ranks).
+    import torch.distributed as dist
+
+    if dist.get_rank() == 1:
+        for n, p in ps.params.items():
+            loc = p.to_local()
+            pruned = ~ms.keep[n].to_local()
+            if bool(pruned.any()):
+                with torch.no_grad():
+                    loc[pruned] = 1.0
+                break
+    try:
+        ms.check("after drift")
+        out["drift_seen"] = False
+    except Exception as exc:  # MaskDriftError
+        out["drift_seen"] = type(exc).__name__
+    return out
+
+
+@pytest.mark.parametrize("settings", [
+    {},  # the clone, importance vs std(|importance|) per tensor
+    {"scope": "global", "compare": "current"},
+    {"window": 2, "average_of": "signed"},  # the ring buffer
+], ids=["clone", "global-current", "window"])
+def test_fsdp2_masks_thresholds_importance_equal_one_process(settings):
+    for rank, out in enumerate(spawn(_masks_worker, WORLD, settings)):
+        assert out["importance_equal"] and out["importance_is_dtensor"], rank
+        assert out["rate"][0] == out["rate"][1], (rank, out["rate"])
+        assert all(out["thresholds_equal"]) and all(out["masks_equal"]) and all(out["mask_placements"]), rank
+        assert out["mask_sparsity"][0] == out["mask_sparsity"][1] and out["mask_sparsity"][0] > 0
+        assert out["layer_sparsity"][0] == out["layer_sparsity"][1]
+        assert out["weight_sparsity"][0] == out["weight_sparsity"][1]
+        assert out["weights_equal"] and out["reloaded_masks_equal"]
+        assert out["drift_seen"] == "MaskDriftError", rank  # every rank raises, not only rank 1
+        whole, shard = out["state_bytes"]
+        assert shard < whole  # this rank's rows only
+
+
+# ---------------------------------------------------------------- training under DDP / FSDP2
+
+TEXT_SEED = 7
+
+
+def _task(batch_size: int = 8):
+    from swp.tasks.char_lm import CharLMTask
+
+    g = torch.Generator().manual_seed(TEXT_SEED)
+    alphabet = "abcdefgh \n"
+    ids = torch.randint(len(alphabet), (20000,), generator=g)
+    text = "".join(alphabet[i] for i in ids.tolist())
+    return CharLMTask(text, block_size=16, batch_size=batch_size, eval_batches=4)
+
+
+def _train_worker(kind: str, steps: int, finetune_steps: int):
+    """Dense steps, SWP tracking, prune to 50%, fine-tune with masks: the run's phases in small."""
+    from swp.distributed import strategy as strategies
+    from swp.distributed.sharding import full
+    from swp.logging.base import Logger
+    from swp.methods.swp import SWPPruner
+    from swp.models.gpt import GPT
+    from swp.pruning.masks import MaskSet
+    from swp.training.loop import make_optimizer, train_phase
+    import contextlib
+
+    strategy = {"none": strategies.NoDistributed, "ddp": strategies.DDP, "fsdp": strategies.FSDP}[kind]()
+    device = strategy.setup(torch.device("cpu"))
+    task = strategy.split(_task())
+    torch.manual_seed(0)
+    model = GPT(vocab_size=task.vocab_size, block_size=16, n_layer=2, n_head=2, n_embd=32)
+    trained = strategy.wrap(model)
+    pruner = SWPPruner(model)  # after wrap: under FSDP2 the parameters are now DTensors
+    common = dict(device=device, autocast=contextlib.nullcontext, logger=Logger(), log_every=1)
+    opt = make_optimizer(model, 3e-3, 0.1, (0.9, 0.95))
+    dense = train_phase(trained, task, opt, phase="train", steps=steps, lr_at=lambda s: 3e-3,
+                        generator=torch.Generator().manual_seed(1), after_step=lambda s: pruner.observe(),
+                        **common)
+    dense_val = task.evaluate(trained, device, contextlib.nullcontext)["loss"]
+    keep, _ = pruner.masks(pruner.rate_for_sparsity(0.5))
+    masks = MaskSet(pruner.params, keep)
+    masks.apply()
+    opt = make_optimizer(model, 1e-3, 0.1, (0.9, 0.95))
+    train_phase(trained, task, opt, phase="finetune", steps=finetune_steps, lr_at=lambda s: 1e-3,
+                generator=torch.Generator().manual_seed(2), masks=masks, grad_clip=1.0, **common)
+    masks.check("after fine-tuning")  # raises on any rank's drift
+    from swp.distributed.sharding import local
+
+    zeros_here = all(bool((local(p.detach())[~local(masks.keep[n])] == 0).all()) for n, p in pruner.params.items())
+    return {"dense_train_loss": dense["last_loss"], "dense_val": dense_val,
+            "final_val": task.evaluate(trained, device, contextlib.nullcontext)["loss"],
+            "sparsity": masks.sparsity(), "zeros_on_this_rank": zeros_here,
+            "masks": {n: full(k).clone() for n, k in masks.keep.items()},
+            "tracked_bytes": pruner.state_bytes(), "results": strategy.results()}
+
+
+LOSS_TOL = 1e-4  # absolute, in nats: float32 gradient averaging in another order, 30 steps
+
+
+@pytest.mark.parametrize("kind", ["ddp", "fsdp"])
+def test_two_ranks_train_like_one_process_and_masks_hold(kind):
+    [one] = spawn(_train_worker, 1, "none", 30, 10)
+    ranks = spawn(_train_worker, WORLD, kind, 30, 10)
+    for rank, out in enumerate(ranks):
+        assert out["zeros_on_this_rank"], rank
+        assert out["results"] == {"distributed": kind, "world_size": 2, "batch_per_rank": 4, "global_batch": 8}
+        assert math.isclose(out["dense_val"], one["dense_val"], abs_tol=LOSS_TOL), (out["dense_val"], one["dense_val"])
+        assert math.isclose(out["final_val"], one["final_val"], abs_tol=LOSS_TOL), (out["final_val"], one["final_val"])
+        assert out["sparsity"] == ranks[0]["sparsity"]
+        assert all(torch.equal(out["masks"][n], ranks[0]["masks"][n]) for n in out["masks"])  # one mask set
+    if kind == "fsdp":
+        assert ranks[0]["tracked_bytes"] + ranks[1]["tracked_bytes"] == one["tracked_bytes"]
+    else:
+        assert ranks[0]["tracked_bytes"] == one["tracked_bytes"]
