@@ -53,7 +53,19 @@ def _distribute(full, like):
     return distribute_like(full.clone(), like)
 
 
-def _masks_worker(settings: dict):
+SETTINGS = {
+    "clone": {},  # the exact online clone, importance vs std(|importance|) per tensor
+    "global-current": {"scope": "global", "compare": "current"},
+    "window": {"window": 2, "average_of": "signed"},  # the ring buffer
+}
+
+
+def _masks_worker(names: list[str]):
+    # One process start per test (imports dominate on 2 shared cores); the models are rebuilt.
+    return {name: _masks_case(SETTINGS[name]) for name in names}
+
+
+def _masks_case(settings: dict):
     from swp.distributed.sharding import full
     from swp.methods.swp import SWPPruner
     from swp.pruning.masks import MaskSet
@@ -109,21 +121,18 @@ def _masks_worker(settings: dict):
     return out
 
 
-@pytest.mark.parametrize("settings", [
-    {},  # the clone, importance vs std(|importance|) per tensor
-    {"scope": "global", "compare": "current"},
-    {"window": 2, "average_of": "signed"},  # the ring buffer
-], ids=["clone", "global-current", "window"])
-def test_fsdp2_masks_thresholds_importance_equal_one_process(settings):
-    for rank, out in enumerate(spawn(_masks_worker, WORLD, settings)):
-        assert out["importance_equal"] and out["importance_is_dtensor"], rank
+def test_fsdp2_masks_thresholds_importance_equal_one_process():
+    ranks = spawn(_masks_worker, WORLD, list(SETTINGS))
+    for rank, name in ((r, n) for r in range(WORLD) for n in SETTINGS):
+        out = ranks[rank][name]
+        assert out["importance_equal"] and out["importance_is_dtensor"], (rank, name)
         assert out["rate"][0] == out["rate"][1], (rank, out["rate"])
         assert all(out["thresholds_equal"]) and all(out["masks_equal"]) and all(out["mask_placements"]), rank
         assert out["mask_sparsity"][0] == out["mask_sparsity"][1] and out["mask_sparsity"][0] > 0
         assert out["layer_sparsity"][0] == out["layer_sparsity"][1]
         assert out["weight_sparsity"][0] == out["weight_sparsity"][1]
         assert out["weights_equal"] and out["reloaded_masks_equal"]
-        assert out["drift_seen"] == "MaskDriftError", rank  # every rank raises, not only rank 1
+        assert out["drift_seen"] == "MaskDriftError", (rank, name)  # every rank raises, not only rank 1
         whole, shard = out["state_bytes"]
         assert shard < whole  # this rank's rows only
 
@@ -143,7 +152,11 @@ def _task(batch_size: int = 8):
     return CharLMTask(text, block_size=16, batch_size=batch_size, eval_batches=4)
 
 
-def _train_worker(kind: str, steps: int, finetune_steps: int):
+def _train_worker(kinds: list[str], steps: int, finetune_steps: int):
+    return {kind: _train_case(kind, steps, finetune_steps) for kind in kinds}
+
+
+def _train_case(kind: str, steps: int, finetune_steps: int):
     """Dense steps, SWP tracking, prune to 50%, fine-tune with masks: the run's phases in small."""
     from swp.distributed import strategy as strategies
     from swp.distributed.sharding import full
@@ -187,10 +200,14 @@ def _train_worker(kind: str, steps: int, finetune_steps: int):
 LOSS_TOL = 1e-4  # absolute, in nats: float32 gradient averaging in another order, 30 steps
 
 
-@pytest.mark.parametrize("kind", ["ddp", "fsdp"])
-def test_two_ranks_train_like_one_process_and_masks_hold(kind):
-    [one] = spawn(_train_worker, 1, "none", 30, 10)
-    ranks = spawn(_train_worker, WORLD, kind, 30, 10)
+def test_two_ranks_train_like_one_process_and_masks_hold():
+    one = _train_case("none", 30, 10)  # in this process: the single-process reference
+    both = spawn(_train_worker, WORLD, ["ddp", "fsdp"], 30, 10)
+    for kind in ("ddp", "fsdp"):
+        _check_against_one(kind, [b[kind] for b in both], one)
+
+
+def _check_against_one(kind: str, ranks: list[dict], one: dict) -> None:
     for rank, out in enumerate(ranks):
         assert out["zeros_on_this_rank"], rank
         assert out["results"] == {"distributed": kind, "world_size": 2, "batch_per_rank": 4, "global_batch": 8}
