@@ -184,7 +184,7 @@ def _train_case(kind: str, steps: int, finetune_steps: int):
     masks = MaskSet(pruner.params, keep)
     masks.apply()
     opt = make_optimizer(model, 1e-3, 0.1, (0.9, 0.95))
-    train_phase(trained, task, opt, phase="finetune", steps=finetune_steps, lr_at=lambda s: 1e-3,
+    train_phase(model, task, opt, phase="finetune", steps=finetune_steps, lr_at=lambda s: 1e-3,
                 generator=torch.Generator().manual_seed(2), masks=masks, grad_clip=1.0, **common)
     masks.check("after fine-tuning")  # raises on any rank's drift
     from swp.distributed.sharding import local

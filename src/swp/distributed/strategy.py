@@ -5,9 +5,11 @@ one it has:
 
 - `setup(device)` joins the process group (torchrun's environment) and returns this rank's
   device (one device per rank);
-- `wrap(model)` returns the module to train (DDP wrapper, or the model sharded in place by
-  FSDP2); the pruner and the checkpoints keep using the unwrapped `model`;
-- `split(task)` makes each rank draw its share of the global batch;
+- `wrap(model)` wraps (DDP) or shards in place (FSDP2) the model; build the pruner after it
+  (FSDP2 replaces the parameters by DTensors); the run keeps using the bare `model`;
+- `split(task)` makes each rank draw its share of the global batch, and routes the task's
+  training loss through `training_module(model)` (the DDP wrapper), so the run's loop needs no
+  change;
 - `is_main` says whether this rank writes the run folder, metrics and W&B;
 - `results()` is what results.json records (world size, batch per rank, global batch);
 - `teardown()` leaves the process group.
@@ -57,6 +59,10 @@ class NoDistributed:
     def wrap(self, model: nn.Module) -> nn.Module:
         return model
 
+    def training_module(self, model: nn.Module) -> nn.Module:
+        """The module a training forward of `model` must run (the DDP wrapper under DDP)."""
+        return model
+
     def split(self, task):
         self.global_batch = getattr(task, "batch_size", None)
         return task
@@ -87,7 +93,7 @@ class _ProcessGroupStrategy(NoDistributed):
         self.global_batch = getattr(task, "batch_size", None)
         if self.world_size == 1:
             return task
-        return RankSlicedTask(task, self.info.rank, self.world_size)
+        return RankSlicedTask(task, self.info.rank, self.world_size, route=self.training_module)
 
     def teardown(self) -> None:
         env.teardown()
@@ -114,7 +120,12 @@ class DDP(_ProcessGroupStrategy):
         from torch.nn.parallel import DistributedDataParallel
 
         ids = [model_device(model).index] if model_device(model).type == "cuda" else None
-        return DistributedDataParallel(model, device_ids=ids, bucket_cap_mb=self.bucket_cap_mb)
+        self._wrapped = DistributedDataParallel(model, device_ids=ids, bucket_cap_mb=self.bucket_cap_mb)
+        return self._wrapped
+
+    def training_module(self, model: nn.Module) -> nn.Module:
+        wrapped = getattr(self, "_wrapped", None)
+        return wrapped if wrapped is not None and wrapped.module is model else model
 
 
 class FSDP(_ProcessGroupStrategy):
