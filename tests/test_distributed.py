@@ -152,11 +152,11 @@ def _task(batch_size: int = 8):
     return CharLMTask(text, block_size=16, batch_size=batch_size, eval_batches=4)
 
 
-def _train_worker(kinds: list[str], steps: int, finetune_steps: int):
-    return {kind: _train_case(kind, steps, finetune_steps) for kind in kinds}
+def _train_worker(kinds: list[str], steps: int, finetune_steps: int, folder=None):
+    return {kind: _train_case(kind, steps, finetune_steps, folder) for kind in kinds}
 
 
-def _train_case(kind: str, steps: int, finetune_steps: int):
+def _train_case(kind: str, steps: int, finetune_steps: int, folder=None):
     """Dense steps, SWP tracking, prune to 50%, fine-tune with masks: the run's phases in small."""
     from swp.distributed import strategy as strategies
     from swp.distributed.sharding import full
@@ -190,24 +190,85 @@ def _train_case(kind: str, steps: int, finetune_steps: int):
     from swp.distributed.sharding import local
 
     zeros_here = all(bool((local(p.detach())[~local(masks.keep[n])] == 0).all()) for n, p in pruner.params.items())
-    return {"dense_train_loss": dense["last_loss"], "dense_val": dense_val,
-            "final_val": task.evaluate(trained, device, contextlib.nullcontext)["loss"],
+    final_val = task.evaluate(trained, device, contextlib.nullcontext)["loss"]
+    resumed = _checkpoint_round_trip(strategy, model, pruner, masks, opt, task, device, folder, kind) if folder else {}
+    return resumed | {"dense_train_loss": dense["last_loss"], "dense_val": dense_val, "final_val": final_val,
             "sparsity": masks.sparsity(), "zeros_on_this_rank": zeros_here,
             "masks": {n: full(k).clone() for n, k in masks.keep.items()},
             "tracked_bytes": pruner.state_bytes(), "results": strategy.results()}
 
 
+def _checkpoint_round_trip(strategy, model, pruner, masks, opt, task, device, folder, kind):
+    """Gathered checkpoint -> a fresh model of the same world size -> one more step on each:
+    identical weights before and after the step (bit-exact resume)."""
+    from pathlib import Path
+
+    from swp.distributed.sharding import full
+    from swp.distributed.state import GatheredCheckpointStore, shard_optimizer_state
+    from swp.methods.swp import SWPPruner
+    from swp.models.gpt import GPT
+    from swp.pruning.masks import MaskSet
+    from swp.training.loop import make_optimizer
+
+    store = GatheredCheckpointStore(Path(folder) / kind, 0, 1, {})
+    store.save(model, {"stage": "finetune", "step": 1, "optimizer": opt.state_dict(), "pruner": pruner.state_dict(),
+                       "masks": dict(masks.keep)}, 1)
+    ckpt = store.latest()
+    torch.manual_seed(123)  # another init: everything must come from the checkpoint
+    model2 = GPT(vocab_size=task.vocab_size, block_size=16, n_layer=2, n_head=2, n_embd=32)
+    if kind == "fsdp":
+        strategy.wrap(model2)  # sharded like the first (DDP: a bare replica, see below)
+    ckpt.load_weights(model2)
+    pruner2 = SWPPruner(model2)
+    pruner2.load_state_dict(ckpt.state["pruner"])
+    masks2 = MaskSet(pruner2.params, ckpt.state["masks"])
+    opt2 = make_optimizer(model2, 1e-3, 0.1, (0.9, 0.95))
+    opt2.load_state_dict(shard_optimizer_state(opt2, ckpt.state["optimizer"]))
+    same = all(torch.equal(full(a.detach()), full(b.detach())) for a, b in zip(model.parameters(), model2.parameters()))
+    g = torch.Generator().manual_seed(9)
+    batch = task.train_batch(g, device)
+    for m, o, mk in ((model, opt, masks), (model2, opt2, masks2)):
+        o.zero_grad(set_to_none=True)
+        (task.loss(m, batch) if kind != "ddp" or m is model else task.task.loss(m, batch)).backward()
+        if kind == "ddp" and m is model2:  # a bare replica: average its gradients by hand
+            import torch.distributed as dist
+
+            for p in m.parameters():
+                dist.all_reduce(p.grad)
+                p.grad /= dist.get_world_size()
+        mk.mask_grads()
+        o.step()
+        mk.enforce()
+    after = all(torch.equal(full(a.detach()), full(b.detach())) for a, b in zip(model.parameters(), model2.parameters()))
+    clones = all(torch.equal(full(pruner.clones[n]), full(pruner2.clones[n])) for n in pruner.clones)
+    return {"resume_same": same, "resume_same_after_step": after, "resume_clones": clones,
+            "checkpoint": str(ckpt.path)}
+
+
 LOSS_TOL = 1e-4  # absolute, in nats: float32 gradient averaging in another order, 30 steps
 
 
-def test_two_ranks_train_like_one_process_and_masks_hold():
+def test_two_ranks_train_like_one_process_and_masks_hold(tmp_path):
     one = _train_case("none", 30, 10)  # in this process: the single-process reference
-    both = spawn(_train_worker, WORLD, ["ddp", "fsdp"], 30, 10)
+    both = spawn(_train_worker, WORLD, ["ddp", "fsdp"], 30, 10, str(tmp_path))
     for kind in ("ddp", "fsdp"):
         _check_against_one(kind, [b[kind] for b in both], one)
+        for out in (b[kind] for b in both):
+            assert out["resume_same"] and out["resume_same_after_step"] and out["resume_clones"], kind
+        # A gathered checkpoint is the single-process format: one process reads it.
+        from swp.infra.checkpoint import read_checkpoint
+        from swp.models.gpt import GPT
+
+        ckpt = read_checkpoint(both[0][kind]["checkpoint"])
+        assert ckpt.state["world_size"] == WORLD
+        model = GPT(vocab_size=10, block_size=16, n_layer=2, n_head=2, n_embd=32)
+        ckpt.load_weights(model)
+        assert all(torch.equal(ckpt.state["masks"][n], both[0][kind]["masks"][n]) for n in ckpt.state["masks"])
 
 
 def _check_against_one(kind: str, ranks: list[dict], one: dict) -> None:
+    print(f"{kind}: val loss after dense {ranks[0]['dense_val']:.7f} vs one process {one['dense_val']:.7f}; "
+          f"final {ranks[0]['final_val']:.7f} vs {one['final_val']:.7f}")
     for rank, out in enumerate(ranks):
         assert out["zeros_on_this_rank"], rank
         assert out["results"] == {"distributed": kind, "world_size": 2, "batch_per_rank": 4, "global_batch": 8}

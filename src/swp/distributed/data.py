@@ -40,7 +40,8 @@ class RankSlicedTask:
             )
         self.task, self.rank, self.world, self.route = task, rank, world, route
         self.per_rank = batch // world
-        self.tokens_per_batch = task.tokens_per_batch // world
+        # The job's tokens per step (all ranks), so the loop's tokens/s is the job's throughput.
+        self.tokens_per_batch = task.tokens_per_batch
 
     def __getattr__(self, name):  # everything else (loss, evaluate, metrics, vocab_size...) is the task's
         return getattr(self.task, name)

@@ -145,3 +145,27 @@ def _collective_device() -> torch.device:
     if dist.get_backend() == "nccl":
         return torch.device("cuda", torch.cuda.current_device())
     return torch.device("cpu")
+
+
+def as_rank_failure(exc: BaseException) -> RankFailedError:
+    """A collective that failed because another rank died (or timed out) as one line naming
+    this rank, e.g. ``rank 1: a collective failed (Connection closed by peer); another rank
+    failed or timed out, see its error above``."""
+    first = next((line.strip() for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
+    if "]" in first and first.startswith("["):  # gloo prefixes the source location
+        first = first.split("]", 1)[1].strip()
+    return RankFailedError(
+        f"rank {rank()} of {world_size()}: a collective failed ({first[:160]}); another rank failed or "
+        "timed out (distributed.timeout_s): see the first error above"
+    )
+
+
+def is_collective_failure(exc: BaseException) -> bool:
+    """Whether `exc` comes from the process group (a peer closed, a timeout), not from the run."""
+    backend_errors = tuple(t for t in (getattr(dist, "DistBackendError", None), getattr(dist, "DistNetworkError", None))
+                           if t is not None)
+    if backend_errors and isinstance(exc, backend_errors):
+        return True
+    text = str(exc)
+    return isinstance(exc, RuntimeError) and any(
+        k in text for k in ("Connection closed by peer", "Connection reset by peer", "timed out", "Timed out"))
