@@ -13,14 +13,11 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))
-sys.path.insert(0, str(ROOT))
 
 SMALL = [
     "model.n_layer=2", "model.n_head=2", "model.n_embd=64", "model.block_size=32",
@@ -42,7 +39,7 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("overrides", nargs="*", help="extra config overrides")
     args = p.parse_args(argv)
-    from train import run
+    from swp.cli import run
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-energy-"))
     times: dict[str, list[tuple[float, float]]] = {"none": [], "codecarbon": []}

@@ -14,17 +14,15 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT / "src"), str(ROOT)]
 os.environ.setdefault("WANDB_MODE", "disabled")
 
+from swp.cli import run  # noqa: E402
 from swp.config import compose_run_config  # noqa: E402
-from train import run  # noqa: E402
 
 POINTS = (0.1, 0.3, 0.5, 0.7, 0.9)
 

@@ -14,11 +14,9 @@ from __future__ import annotations
 import argparse
 import inspect
 import json
-import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))
 
 from swp.export.compressed import export_compressed, export_pretrained  # noqa: E402
 

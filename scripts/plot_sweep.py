@@ -13,8 +13,6 @@ import argparse
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-
 from swp.analysis.sweep_summary import job_folders, summarize_sweep, sweep_logger  # noqa: E402
 
 

@@ -8,11 +8,8 @@ listed with their errors.
 from __future__ import annotations
 
 import argparse
-import sys
 from collections import defaultdict
 from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from swp.analysis.sweep_summary import collect, headline_metric  # noqa: E402
 

@@ -9,11 +9,11 @@ import sys
 
 import pytest
 import torch
-from conftest import CONF, TINY
 
-import train
+from swp import cli as swp_cli
 from swp.infra import checkpoint as checkpoint_module
 from swp.logging.base import Logger
+from swp.testing.tiny import CONF, TINY
 
 # Shorter than the tiny run: these tests are about the errors, not the numbers.
 SHORT = ["schedule.train_steps=30", "schedule.finetune_steps=10", "dataset.eval_batches=2"]
@@ -25,7 +25,7 @@ def cli(monkeypatch, capsys, out, *overrides, hydra_dir=None):
     argv = ["train.py", f"--config-path={CONF}", *TINY, *SHORT, f"output_dir={out}", f"hydra.run.dir={hydra_dir}", *overrides]
     monkeypatch.setattr(sys, "argv", argv)
     try:
-        train.main()
+        swp_cli.hydra_app()()
         code = 0
     except SystemExit as exc:
         code = exc.code

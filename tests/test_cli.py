@@ -6,7 +6,8 @@ import subprocess
 import sys
 
 import pytest
-from conftest import ROOT, TINY
+
+from swp.testing.tiny import ROOT, TINY
 
 pytestmark = pytest.mark.slow
 

@@ -6,9 +6,9 @@ import time
 
 import pytest
 
+from swp.cli import run
 from swp.energy.meter import CodeCarbonMeter, NullMeter
 from swp.errors import ConfigError
-from train import run
 
 
 def test_real_run_reports_energy_per_phase_and_writes_no_file(tiny_cfg, tmp_path):

@@ -7,9 +7,9 @@ import torch
 from safetensors.torch import load_file, save_file, save_model
 
 from scripts import export as export_script
+from swp.cli import run
 from swp.export.compressed import export_compressed, export_pretrained
 from swp.export.sparse_format import bit_identical, compress, decompress, load_compressed, save_compressed
-from train import run
 
 
 def _pruned(shape, sparsity, seed=0, dtype=torch.float32):

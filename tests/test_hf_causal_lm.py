@@ -6,11 +6,11 @@ import json
 
 import pytest
 import torch
-from conftest import compose_cfg
 from safetensors.torch import load_file
 
+from swp.cli import run
 from swp.testing.hf_tiny import GPT2, LLAMA, build_model_folder, build_tokenizer, write_corpus
-from train import run
+from swp.testing.tiny import compose_cfg
 
 # A quick, fully local variant of experiment=llm_wikitext.
 HF_TINY = [
@@ -133,7 +133,7 @@ def test_cli_runs_the_llm_experiment_on_local_files(tmp_path, assets):
     import subprocess
     import sys
 
-    from conftest import ROOT
+    from swp.testing.tiny import ROOT
 
     args = [*HF_TINY, _data_files(assets), f"model.name_or_path={assets['llama']}", "export=none",
             "schedule.train_steps=4", "schedule.finetune_steps=2", f"hydra.run.dir={tmp_path}/run"]

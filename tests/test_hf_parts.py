@@ -9,7 +9,6 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-from conftest import compose_cfg
 from torch import nn
 
 from swp.data.hf_corpus import load_split_text
@@ -19,6 +18,7 @@ from swp.models.hf_causal_lm import hf_causal_lm
 from swp.pruning.select import input_feature_axis, prunable_parameters
 from swp.tasks.token_lm import TokenLMTask
 from swp.testing.hf_tiny import GPT2, LLAMA, build_tokenizer, write_corpus
+from swp.testing.tiny import compose_cfg
 
 
 @pytest.fixture(scope="module")

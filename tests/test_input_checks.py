@@ -2,8 +2,8 @@
 
 import pytest
 
+from swp.cli import run
 from swp.errors import ConfigError
-from train import run
 
 
 @pytest.mark.parametrize(

@@ -5,9 +5,9 @@ import json
 import pytest
 import torch
 
+from swp.cli import run
 from swp.errors import ConfigError
 from swp.pruning.nm import check_nm_shapes, nm_keep_mask, nm_violations, parse_nm
-from train import run
 
 
 def test_two_of_four_keeps_the_two_highest_in_each_group():

@@ -7,15 +7,15 @@ import json
 
 import numpy as np
 import pytest
-from conftest import compose_cfg
 
+from swp.cli import run
 from swp.data.burberry import burberry_examples, rows_to_examples
 from swp.data.diamond_render import CLARITIES, COLOURS, render_diamonds
 from swp.data.diamonds import diamond_examples
 from swp.data.price_examples import split_rows
 from swp.data.words import WordVocab
 from swp.errors import ConfigError
-from train import run
+from swp.testing.tiny import compose_cfg
 
 # A typical stone (0.7 carat: 5.7 x 5.7 x 3.5 mm, depth 61.5%, table 57%, G, VS2).
 STONE = dict(x=5.7, y=5.7, z=3.5, depth=61.5, table=57.0, colour=3, clarity=4, row_ids=7)

@@ -11,9 +11,9 @@ import torch
 from safetensors.torch import load_file
 
 from swp.analysis.trajectories import Trajectories
+from swp.cli import run
 from swp.errors import RunError, RunInterrupted
 from swp.tasks.char_lm import CharLMTask
-from train import run
 
 # Checkpoints every 7 steps (not a divisor of 60 or 20, so interval and boundary ones differ),
 # kept after success so the tests can look at them.
@@ -46,7 +46,7 @@ def _assert_same(a, b):
 
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory):
-    from conftest import TINY, compose_cfg
+    from swp.testing.tiny import TINY, compose_cfg
 
     out = tmp_path_factory.mktemp("ref") / "run"
     run(compose_cfg(TINY + list(CK), out))
@@ -154,3 +154,25 @@ def test_preemption_signal_checkpoints_first_then_hands_over_to_submitit():
         assert handed_over == [signal.SIGUSR2]
     finally:
         signal.signal(signal.SIGUSR2, previous)
+
+
+@pytest.mark.parametrize("crash_at", [11, 60 + 11])  # right after the interval checkpoint at step 10 / 70
+def test_resume_right_after_an_interval_checkpoint_keeps_every_metric_line(tiny_cfg, tmp_path, monkeypatch, crash_at):
+    """checkpoint.every a multiple of log_every (the defaults: 500 and 10): the checkpoint is
+    written after its step's log line, so that line survives a crash right after it."""
+    ck = ("checkpoint.every=10", "schedule.log_every=10", "checkpoint.keep_after_success=true")
+    run(tiny_cfg(*ck, out="reference"))
+
+    def crash():
+        raise RuntimeError("simulated power cut")
+
+    _on_call(monkeypatch, CharLMTask, "train_batch", crash_at + 1, crash)
+    with pytest.raises(RuntimeError, match="power cut"):
+        run(tiny_cfg(*ck))
+    monkeypatch.undo()
+    resumed = run(tiny_cfg(*ck))
+    assert resumed["resumed_from"] == ("000000010-0-train" if crash_at < 60 else "000000070-3-finetune")
+    _assert_same(_outcome(tmp_path / "run"), _outcome(tmp_path / "reference"))
+    steps = [json.loads(ln).get("step") for ln in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
+             if '"train/loss"' in ln or '"finetune/loss"' in ln]
+    assert steps == list(range(9, 80, 10))  # every logged loss, once

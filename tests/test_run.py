@@ -5,11 +5,11 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import CONF
 from hydra.utils import instantiate
 from safetensors.torch import load_file
 
-from train import run
+from swp.cli import run
+from swp.testing.tiny import CONF
 
 
 def test_pinned_tiny_swp_run(tiny_cfg, tmp_path):
@@ -62,7 +62,7 @@ def test_target_sparsity_overrides_prune_rate(tiny_cfg):
 
 
 def test_one_shot_is_paper_without_fine_tuning(tiny_cfg):
-    from conftest import compose_cfg
+    from swp.testing.tiny import compose_cfg
 
     paper = compose_cfg(["schedule=paper"], Path("/unused")).schedule
     one_shot = compose_cfg(["schedule=one_shot"], Path("/unused")).schedule
@@ -97,10 +97,10 @@ def _groups() -> list[str]:
 def test_every_option_of_every_group_composes_and_instantiates(group, tmp_path):
     """Every option composes and names a target that imports; options that need no data,
     weights or network are also built (the others are built by their own tests)."""
-    from conftest import compose_cfg
     from hydra.utils import get_object
 
     from swp.models.gpt import GPT
+    from swp.testing.tiny import compose_cfg
 
     for option in _options(group):
         node = compose_cfg([f"{group}={option}"], tmp_path)[group]
@@ -117,7 +117,7 @@ def test_every_option_of_every_group_composes_and_instantiates(group, tmp_path):
 
 
 def test_paper_lm_experiment_is_the_10_7m_model(tiny_cfg):
-    from conftest import compose_cfg
+    from swp.testing.tiny import compose_cfg
 
     cfg = compose_cfg(["experiment=paper_lm"], Path("/nonexistent"))
     model = instantiate(cfg.model, vocab_size=65)  # tiny-shakespeare's 65 characters

@@ -2,7 +2,7 @@
 
 import json
 
-from train import run
+from swp.cli import run
 
 
 def test_tiny_swp_run_writes_results(tiny_cfg, tmp_path):

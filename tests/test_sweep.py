@@ -6,11 +6,11 @@ import json
 import sys
 
 import pytest
-from conftest import CONF, TINY
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-import train
+from swp import cli as swp_cli
+from swp.testing.tiny import CONF, TINY
 
 
 def _compose(*overrides):
@@ -70,7 +70,7 @@ def test_a_failing_job_does_not_stop_the_sweep(monkeypatch, capsys, tmp_path):
         "schedule.train_steps=20", "schedule.finetune_steps=5", f"hydra.sweep.dir={sweep}",
         f"dense_cache.dir={tmp_path / 'cache'}", "dense_cache.enabled=true", "pruner=swp", "target_sparsity=1.5,0.3",
     ])
-    train.main()  # returns: the failure is recorded, not raised
+    swp_cli.hydra_app()()  # returns: the failure is recorded, not raised
     failed, good = sweep / "0_swp_1.5", sweep / "1_swp_0.3"
     assert json.loads((failed / "error.json").read_text()) == {
         "type": "ConfigError", "error": "target_sparsity must be in [0, 1), got 1.5"}

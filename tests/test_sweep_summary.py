@@ -6,11 +6,11 @@ import subprocess
 import sys
 
 import pytest
-from conftest import ROOT, TINY
 
 from swp.analysis.sweep_summary import curves, summarize_sweep
 from swp.logging.wandb_logger import WandbLogger
 from swp.logging.wandb_records import find_run_files, read_run
+from swp.testing.tiny import ROOT, TINY
 
 
 def _job(sweep, num, results=None, error=None, overrides=("x=1",)):

@@ -17,8 +17,8 @@ from swp.analysis.trajectories import (
     most_stable,
     random_weights,
 )
+from swp.cli import run
 from swp.errors import ConfigError
-from train import run
 
 # Five weights over four points, built so each rule has one clear answer.
 H = np.array(

@@ -8,12 +8,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import CONF, compose_cfg
 
+from swp.cli import run
 from swp.errors import ConfigError
 from swp.models.price_pretrained import pretrained_vlm, tiny_random_llava
 from swp.pruning.select import prunable_parameters
-from train import run
+from swp.testing.tiny import CONF, compose_cfg
 
 VLM_TINY = [
     "dataset=diamonds", "model=tiny_vlm", "dataset.examples.max_rows=200", "dataset.batch_size=4",

@@ -6,12 +6,12 @@ import logging
 import numpy as np
 import pytest
 
-import swp.training.pipeline
+import swp.run
 from swp.analysis.trajectories import Trajectories
+from swp.cli import run
 from swp.errors import ConfigError
 from swp.logging.wandb_logger import WandbLogger, resolve_mode, sweep_group
 from swp.logging.wandb_records import find_run_files, read_run
-from train import run
 
 
 def _table(run_dir, key):
@@ -90,10 +90,10 @@ def test_tiny_run_logs_config_metrics_summary_and_trajectories(tiny_cfg, tmp_pat
 
 
 def test_wandb_is_closed_when_the_run_fails(tiny_cfg, tmp_path, monkeypatch):
-    def boom(**_):
+    def boom(*_, **__):
         raise RuntimeError("training blew up")
 
-    monkeypatch.setattr(swp.training.pipeline, "train_prune_finetune", boom)
+    monkeypatch.setattr(swp.run.Run, "execute", boom)
     with pytest.raises(RuntimeError, match="blew up"):
         run(tiny_cfg("logger=wandb"))
     (path,) = find_run_files(tmp_path / "run")

@@ -29,10 +29,11 @@ from safetensors.torch import load_model, save_model
 from torch import nn
 
 from swp.errors import CheckpointError, RunError
+from swp.training.stages import Stage
 
 FORMAT = 1
-# A run's states in order; a checkpoint's stage says which phase it is in (or just finished).
-STAGES = ("train", "dense", "pruned", "finetune", "finetuned")
+# A run's stages in order; a checkpoint's stage says which phase it is in (or just finished).
+STAGES = tuple(stage.label for stage in Stage)
 WEIGHTS, STATE, CONFIG, MANIFEST = "model.safetensors", "state.pt", "config.json", "manifest.json"
 
 
@@ -200,7 +201,6 @@ class CheckpointStore:
         self.every, self.keep = int(every), max(1, int(keep))
         self.config = config
         self.metrics_path = metrics_path
-        self.last: Path | None = None
 
     def due(self, steps_done: int) -> bool:
         """Whether the interval asks for a checkpoint after this many steps of a phase."""
@@ -229,7 +229,6 @@ class CheckpointStore:
         if self.metrics_path is not None and self.metrics_path.exists():
             state = state | {"metrics_bytes": self.metrics_path.stat().st_size}
         write_checkpoint(path, model, state, self.config, extra_files)
-        self.last = path
         for stale in self.folder.glob(".*.tmp-*"):  # left by a crash in an earlier write
             shutil.rmtree(stale, ignore_errors=True)
         for old in self.paths()[: -self.keep]:

@@ -4,11 +4,14 @@ An entry is the state right before pruning (dense weights, optimizer state, the 
 tracked state, RNG states, the dense evaluation and the dense phase's metric lines), in the
 checkpoint format, under ``<cache>/<dense key>/<tracking key>/``:
 
-- the dense key hashes exactly what determines the dense weights: model, dataset, the dense
-  schedule fields, seed, precision, device type (and CPU threads, which change float sums),
-  the torch version and the source code of the `swp` package;
-- the tracking key hashes what the pruner tracks (SWP: its tracking options and
-  ``track_every``); pruners that track nothing (magnitude, random, none) use ``untracked``.
+- the dense key hashes exactly what determines the dense stage and every file it writes:
+  model, dataset, the schedule's dense fields (`Schedule.dense_settings`, which includes the
+  logging and evaluation cadence, since a hit replays the stage's metric lines), seed,
+  precision, device type (and CPU threads, which change float sums), the trajectory sample
+  (the tensors it follows), the torch version and the source code of the `swp` package;
+- the tracking key hashes the pruner's options except those it declares as used only after
+  tracking (`Pruner.mask_options`); pruners that track nothing use ``untracked``. A new
+  option is part of the key unless declared otherwise, so it can cost a miss, never a stale hit.
 
 Observing the weights never changes them, so a pruner that tracks nothing may reuse any entry
 with its dense key (it ignores the tracked state); a tracking pruner needs its exact entry.
@@ -36,11 +39,6 @@ from swp.infra.checkpoint import Checkpoint, read_checkpoint, write_checkpoint
 from swp.logging.base import Logger
 from swp.training.schedule import Schedule
 
-# Schedule fields the dense weights depend on (fine-tuning, logging and eval cadence do not).
-DENSE_SCHEDULE_FIELDS = ("train_steps", "lr", "min_lr", "warmup_steps", "weight_decay", "beta1", "beta2", "grad_clip",
-                         "eval_initial")
-# Pruner options used only after tracking (turning scores into masks): not part of the key.
-POST_TRACKING_PRUNER_KEYS = ("_partial_", "scope", "compare", "seed", "nm")
 METRICS = "metrics.jsonl"
 
 
@@ -58,21 +56,30 @@ def source_digest() -> str:
 
 
 def dense_key_material(*, model: dict, dataset: dict, schedule: Schedule, seed: int, precision: str,
-                       device: torch.device, threads: int | None) -> dict:
-    """Everything the dense phase's result depends on, as plain data (the key is its hash)."""
+                       device: torch.device, threads: int | None, trajectories: dict | None = None) -> dict:
+    """Everything the dense stage's files depend on, as plain data (the key is its hash).
+
+    Args:
+        trajectories: the recorded sample (``per_tensor`` and the tensors' names and shapes),
+            None when no trajectories are recorded.
+    """
     return {
         "model": model, "dataset": dataset, "seed": seed, "precision": precision, "device": device.type,
-        "schedule": {f: getattr(schedule, f) for f in DENSE_SCHEDULE_FIELDS},
-        "threads": threads if device.type == "cpu" else None,
-        "torch": torch.__version__, "code": source_digest(),
+        "schedule": schedule.dense_settings(), "threads": threads if device.type == "cpu" else None,
+        "trajectories": trajectories, "torch": torch.__version__, "code": source_digest(),
     }
 
 
-def tracking_spec(pruner: dict, tracks: bool, track_every: int) -> dict | None:
-    """What a pruner records during the dense phase; None for a pruner that records nothing."""
-    if not tracks:
+def tracking_spec(pruner_config: dict, pruner) -> dict | None:
+    """What a pruner records during the dense stage; None for a pruner that records nothing.
+
+    Args:
+        pruner_config: the pruner's resolved config (its ``_target_`` names the class).
+        pruner: the built pruner, which says whether it tracks and which options only shape masks.
+    """
+    if not pruner.tracks:
         return None
-    return {k: v for k, v in pruner.items() if k not in POST_TRACKING_PRUNER_KEYS} | {"track_every": track_every}
+    return {k: v for k, v in pruner_config.items() if k != "_partial_" and k not in pruner.mask_options}
 
 
 class DenseCache:

@@ -39,6 +39,10 @@ class Pruner:
     calibrates = False  # calibrate() must see inputs before scores() / masks()
     calibration_batches = 0  # training batches the run draws for calibrate()
     calibration_seed = 0  # seeds those draws (its own generator: the training batches are unchanged)
+    # Options used only to turn scores into masks: a dense-cache entry tracked with other values
+    # is still valid. Every other option is part of the cache's tracking key.
+    mask_options: tuple[str, ...] = ("scope", "nm", "seed", "allocation", "calibration", "calibration_batches",
+                                     "calibration_seed")
 
     def __init__(
         self,

@@ -40,6 +40,7 @@ class SWPPruner(Pruner):
     """
 
     tracks = True
+    mask_options = Pruner.mask_options + ("compare", "activation_aware")
 
     def __init__(
         self,

@@ -71,10 +71,6 @@ class MaskSet:
         """Fraction of the masked tensors that is pruned (from the masks, not the weights)."""
         return _pruned_fraction(self.keep)
 
-    def layer_sparsity(self) -> dict[str, float]:
-        """Pruned fraction per masked tensor."""
-        return {n: _pruned_fraction({n: k}) for n, k in self.keep.items()}
-
 
 def _pruned_fraction(keep: dict[str, torch.Tensor]) -> float:
     total = sum(k.numel() for k in keep.values())

@@ -64,6 +64,10 @@ class CharLMTask:
         """What the model must be built with to fit this data."""
         return {"vocab_size": self.vocab_size}
 
+    def extra_results(self) -> dict:
+        """The split that every figure of the run was measured on."""
+        return {"train_chars": len(self.train_data), "val_chars": len(self.val_data)}
+
     def decode(self, ids) -> str:
         return "".join(self.chars[int(i)] for i in ids)
 

@@ -51,7 +51,7 @@ class PriceTask:
         vocab_size: int = 2000,
         max_tokens: int = 32,
         eval_examples: int | None = None,
-        eval_batch_size: int = 256,
+        eval_batch_size: int = 512,  # = conf/dataset/diamonds.yaml
     ):
         train, val = examples.split["train"], examples.split["val"]
         if len(train) == 0 or len(val) == 0:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import time
 from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from typing import Callable
 
 import torch
@@ -38,76 +39,107 @@ def evaluate(task, model: nn.Module, device: torch.device, autocast, desc: str, 
     return metrics
 
 
+@dataclass(frozen=True)
+class Placement:
+    """Where a phase runs and reports: device, autocast factory, logger, progress bars."""
+
+    device: torch.device
+    autocast: Callable[[], AbstractContextManager]
+    logger: Logger
+    progress: bool = False
+
+
+@dataclass(frozen=True)
+class PhaseSpec:
+    """What a training phase is: its name (the metric prefix), length and cadence.
+
+    Attributes:
+        name: ``train`` (dense, tracked) or ``finetune`` (masked); prefixes ``<name>/loss``.
+        steps: optimizer steps in the phase.
+        lr_at: the learning rate at a 0-based step of the phase (a pure function).
+        step_offset: global step of the phase's first step (logged steps are global).
+        grad_clip: max gradient norm (0: no clipping).
+        eval_every: steps between validation evaluations inside the phase (0: none).
+        log_every: steps between logged training losses.
+    """
+
+    name: str
+    steps: int
+    lr_at: Callable[[int], float]
+    step_offset: int = 0
+    grad_clip: float = 0.0
+    eval_every: int = 0
+    log_every: int = 10
+
+
 def train_phase(
     model: nn.Module,
     task,
     optimizer: torch.optim.Optimizer,
-    *,
-    phase: str,
-    steps: int,
-    lr_at: Callable[[int], float],
     generator: torch.Generator,
-    device: torch.device,
-    autocast: Callable[[], AbstractContextManager],
-    logger: Logger,
-    step_offset: int = 0,
+    spec: PhaseSpec,
+    where: Placement,
+    *,
     start_step: int = 0,
-    grad_clip: float = 0.0,
     masks: MaskSet | None = None,
     after_step: Callable[[int], None] | None = None,
-    eval_every: int = 0,
-    log_every: int = 10,
-    progress: bool = False,
 ) -> dict[str, float]:
-    """Runs `steps` optimizer steps; returns the phase's throughput and last training loss.
+    """Runs `spec.steps` optimizer steps; returns the phase's throughput and last training loss.
 
     The order inside a step is the whole method's contract: forward, backward, zero the
-    gradients of pruned weights, clip, step, re-zero pruned weights, then `after_step` (where
-    SWP records its tracking points), so the tracker only ever sees masked weights.
-    A resumed phase starts at `start_step` (steps already done), with the optimizer and
-    `generator` restored, so it draws the same batches and learning rates as an uninterrupted one.
+    gradients of pruned weights, clip, step, re-zero pruned weights, log, then `after_step`
+    (where the dense phase's hook lets SWP record its tracking points, and where checkpoints
+    are written: after the step's log line, so a resumed run's metrics.jsonl misses none), so
+    the tracker only ever sees masked weights. A resumed phase starts at `start_step` (steps
+    already done), with the optimizer and `generator` restored, so it draws the same batches
+    and learning rates as an uninterrupted one.
     """
     model.train()
-    bar = tqdm(total=steps, initial=start_step, desc=phase, disable=not progress, dynamic_ncols=True, leave=False)
+    bar = tqdm(total=spec.steps, initial=start_step, desc=spec.name, disable=not where.progress,
+               dynamic_ncols=True, leave=False)
     tokens = 0
     compute_s = 0.0
     last_loss = math.nan
-    for step in range(start_step, steps):
+    for step in range(start_step, spec.steps):
         t0 = time.perf_counter()
-        lr = lr_at(step)
+        lr = spec.lr_at(step)
         for group in optimizer.param_groups:
             group["lr"] = lr
-        batch = task.train_batch(generator, device)
-        with autocast():
+        batch = task.train_batch(generator, where.device)
+        with where.autocast():
             loss = task.loss(model, batch)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if masks is not None:
             masks.mask_grads()
-        if grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+        if spec.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), spec.grad_clip)
         optimizer.step()
         if masks is not None:
             masks.enforce()
+        tokens += task.tokens_per_batch
+        if (step + 1) % spec.log_every == 0 or step + 1 == spec.steps:
+            last_loss = _log_loss(where.logger, spec, step, loss, lr, tokens, compute_s + time.perf_counter() - t0)
+            bar.set_postfix(loss=f"{last_loss:.4f}")
         if after_step is not None:
             after_step(step)
-        tokens += task.tokens_per_batch
-        if (step + 1) % log_every == 0 or step + 1 == steps:
-            last_loss = float(loss.detach())  # the one host sync per log interval
-            if not math.isfinite(last_loss):
-                raise NonFiniteLossError(f"{phase}: loss is {last_loss} at step {step_offset + step}")
-            compute_s += time.perf_counter() - t0
-            logger.log(
-                {f"{phase}/loss": last_loss, "lr": lr, "tokens_per_s": tokens / compute_s, "phase": phase},
-                step=step_offset + step,
-            )
-            bar.set_postfix(loss=f"{last_loss:.4f}")
-        else:
-            compute_s += time.perf_counter() - t0
+        compute_s += time.perf_counter() - t0
         bar.update(1)
-        if eval_every and (step + 1) % eval_every == 0 and step + 1 < steps:
-            metrics = evaluate(task, model, device, autocast, f"evaluate ({phase})", progress)
-            logger.log({f"val/{k}": v for k, v in metrics.items()} | {"phase": phase}, step=step_offset + step)
+        if spec.eval_every and (step + 1) % spec.eval_every == 0 and step + 1 < spec.steps:
+            metrics = evaluate(task, model, where.device, where.autocast, f"evaluate ({spec.name})", where.progress)
+            where.logger.log({f"val/{k}": v for k, v in metrics.items()} | {"phase": spec.name},
+                             step=spec.step_offset + step)
             model.train()
     bar.close()
     return {"tokens_per_s": tokens / compute_s if compute_s else 0.0, "last_loss": last_loss, "seconds": compute_s}
+
+
+def _log_loss(logger: Logger, spec: PhaseSpec, step: int, loss: torch.Tensor, lr: float, tokens: int,
+              seconds: float) -> float:
+    """The one host sync per log interval; a non-finite loss stops the run here."""
+    value = float(loss.detach())
+    if not math.isfinite(value):
+        raise NonFiniteLossError(f"{spec.name}: loss is {value} at step {spec.step_offset + step}")
+    logger.log({f"{spec.name}/loss": value, "lr": lr, "tokens_per_s": tokens / seconds, "phase": spec.name},
+               step=spec.step_offset + step)
+    return value

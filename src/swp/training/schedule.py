@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 
 from swp.errors import ConfigError
 
@@ -16,6 +16,11 @@ def cosine_lr(step: int, peak: float, floor: float, warmup: int, total: int) -> 
         return floor
     progress = (step - warmup) / max(1, total - warmup)
     return floor + 0.5 * (1.0 + math.cos(math.pi * progress)) * (peak - floor)
+
+
+# Marks the fields the dense stage depends on, so the dense-cache key is derived from the
+# schedule itself (a new dense field joins the key by being marked, nowhere else).
+DENSE = {"stage": "dense"}
 
 
 @dataclass
@@ -38,22 +43,22 @@ class Schedule:
             models whose starting score is the published baseline.
     """
 
-    train_steps: int = 1500
-    track_every: int = 15
+    train_steps: int = field(default=1500, metadata=DENSE)
+    track_every: int = field(default=15, metadata=DENSE)
     finetune_steps: int = 300
-    lr: float = 1e-3
-    min_lr: float = 1e-4
-    warmup_steps: int = 100
+    lr: float = field(default=1e-3, metadata=DENSE)
+    min_lr: float = field(default=1e-4, metadata=DENSE)
+    warmup_steps: int = field(default=100, metadata=DENSE)
     finetune_lr: float = 3e-4
     finetune_min_lr: float = 3e-5
     finetune_warmup_steps: int = 20
-    weight_decay: float = 0.1
-    beta1: float = 0.9
-    beta2: float = 0.99
-    grad_clip: float = 1.0
-    eval_every: int = 0
-    log_every: int = 10
-    eval_initial: bool = False
+    weight_decay: float = field(default=0.1, metadata=DENSE)
+    beta1: float = field(default=0.9, metadata=DENSE)
+    beta2: float = field(default=0.99, metadata=DENSE)
+    grad_clip: float = field(default=1.0, metadata=DENSE)
+    eval_every: int = field(default=500, metadata=DENSE)
+    log_every: int = field(default=10, metadata=DENSE)
+    eval_initial: bool = field(default=False, metadata=DENSE)
 
     def __post_init__(self):
         for name in ("train_steps", "finetune_steps", "warmup_steps", "finetune_warmup_steps", "eval_every"):
@@ -61,6 +66,10 @@ class Schedule:
                 raise ConfigError(f"schedule.{name} must be >= 0, got {getattr(self, name)}")
         if self.track_every < 1 or self.log_every < 1:
             raise ConfigError("schedule.track_every and schedule.log_every must be >= 1")
+
+    def dense_settings(self) -> dict:
+        """The fields the dense stage (its weights and every file it writes) depends on."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.metadata == DENSE}
 
     def train_lr(self, step: int) -> float:
         return cosine_lr(step, self.lr, self.min_lr, self.warmup_steps, self.train_steps)

@@ -1,0 +1,203 @@
+"""From a composed config to a finished run folder: check, open the folder, build the parts,
+run the stages, write the results. The only place (with `swp.cli`) that instantiates.
+
+`launch(cfg, context)` is what `swp.cli.run` calls; Hydra's runtime state reaches it as the
+plain `Context`, so nothing here asks Hydra anything.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+from swp.analysis.trajectories import TrajectoryRecorder
+from swp.errors import ConfigError, RunError
+from swp.infra import run_folder, runtime
+from swp.infra.dense_cache import DenseCache, dense_key_material, tracking_spec
+from swp.infra.signals import StopRequest
+from swp.logging.base import JsonlLogger, LoggerGroup
+from swp.logging.resilient import start_backend
+from swp.pruning.nm import check_nm_target, nm_label
+from swp.results import assemble, summary_line
+from swp.run import Run
+from swp.training.loop import NonFiniteLossError, Placement
+
+GROUPS = ("model", "dataset", "pruner", "schedule", "experiment")
+
+
+@dataclass(frozen=True)
+class Context:
+    """What the launcher (Hydra) decided for this job.
+
+    Attributes:
+        default_dir: the run folder when the config gives neither output_dir nor resume.
+        choices: the option chosen per config group (``pruner: swp``), recorded with results.
+    """
+
+    default_dir: str | None = None
+    choices: dict = field(default_factory=dict)
+
+
+@dataclass
+class Settings:
+    """The run-level values, checked once before anything is built or written."""
+
+    prune_rate: float
+    target: float | None
+    device: object
+    autocast: object
+    checkpoint: dict
+
+
+def check(cfg: DictConfig) -> Settings:
+    """Everything that can be wrong with the input, found before training starts."""
+    missing = sorted(OmegaConf.missing_keys(cfg))
+    if missing:
+        raise ConfigError(f"required setting(s) not given: {', '.join(missing)} (add e.g. {missing[0]}=... to the command)")
+    prune_rate, target = runtime.check_prune_settings(cfg.prune_rate, cfg.get("target_sparsity"))
+    device = runtime.resolve_device(cfg.device)
+    return Settings(prune_rate, target, device, runtime.autocast_factory(cfg.precision, device),
+                    runtime.check_checkpoint_settings(cfg.get("checkpoint")))
+
+
+def launch(cfg: DictConfig, context: Context) -> dict:
+    """Builds every part from the config, runs the schedule, writes the run folder.
+
+    Returns the results dict (also written to results.json) so tests and sweepers can use it.
+    """
+    settings = check(cfg)
+    out_dir = run_folder.choose(cfg.output_dir, cfg.get("resume"), None if (cfg.output_dir or cfg.get("resume"))
+                                else context.default_dir)
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    ck = settings.checkpoint
+    store, resume, finished = run_folder.open_run(out_dir, resolved, ck["every"], ck["keep"], cfg.get("resume"))
+    if finished is not None:  # e.g. a re-launched sweep: finished jobs are not trained again
+        print(f"already finished with this config: {out_dir / 'results.json'}")
+        return finished
+    runtime.set_threads(cfg.get("threads"))
+    runtime.seed_everything(cfg.seed)
+    parts = build_parts(cfg, settings)
+    OmegaConf.save(cfg, out_dir / "config.yaml", resolve=True)
+    run_folder.prepare_metrics(out_dir / "metrics.jsonl", resume)
+    logged_config = resolved | {f"{g}_choice": context.choices.get(g) for g in GROUPS}
+    # W&B trouble must never stop training: a failing backend is dropped, metrics.jsonl goes on.
+    backend = start_backend(lambda: build("logger", cfg.logger)(config=logged_config, out_dir=str(out_dir)), "logger")
+    meter = build("energy", cfg.energy)(out_dir=str(out_dir)) if cfg.get("energy") else None
+    logger = LoggerGroup(JsonlLogger(out_dir / "metrics.jsonl"), backend)
+    ok = False
+    try:
+        results = _execute(cfg, context, settings, parts, out_dir, store if ck["enabled"] else None, resume,
+                           logger, meter, resolved)
+        ok = True
+    except NonFiniteLossError as exc:
+        last = store.paths()[-1] if store.paths() else "none"
+        raise NonFiniteLossError(f"{exc}; last good checkpoint: {last}") from None
+    except OSError as exc:  # e.g. a full disk while writing the final artifacts
+        raise RunError(f"could not write in {out_dir}: {exc.strerror or exc}; free disk space, then re-run the "
+                       "same command to resume") from exc
+    finally:
+        if meter:
+            meter.close()
+        logger.finish(ok)
+    if not ck["keep_after_success"]:
+        store.clear()  # the run folder now holds the final weights, masks and importance
+    print(summary_line(results, out_dir))
+    return results
+
+
+@dataclass
+class Parts:
+    """The built method parts of one run."""
+
+    task: object
+    model: object
+    pruner: object
+    schedule: object
+    export: object
+    recorder: TrajectoryRecorder | None
+
+
+def build_parts(cfg: DictConfig, settings: Settings) -> Parts:
+    """Instantiates the groups in a fixed order (the seeded RNG is consumed in this order)."""
+    task = build("dataset", cfg.dataset)
+    model = build("model", cfg.model, **task.model_kwargs()).to(settings.device)
+    pruner = build("pruner", cfg.pruner)(model=model)
+    check_nm_target(pruner.nm, settings.target)
+    schedule, export = build("schedule", cfg.schedule), build("export", cfg.export)
+    # A fixed sample of weights recorded at every tracking point (paper Figs. 1-2), any pruner.
+    per_tensor = cfg.trajectories.per_tensor
+    recorder = TrajectoryRecorder(pruner.params, per_tensor, cfg.seed) if per_tensor else None
+    return Parts(task, model, pruner, schedule, export, recorder)
+
+
+def _execute(cfg, context: Context, settings: Settings, parts: Parts, out_dir: Path, store, resume, logger, meter,
+             resolved: dict) -> dict:
+    """Runs the stages under the stop-signal handlers, then exports and writes the outputs."""
+    where = Placement(settings.device, settings.autocast, logger, _progress_enabled(cfg.progress))
+    with StopRequest() as stop:
+        run = Run(model=parts.model, task=parts.task, pruner=parts.pruner, schedule=parts.schedule, where=where,
+                  prune_rate=settings.prune_rate, target_sparsity=settings.target, seed=cfg.seed, checkpoints=store,
+                  dense_cache=dense_cache(cfg, resolved, parts, settings.device, out_dir),
+                  stop=stop, recorder=parts.recorder, meter=meter)
+        if resume is not None:
+            run.restore_checkpoint(resume)
+        figures, _ = run.execute()
+    identity = {g: context.choices.get(g) for g in ("pruner", "model", "dataset", "schedule")} | {
+        "prune_rate": settings.prune_rate, "target_sparsity": settings.target, "seed": cfg.seed,
+        "device": str(settings.device), "precision": cfg.precision, "nm": nm_label(parts.pruner.nm)}
+    task = parts.task
+    # Export first (it may reload and re-evaluate the model), then the run folder's files.
+    exported = parts.export(model=parts.model, task=task, pruned=parts.pruner.params, out_dir=out_dir,
+                            device=settings.device, autocast=settings.autocast)
+    results = assemble(identity, figures, headline_metric=task.metrics[0], lower_is_better=task.lower_is_better,
+                       extras=(meter.results() if meter else {}, task.extra_results(), exported))
+    run.write_outputs(out_dir, results, show=cfg.trajectories.show)
+    return results
+
+
+def dense_cache(cfg: DictConfig, resolved: dict, parts: Parts, device, out_dir: Path) -> DenseCache | None:
+    """The shared dense-stage cache for this run, keyed by what its dense stage depends on."""
+    settings = cfg.get("dense_cache")
+    if not settings or not settings.get("enabled", False):
+        return None
+    per_tensor = cfg.trajectories.per_tensor  # the entry carries the recorded histories
+    sample = {"per_tensor": per_tensor, "tensors": {n: list(p.shape) for n, p in parts.pruner.params.items()}}
+    material = dense_key_material(
+        model=resolved["model"], dataset=resolved["dataset"], schedule=parts.schedule, seed=cfg.seed,
+        precision=cfg.precision, device=device, threads=cfg.get("threads"), trajectories=sample if per_tensor else None,
+    )
+    return DenseCache(Path(settings.dir), material, tracking_spec(resolved["pruner"], parts.pruner),
+                      out_dir / "metrics.jsonl")
+
+
+def build(group: str, node, **kwargs):
+    """hydra.utils.instantiate for one config group; a bad value becomes a one-line ConfigError.
+
+    Hydra wraps errors raised inside a `_target_` in InstantiationException (nested targets
+    wrap them again), so the cause chain is searched for our ConfigError; a ValueError or
+    TypeError from a part's constructor (e.g. a model that does not fit the dataset) is
+    reported with the group's name.
+    """
+    from hydra.errors import InstantiationException
+    from hydra.utils import instantiate
+
+    try:
+        return instantiate(node, **kwargs)
+    except InstantiationException as exc:
+        cause = exc.__cause__
+        while isinstance(cause, InstantiationException) and cause.__cause__ is not None:
+            cause = cause.__cause__
+        if isinstance(cause, ConfigError):
+            raise cause from None
+        if isinstance(cause, (ValueError, TypeError)):
+            raise ConfigError(f"{group}: {cause}") from None
+        raise
+
+
+def _progress_enabled(setting) -> bool:
+    if setting == "auto":
+        return sys.stderr.isatty()
+    return bool(setting)

@@ -1,0 +1,394 @@
+"""One run of the method, stage by stage: dense training with tracking -> prune -> masked
+fine-tuning -> final evaluation. `Run` takes plain built objects; `swp.launch` builds them.
+
+A run can stop anywhere and continue exactly: a checkpoint is written every
+`checkpoints.every` steps and at each stage boundary (after dense training, right after
+pruning, after fine-tuning), and a run restored from a checkpoint skips the stages it holds.
+The dense stage can also come from a shared cache, since it is identical for every point of a
+compression sweep; a hit leaves the run exactly as if it had trained the stage itself.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from swp.analysis.trajectory_report import publish_trajectories
+from swp.energy.meter import NullMeter
+from swp.errors import CheckpointError
+from swp.infra.checkpoint import Checkpoint, CheckpointStore
+from swp.infra.dense_cache import DenseCache
+from swp.infra.io import save_model_weights, save_tensors, unique_parameters, write_json_atomic
+from swp.infra.rng import capture_rng, restore_rng
+from swp.infra.signals import StopRequest
+from swp.interfaces import Meter, Recorder, Task
+from swp.methods.base import Pruner
+from swp.pruning.masks import MaskSet
+from swp.pruning.threshold import sparsity
+from swp.results import scalars
+from swp.training.guard import check_sparsity
+from swp.training.loop import NonFiniteLossError, PhaseSpec, Placement, evaluate, make_optimizer, train_phase
+from swp.training.schedule import Schedule
+from swp.training.stages import Stage
+
+
+@dataclass
+class Progress:
+    """What the run has measured so far; every checkpoint and dense-cache entry carries it.
+
+    Attributes:
+        rate: the prune_rate used (the given one, or the one found for target_sparsity).
+        thresholds: per-tensor Eq. 2 thresholds of the masks.
+        mask_sparsity: pruned fraction recorded when the masks were made (the guard's reference).
+        dense_cache: ``off``, ``miss`` (trained and published) or ``hit`` (taken from the cache).
+        initial, dense, pruned: validation metrics before training, after it, after pruning.
+        dense_stats, ft_stats: throughput of the dense and fine-tuning phases.
+    """
+
+    rate: float
+    thresholds: dict[str, float] = field(default_factory=dict)
+    mask_sparsity: float = 0.0
+    dense_cache: str = "off"
+    initial: dict[str, float] | None = None
+    dense: dict[str, float] | None = None
+    pruned: dict[str, float] | None = None
+    dense_stats: dict[str, float] = field(default_factory=lambda: {"tokens_per_s": 0.0})
+    ft_stats: dict[str, float] = field(default_factory=lambda: {"tokens_per_s": 0.0})
+
+    # What a dense-cache entry hands to the run that takes it.
+    DENSE_FIELDS = ("initial", "dense", "dense_stats")
+
+    def state_dict(self) -> dict:
+        return asdict(self)
+
+    def load_state_dict(self, state: dict) -> None:
+        for key, value in state.items():
+            setattr(self, key, value)
+
+
+def _class_name(obj) -> str:
+    return f"{type(obj).__module__}.{type(obj).__qualname__}"
+
+
+class Run:
+    """The method on one model: `execute()` runs the stages still pending and returns
+    ``(figures, masks)``; `write_outputs` leaves the finished run's files (see `swp.launch`).
+
+    Args:
+        model, task, pruner, schedule: the method's parts.
+        where: device, autocast, logger and progress bars.
+        prune_rate: Eq. 2's PruneRate; target_sparsity: if set, the rate is searched for it.
+        seed: seeds the dense batches (the fine-tune uses seed + 1).
+        checkpoints: where and how often to checkpoint (None: never).
+        dense_cache: the shared dense-stage cache (None: always train it).
+        stop: set by SIGTERM/SIGINT; the run stops at the next step end with a checkpoint.
+        recorder: trajectory recorder (Figs. 1-2), called at every tracking point.
+        meter: energy meter told where each stage begins.
+    """
+
+    def __init__(self, *, model: nn.Module, task: Task, pruner: Pruner, schedule: Schedule, where: Placement,
+                 prune_rate: float, target_sparsity: float | None, seed: int,
+                 checkpoints: CheckpointStore | None = None, dense_cache: DenseCache | None = None,
+                 stop: StopRequest | None = None, recorder: Recorder | None = None, meter: Meter | None = None):
+        self.model, self.task, self.pruner, self.schedule, self.where = model, task, pruner, schedule, where
+        self.target_sparsity, self.seed = target_sparsity, seed
+        self.checkpoints, self.dense_cache, self.stop = checkpoints, dense_cache, stop
+        self.recorder, self.meter = recorder, meter or NullMeter()
+        self.progress = Progress(rate=prune_rate)
+        self.masks: MaskSet | None = None
+        self.reached: Stage | None = None  # the stage a restored checkpoint holds
+        self.resumed: Checkpoint | None = None
+
+    # ---- the stages ---------------------------------------------------------------------
+    def execute(self) -> tuple[dict, MaskSet | None]:
+        """Runs every pending stage; returns the run's figures for results.json and the masks."""
+        start = time.perf_counter()
+        if self._pending(Stage.DENSE):
+            self.train_dense()
+        if self._pending(Stage.PRUNED):
+            self.prune()
+        if self._pending(Stage.FINETUNED) and self.schedule.finetune_steps > 0:
+            self.finetune()
+        final = self.evaluate_final()
+        return self.figures(final, time.perf_counter() - start), self.masks
+
+    def train_dense(self) -> None:
+        """Stage 1: dense training; the pruner observes the weights at every tracking point.
+        A fresh run may instead take the identical stage from the shared cache."""
+        use_cache = self.dense_cache is not None and self.resumed is None
+        with self.dense_cache.reserve() if use_cache else contextlib.nullcontext() as entry:
+            if entry is not None and entry.hit is not None:
+                self._take_cached_dense(entry)
+                if self.stop is not None and self.stop.requested:  # otherwise the entry is the checkpoint
+                    self.save_checkpoint(Stage.DENSE, "after dense training", self.schedule.train_steps,
+                                         entry.hit.state["optimizer"], entry.hit.state["generator"])
+                return
+            dense_state = self._train_dense_phase()
+            if entry is not None:
+                self.progress.dense_cache = "miss"
+                entry.publish(self.model, dense_state | {"record": self.progress.state_dict()})
+        self.save_checkpoint(Stage.DENSE, "after dense training", self.schedule.train_steps,
+                             dense_state["optimizer"], dense_state["generator"])
+
+    def prune(self) -> None:
+        """Stage 2: prune once, by Eq. 2 at prune_rate (or the rate that gives target_sparsity)."""
+        p, T = self.progress, self.schedule.train_steps
+        self.meter.begin("prune")
+        if self.pruner.calibrates:
+            self._calibrate()
+        if self.pruner.prunes:
+            if self.target_sparsity is not None:
+                p.rate = self.pruner.rate_for_sparsity(self.target_sparsity)
+            keep, p.thresholds = self.pruner.masks(p.rate)
+            self.masks = MaskSet(self.pruner.params, keep)
+            self.masks.apply()  # the dense optimizer is gone; fine-tuning starts a fresh one
+            p.mask_sparsity = self.masks.sparsity()
+        check_sparsity(self.masks, "after pruning", p.mask_sparsity)
+        p.pruned = self._evaluate("pruned", T)
+        self.where.logger.log(sparsity_metrics(self.model, self.pruner, p.thresholds), step=T)
+        self.save_checkpoint(Stage.PRUNED, "right after pruning", T)
+
+    def finetune(self) -> None:
+        """Stage 3: fine-tune with the masks enforced after every optimizer step."""
+        s, T, F = self.schedule, self.schedule.train_steps, self.schedule.finetune_steps
+        self.meter.begin("finetune")
+        optimizer = self._optimizer(s.finetune_lr)
+        generator = torch.Generator().manual_seed(self.seed + 1)
+        start = self._restore_phase(Stage.FINETUNE, optimizer, generator)
+        spec = self._spec("finetune", F, s.finetune_lr_at, offset=T)
+        self.progress.ft_stats = train_phase(self.model, self.task, optimizer, generator, spec, self.where,
+                                             start_step=start, masks=self.masks,
+                                             after_step=self._checkpoint_hook(Stage.FINETUNE, spec, optimizer, generator))
+        del optimizer
+        check_sparsity(self.masks, "after fine-tuning", self.progress.mask_sparsity)
+        self.save_checkpoint(Stage.FINETUNED, "after fine-tuning", T + F)
+
+    def evaluate_final(self) -> dict[str, float]:
+        """Stage 4: the final evaluation, and the last sparsity check."""
+        final = self._evaluate("final", self.schedule.train_steps + self.schedule.finetune_steps, close_meter=True)
+        check_sparsity(self.masks, "at the end", self.progress.mask_sparsity)
+        return final
+
+    def figures(self, final: dict[str, float], wall_s: float) -> dict:
+        """What the run measured, as the plain values `swp.results.assemble` turns into results."""
+        p = self.progress
+        return {
+            "prune_rate_used": p.rate, "initial": p.initial or {}, "dense": p.dense, "pruned": p.pruned,
+            "final": final, "sparsity": sparsity_report(self.model, self.pruner, self.masks, p.thresholds),
+            "train_tokens_per_s": p.dense_stats["tokens_per_s"], "finetune_tokens_per_s": p.ft_stats["tokens_per_s"],
+            "tracking_points": self.pruner.tracking_points, "tracked_state_bytes": self.pruner.state_bytes(),
+            "model_bytes": sum(t.numel() * t.element_size() for t in unique_parameters(self.model)),
+            "dense_cache": p.dense_cache, "resumed_from": self.resumed.path.name if self.resumed else None,
+            "wall_s": wall_s,
+        }
+
+    def write_outputs(self, out_dir: Path, results: dict, show: int) -> None:
+        """Stage 5: every artifact of the finished run; results.json goes last, so its presence
+        means the run finished and everything it names is on disk.
+
+        Args:
+            out_dir: the run folder.
+            results: the assembled results (also sent to the logger's summary).
+            show: weights drawn per trajectory category in Figs. 1-2.
+        """
+        save_model_weights(out_dir / "model.safetensors", self.model)
+        if self.masks is not None:
+            save_tensors(out_dir / "masks.safetensors", self.masks.keep)
+        scores = self.pruner.artifacts()
+        if scores:
+            save_tensors(out_dir / "importance.safetensors", scores)
+        if self.recorder is not None:
+            publish_trajectories(
+                self.recorder.result(self.masks.keep if self.masks is not None else None), out_dir, self.where.logger,
+                show=show, seed=self.seed,
+                title=f"{results.get('pruner') or 'run'}, sparsity {results['sparsity']:.1%}",
+            )
+        write_json_atomic(out_dir / "results.json", results)
+        (out_dir / "error.json").unlink(missing_ok=True)  # left by an earlier, interrupted attempt
+        self.where.logger.summary(scalars(results))
+
+    # ---- checkpoints ----------------------------------------------------------------------
+    def snapshot(self, stage: Stage, step: int = 0, optimizer_state=None, generator_state=None) -> dict:
+        """Everything a checkpoint holds besides the weights (plain tensors and data only)."""
+        return {"stage": stage.label, "step": step, "optimizer": optimizer_state, "generator": generator_state,
+                "pruner": {"class": _class_name(self.pruner), "state": self.pruner.state_dict()},
+                "recorder": self.recorder.state_dict() if self.recorder is not None else None,
+                "masks": dict(self.masks.keep) if self.masks is not None else None,
+                "mask_sparsity": self.progress.mask_sparsity, "rng": capture_rng(),
+                "record": self.progress.state_dict()}
+
+    def save_checkpoint(self, stage: Stage, where: str, global_step: int, optimizer_state=None,
+                        generator_state=None, step: int = 0) -> None:
+        """Writes a checkpoint (if they are on), then honours a pending stop request."""
+        path = None
+        if self.checkpoints is not None:
+            _require_finite(self.model, where)
+            path = self.checkpoints.save(self.model, self.snapshot(stage, step, optimizer_state, generator_state),
+                                         global_step)
+        if self.stop is not None and self.stop.requested:
+            self.stop.stop(where, path)
+
+    def restore_checkpoint(self, ckpt: Checkpoint) -> None:
+        """Continues from a verified checkpoint of this same run: weights, tracked state, masks,
+        RNG and progress; the stages it holds are skipped."""
+        saved = ckpt.state["pruner"]["class"]
+        if saved != _class_name(self.pruner):
+            raise CheckpointError(
+                f"checkpoint {ckpt.path} was written by pruner {saved}, this run uses {_class_name(self.pruner)}; "
+                "resume with the same pruner or use a new output_dir"
+            )
+        self._load_state(ckpt, with_pruner=True)
+        self.progress.load_state_dict(ckpt.state["record"])
+        self.resumed, self.reached = ckpt, Stage.from_label(ckpt.stage)
+        if ckpt.state["masks"] is not None:
+            self.masks = MaskSet(self.pruner.params, ckpt.state["masks"])
+            check_sparsity(self.masks, f"on loading {ckpt.path}", ckpt.state["mask_sparsity"])
+
+    # ---- helpers --------------------------------------------------------------------------
+    def _pending(self, stage: Stage) -> bool:
+        return self.reached is None or self.reached < stage
+
+    def _load_state(self, ckpt: Checkpoint, with_pruner: bool) -> None:
+        ckpt.load_weights(self.model)
+        if with_pruner:
+            self.pruner.load_state_dict(ckpt.state["pruner"]["state"])
+        saved = ckpt.state.get("recorder")
+        if self.recorder is not None and saved is not None:
+            self.recorder.load_state_dict(saved)
+        restore_rng(ckpt.state["rng"])
+
+    def _take_cached_dense(self, entry) -> None:
+        """A cache hit: the entry's weights, tracked state, histories, RNG, metric lines and
+        dense figures, exactly what training the stage would have left. A pruner that tracks
+        nothing ignores the tracked state (observing never changes the weights)."""
+        self._load_state(entry.hit, with_pruner=self.pruner.tracks)
+        cached = entry.hit.state["record"]
+        for key in Progress.DENSE_FIELDS:
+            setattr(self.progress, key, cached.get(key))
+        self.progress.dense_cache = "hit"
+        entry.replay_metrics(self.where.logger)
+
+    def _train_dense_phase(self) -> dict:
+        s, p = self.schedule, self.progress
+        if s.eval_initial and self.resumed is None:  # a pretrained model's own score (published baselines)
+            p.initial = evaluate(self.task, self.model, self.where.device, self.where.autocast,
+                                 "evaluate initial", self.where.progress)
+            _log_eval(self.where.logger, "initial", p.initial, 0)
+        optimizer = self._optimizer(s.lr)
+        generator = torch.Generator().manual_seed(self.seed)
+        self.meter.begin("train")
+        start = self._restore_phase(Stage.TRAIN, optimizer, generator)
+        spec = self._spec("train", s.train_steps, s.train_lr)
+        p.dense_stats = train_phase(self.model, self.task, optimizer, generator, spec, self.where, start_step=start,
+                                    after_step=self._dense_hook(spec, optimizer, generator))
+        p.dense = self._evaluate("dense", s.train_steps)
+        return self.snapshot(Stage.DENSE, 0, optimizer.state_dict(), generator.get_state())
+
+    def _dense_hook(self, spec: PhaseSpec, optimizer, generator):
+        """After each dense step: the pruner's step hook, tracking points, then checkpoints."""
+        checkpoint = self._checkpoint_hook(Stage.TRAIN, spec, optimizer, generator)
+
+        def after_step(step: int) -> None:
+            self.pruner.on_train_step(step, optimizer)
+            if self.schedule.is_tracking_point(step):
+                if self.pruner.tracks:
+                    self.pruner.observe()
+                if self.recorder is not None:
+                    self.recorder.record(step + 1)
+            checkpoint(step)
+        return after_step
+
+    def _checkpoint_hook(self, stage: Stage, spec: PhaseSpec, optimizer, generator):
+        """Checkpoints inside a phase when due or asked to stop (its last step is covered by the
+        stage-boundary checkpoint)."""
+        def after_step(step: int) -> None:
+            done = step + 1
+            due = self.checkpoints is not None and self.checkpoints.due(done)
+            if done < spec.steps and (due or (self.stop is not None and self.stop.requested)):
+                self.save_checkpoint(stage, f"at {spec.name} step {spec.step_offset + done}", spec.step_offset + done,
+                                     optimizer.state_dict(), generator.get_state(), step=done)
+        return after_step
+
+    def _restore_phase(self, stage: Stage, optimizer, generator) -> int:
+        """Steps already done in this phase (0 unless the run resumed inside it)."""
+        if self.resumed is None or self.reached != stage:
+            return 0
+        optimizer.load_state_dict(self.resumed.state["optimizer"])
+        generator.set_state(self.resumed.state["generator"])
+        return self.resumed.step
+
+    def _optimizer(self, lr: float):
+        s = self.schedule
+        return make_optimizer(self.model, lr, s.weight_decay, (s.beta1, s.beta2), self.where.device.type == "cuda")
+
+    def _spec(self, name: str, steps: int, lr_at, offset: int = 0) -> PhaseSpec:
+        s = self.schedule
+        return PhaseSpec(name=name, steps=steps, lr_at=lr_at, step_offset=offset, grad_clip=s.grad_clip,
+                         eval_every=s.eval_every, log_every=s.log_every)
+
+    def _evaluate(self, stage: str, step: int, close_meter: bool = False) -> dict[str, float]:
+        self.meter.begin("evaluate")
+        metrics = evaluate(self.task, self.model, self.where.device, self.where.autocast, f"evaluate {stage}",
+                           self.where.progress)
+        if close_meter:
+            self.meter.end()
+        _log_eval(self.where.logger, stage, metrics, step)
+        return metrics
+
+    def _calibrate(self) -> None:
+        """Draws the pruner's calibration batches from the training split with their own seed."""
+        generator = torch.Generator().manual_seed(self.pruner.calibration_seed)
+        batches = [self.task.train_batch(generator, self.where.device) for _ in range(self.pruner.calibration_batches)]
+
+        def forward(model: nn.Module, batch) -> None:
+            with torch.no_grad(), self.where.autocast():
+                self.task.loss(model, batch)
+
+        was_training = self.model.training
+        self.model.eval()
+        self.pruner.calibrate(self.model, batches, forward)
+        self.model.train(was_training)
+
+
+def _require_finite(model: nn.Module, where: str) -> None:
+    """A checkpoint never holds NaN/inf weights, so the last one written is always a good one."""
+    for name, p in model.named_parameters():
+        if not bool(torch.isfinite(p).all()):
+            raise NonFiniteLossError(f"weights of {name} are not finite {where}; the checkpoint was not written")
+
+
+def _log_eval(logger, stage: str, metrics: dict, step: int) -> None:
+    logger.log({f"val/{k}": v for k, v in metrics.items()} | {f"{stage}/val_{k}": v for k, v in metrics.items()},
+               step=step)
+
+
+def sparsity_report(model: nn.Module, pruner: Pruner, masks: MaskSet | None, thresholds: dict) -> dict:
+    """Sparsity measured on the weights themselves (zeros / elements), not taken from masks."""
+    pruned = list(pruner.params.values())
+    return {
+        "sparsity": sparsity(pruned),
+        "sparsity_overall": sparsity(unique_parameters(model)),
+        "mask_sparsity": masks.sparsity() if masks is not None else 0.0,
+        "prunable_params": sum(p.numel() for p in pruned),
+        "total_params": sum(p.numel() for p in unique_parameters(model)),
+        "layers": [
+            {"name": n, "numel": p.numel(), "sparsity": sparsity([p]), "threshold": thresholds.get(n)}
+            for n, p in pruner.params.items()
+        ],
+    }
+
+
+def sparsity_metrics(model: nn.Module, pruner: Pruner, thresholds: dict) -> dict:
+    """The ``prune/...`` metric lines: overall and per-layer sparsity and thresholds."""
+    report = sparsity_report(model, pruner, None, thresholds)
+    out = {"prune/sparsity": report["sparsity"], "prune/sparsity_overall": report["sparsity_overall"]}
+    for layer in report["layers"]:
+        out[f"prune/layer/{layer['name']}/sparsity"] = layer["sparsity"]
+        if layer["threshold"] is not None:
+            out[f"prune/layer/{layer['name']}/threshold"] = layer["threshold"]
+    return out

@@ -1,0 +1,26 @@
+"""The tiny but real configuration the tests and benchmarks share.
+
+Tiny means the Shakespeare data, the GPT class and every stage, in a few seconds on one core.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from swp.config import CONF_DIR, compose_run_config
+
+ROOT = CONF_DIR.parent
+CONF = CONF_DIR
+
+TINY = [
+    "model.n_layer=2", "model.n_head=2", "model.n_embd=32", "model.block_size=32",
+    "dataset.text.max_chars=200000", "dataset.batch_size=8", "dataset.eval_batches=4",
+    "schedule.train_steps=60", "schedule.track_every=5", "schedule.finetune_steps=20",
+    "schedule.warmup_steps=5", "schedule.finetune_warmup_steps=2", "schedule.eval_every=0",
+    "threads=1", "progress=false", "dense_cache.enabled=false",
+]
+
+
+def compose_cfg(overrides: list[str], out_dir: Path):
+    """The real conf/train.yaml with overrides, as Hydra composes it for `python train.py`."""
+    return compose_run_config(overrides, out_dir, CONF)
