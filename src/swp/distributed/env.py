@@ -8,6 +8,7 @@ others fail with an error naming the timeout instead of hanging forever.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import os
 from dataclasses import dataclass
@@ -121,6 +122,18 @@ def barrier() -> None:
     """All ranks meet here (a no-op in a single process)."""
     if dist.is_available() and dist.is_initialized():
         dist.barrier()
+
+
+@contextlib.contextmanager
+def main_first():
+    """Rank 0 runs the block first (e.g. creates the run folder), then the others do."""
+    if not is_main():
+        barrier()
+    try:
+        yield
+    finally:
+        if is_main():
+            barrier()
 
 
 def all_agree(ok: bool) -> bool:

@@ -160,3 +160,16 @@ class AgreedStopRequest(StopRequest):
         if int(flag) and self.signum is None:
             self.signum = int(flag)  # another rank's signal: stop as if it had come here
         return self.signum is not None
+
+
+def for_ranks(store: CheckpointStore | None, resume: Checkpoint | None):
+    """The run's checkpoint store and resume checkpoint, as every rank of a multi-rank job uses
+    them (gathered writes by rank 0, shard-aware reads); unchanged in a single process."""
+    if env.world_size() == 1:
+        return store, resume
+    if store is not None:
+        store = GatheredCheckpointStore(store.folder, store.every, store.keep, store.config,
+                                        store.metrics_path if env.is_main() else None)
+    if resume is not None:
+        resume = ShardedCheckpoint(resume.path, resume.stage, resume.step, resume.state, resume.config)
+    return store, resume
