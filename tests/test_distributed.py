@@ -280,3 +280,98 @@ def _check_against_one(kind: str, ranks: list[dict], one: dict) -> None:
         assert ranks[0]["tracked_bytes"] + ranks[1]["tracked_bytes"] == one["tracked_bytes"]
     else:
         assert ranks[0]["tracked_bytes"] == one["tracked_bytes"]
+
+
+# ---------------------------------------------------------------- the real entrypoint under torchrun
+
+import json  # noqa: E402
+import os  # noqa: E402
+import signal  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+from swp.testing.tiny import ROOT, TINY  # noqa: E402
+
+# TINY, with checkpoints inside phases and a longer dense phase (room for a SIGTERM mid-training).
+RUN = TINY + ["energy=none", "trajectories.per_tensor=0", "schedule.train_steps=120", "schedule.log_every=5",
+              "checkpoint.every=20", "checkpoint.keep_after_success=true"]
+
+
+def _torchrun(*args: str, out: Path, wandb_dir: Path | None = None, background: bool = False):
+    from swp.distributed.launch import free_port
+
+    env = dict(os.environ, PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT / "src"),
+               WANDB_MODE="offline", WANDB_SILENT="true")
+    if wandb_dir is not None:
+        env["WANDB_DIR"] = str(wandb_dir)
+    cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={WORLD}", f"--master_port={free_port()}",
+           str(ROOT / "train.py"), *RUN, *args, f"output_dir={out}"]
+    if background:  # its own process group: the test signals torchrun and its ranks together
+        return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                start_new_session=True)
+    return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+
+
+def _results(folder: Path) -> dict:
+    return json.loads((folder / "results.json").read_text())
+
+
+def _val(results: dict) -> tuple:
+    return tuple(results[k] for k in ("dense_val_loss", "pruned_val_loss", "val_loss", "sparsity", "prune_rate_used"))
+
+
+@pytest.mark.slow
+def test_torchrun_ddp_and_fsdp_complete_the_schedule_rank0_writes_and_sigterm_resume(tmp_path):
+    from swp.config import compose_run_config
+    from swp.cli import run
+
+    # One process, in this process: the reference for the loss.
+    one = run(compose_run_config(RUN, tmp_path / "one"))
+
+    # DDP, uninterrupted.
+    p = _torchrun("distributed=ddp", out=tmp_path / "ddp")
+    assert p.returncode == 0, p.stderr[-3000:]
+    ddp = _results(tmp_path / "ddp")
+    assert (ddp["distributed"], ddp["world_size"], ddp["batch_per_rank"], ddp["global_batch"]) == ("ddp", 2, 4, 8)
+    assert math.isclose(ddp["val_loss"], one["val_loss"], abs_tol=1e-3), (ddp["val_loss"], one["val_loss"])
+    assert ddp["sparsity"] > 0 and ddp["mask_sparsity"] == ddp["sparsity"]
+    assert p.stdout.count("sparsity=") == 1  # one summary line: rank 0's
+    steps = [json.loads(line).get("step") for line in (tmp_path / "ddp" / "metrics.jsonl").read_text().splitlines()]
+    assert len(steps) == len(_lines(tmp_path / "one")), "metrics.jsonl written once (rank 0), as one process writes it"
+
+    # FSDP2, uninterrupted, with W&B offline: one W&B run (rank 0's), not two.
+    p = _torchrun("distributed=fsdp", "logger=wandb", out=tmp_path / "fsdp", wandb_dir=tmp_path / "wandb")
+    assert p.returncode == 0, p.stderr[-3000:]
+    fsdp = _results(tmp_path / "fsdp")
+    assert (fsdp["distributed"], fsdp["world_size"]) == ("fsdp", 2)
+    assert math.isclose(fsdp["val_loss"], one["val_loss"], abs_tol=1e-3), (fsdp["val_loss"], one["val_loss"])
+    assert fsdp["tracked_state_bytes"] == one["tracked_state_bytes"] // 2  # this rank's half of the clone
+    assert len(list((tmp_path / "wandb").rglob("offline-run-*"))) == 1
+    for f in ("model.safetensors", "masks.safetensors", "importance.safetensors"):
+        assert (tmp_path / "fsdp" / f).is_file(), f
+
+    # DDP, SIGTERM to the whole group mid-training, then the same command resumes.
+    proc = _torchrun("distributed=ddp", out=tmp_path / "stopped", background=True)
+    metrics = tmp_path / "stopped" / "metrics.jsonl"
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None:
+        if metrics.exists() and any(json.loads(line).get("step", 0) >= 45 for line in metrics.read_text().splitlines()
+                                    if line.strip()):
+            break
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode != 0, "the run was not stopped"
+    assert "interrupted by SIGTERM" in err, err[-3000:]
+    assert not (tmp_path / "stopped" / "results.json").exists()
+    p = _torchrun("distributed=ddp", out=tmp_path / "stopped")
+    assert p.returncode == 0, p.stderr[-3000:]
+    resumed = _results(tmp_path / "stopped")
+    assert resumed["resumed_from"] is not None
+    assert _val(resumed) == _val(ddp)  # bit-identical to the uninterrupted run at the same world size
+
+
+def _lines(folder: Path) -> list[str]:
+    return [line for line in (folder / "metrics.jsonl").read_text().splitlines() if line.strip()]
