@@ -299,13 +299,11 @@ RUN = TINY + ["energy=none", "trajectories.per_tensor=0", "schedule.train_steps=
               "checkpoint.every=20", "checkpoint.keep_after_success=true"]
 
 
-def _torchrun(*args: str, out: Path, wandb_dir: Path | None = None, background: bool = False):
+def _torchrun(*args: str, out: Path, background: bool = False):
     from swp.distributed.launch import free_port
 
     env = dict(os.environ, PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT / "src"),
                WANDB_MODE="offline", WANDB_SILENT="true")
-    if wandb_dir is not None:
-        env["WANDB_DIR"] = str(wandb_dir)
     cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={WORLD}", f"--master_port={free_port()}",
            str(ROOT / "train.py"), *RUN, *args, f"output_dir={out}"]
     if background:  # its own process group: the test signals torchrun and its ranks together
@@ -322,37 +320,47 @@ def _val(results: dict) -> tuple:
     return tuple(results[k] for k in ("dense_val_loss", "pruned_val_loss", "val_loss", "sparsity", "prune_rate_used"))
 
 
-@pytest.mark.slow
-def test_torchrun_ddp_and_fsdp_complete_the_schedule_rank0_writes_and_sigterm_resume(tmp_path):
-    from swp.config import compose_run_config
+@pytest.fixture(scope="module")
+def reference_runs(tmp_path_factory):
+    """One process (in this process) and DDP at 2 ranks, uninterrupted, on the same config."""
     from swp.cli import run
+    from swp.config import compose_run_config
 
-    # One process, in this process: the reference for the loss.
-    one = run(compose_run_config(RUN, tmp_path / "one"))
-
-    # DDP, uninterrupted.
-    p = _torchrun("distributed=ddp", out=tmp_path / "ddp")
+    tmp = tmp_path_factory.mktemp("reference")
+    one = run(compose_run_config(RUN, tmp / "one"))
+    p = _torchrun("distributed=ddp", out=tmp / "ddp")
     assert p.returncode == 0, p.stderr[-3000:]
-    ddp = _results(tmp_path / "ddp")
+    return {"one": one, "one_dir": tmp / "one", "ddp": _results(tmp / "ddp"), "ddp_dir": tmp / "ddp",
+            "ddp_stdout": p.stdout}
+
+
+@pytest.mark.slow
+def test_torchrun_ddp_completes_like_one_process_and_only_rank0_writes(reference_runs):
+    one, ddp = reference_runs["one"], reference_runs["ddp"]
     assert (ddp["distributed"], ddp["world_size"], ddp["batch_per_rank"], ddp["global_batch"]) == ("ddp", 2, 4, 8)
     assert math.isclose(ddp["val_loss"], one["val_loss"], abs_tol=1e-3), (ddp["val_loss"], one["val_loss"])
     assert ddp["sparsity"] > 0 and ddp["mask_sparsity"] == ddp["sparsity"]
-    assert p.stdout.count("sparsity=") == 1  # one summary line: rank 0's
-    steps = [json.loads(line).get("step") for line in (tmp_path / "ddp" / "metrics.jsonl").read_text().splitlines()]
-    assert len(steps) == len(_lines(tmp_path / "one")), "metrics.jsonl written once (rank 0), as one process writes it"
+    assert reference_runs["ddp_stdout"].count("sparsity=") == 1  # one summary line: rank 0's
+    # metrics.jsonl written once (rank 0's lines only), exactly as one process writes it
+    assert len(_lines(reference_runs["ddp_dir"])) == len(_lines(reference_runs["one_dir"]))
 
-    # FSDP2, uninterrupted, with W&B offline: one W&B run (rank 0's), not two.
-    p = _torchrun("distributed=fsdp", "logger=wandb", out=tmp_path / "fsdp", wandb_dir=tmp_path / "wandb")
+
+@pytest.mark.slow
+def test_torchrun_fsdp_completes_with_one_wandb_run_and_half_the_state(reference_runs, tmp_path):
+    one = reference_runs["one"]
+    p = _torchrun("distributed=fsdp", "logger=wandb", out=tmp_path / "fsdp")
     assert p.returncode == 0, p.stderr[-3000:]
     fsdp = _results(tmp_path / "fsdp")
     assert (fsdp["distributed"], fsdp["world_size"]) == ("fsdp", 2)
     assert math.isclose(fsdp["val_loss"], one["val_loss"], abs_tol=1e-3), (fsdp["val_loss"], one["val_loss"])
     assert fsdp["tracked_state_bytes"] == one["tracked_state_bytes"] // 2  # this rank's half of the clone
-    assert len(list((tmp_path / "wandb").rglob("offline-run-*"))) == 1
+    assert len(list((tmp_path / "fsdp" / "wandb").glob("offline-run-*"))) == 1  # W&B writes in the run folder
     for f in ("model.safetensors", "masks.safetensors", "importance.safetensors"):
         assert (tmp_path / "fsdp" / f).is_file(), f
 
-    # DDP, SIGTERM to the whole group mid-training, then the same command resumes.
+
+@pytest.mark.slow
+def test_torchrun_sigterm_the_group_then_resume_equals_uninterrupted(reference_runs, tmp_path):
     proc = _torchrun("distributed=ddp", out=tmp_path / "stopped", background=True)
     metrics = tmp_path / "stopped" / "metrics.jsonl"
     deadline = time.time() + 300
@@ -363,14 +371,19 @@ def test_torchrun_ddp_and_fsdp_complete_the_schedule_rank0_writes_and_sigterm_re
         time.sleep(0.05)
     os.killpg(proc.pid, signal.SIGTERM)
     _, err = proc.communicate(timeout=120)
+    checkpoints = sorted(p.name for p in (tmp_path / "stopped" / "checkpoints").iterdir())
     assert proc.returncode != 0, "the run was not stopped"
-    assert "interrupted by SIGTERM" in err, err[-3000:]
+    assert err.count("stopped: interrupted by SIGTERM") == WORLD, (checkpoints, err[-4000:])
+    # every rank stopped after the same step, with one checkpoint between two interval ones
+    stopped_at = {line.split(" at train step ")[1].split(";")[0] for line in err.splitlines()
+                  if "stopped: interrupted by SIGTERM at train step" in line}
+    assert len(stopped_at) == 1, err[-3000:]
     assert not (tmp_path / "stopped" / "results.json").exists()
     p = _torchrun("distributed=ddp", out=tmp_path / "stopped")
     assert p.returncode == 0, p.stderr[-3000:]
     resumed = _results(tmp_path / "stopped")
     assert resumed["resumed_from"] is not None
-    assert _val(resumed) == _val(ddp)  # bit-identical to the uninterrupted run at the same world size
+    assert _val(resumed) == _val(reference_runs["ddp"])  # bit-identical to the uninterrupted run
 
 
 def _lines(folder: Path) -> list[str]:
