@@ -96,7 +96,7 @@ def _masks_case(settings: dict):
     ms.apply()
     ms.check("test")
     out["mask_sparsity"] = (mw.sparsity(), ms.sparsity())
-    out["layer_sparsity"] = (mw.layer_sparsity(), ms.layer_sparsity())
+    out["layer_sparsity"] = ([sparsity([p]) for p in pw.params.values()], [sparsity([p]) for p in ps.params.values()])
     out["weight_sparsity"] = (sparsity(list(pw.params.values())), sparsity(list(ps.params.values())))
     out["weights_equal"] = all(torch.equal(pw.params[n].detach(), full(ps.params[n].detach())) for n in pw.params)
     # A full mask (as read from a checkpoint) is split like its weight.
@@ -164,7 +164,7 @@ def _train_case(kind: str, steps: int, finetune_steps: int, folder=None):
     from swp.methods.swp import SWPPruner
     from swp.models.gpt import GPT
     from swp.pruning.masks import MaskSet
-    from swp.training.loop import make_optimizer, train_phase
+    from swp.training.loop import PhaseSpec, Placement, make_optimizer, train_phase
     import contextlib
 
     strategy = {"none": strategies.NoDistributed, "ddp": strategies.DDP, "fsdp": strategies.FSDP}[kind]()
@@ -174,18 +174,19 @@ def _train_case(kind: str, steps: int, finetune_steps: int, folder=None):
     model = GPT(vocab_size=task.vocab_size, block_size=16, n_layer=2, n_head=2, n_embd=32)
     trained = strategy.wrap(model)
     pruner = SWPPruner(model)  # after wrap: under FSDP2 the parameters are now DTensors
-    common = dict(device=device, autocast=contextlib.nullcontext, logger=Logger(), log_every=1)
+    where = Placement(device, contextlib.nullcontext, Logger())
     opt = make_optimizer(model, 3e-3, 0.1, (0.9, 0.95))
-    dense = train_phase(trained, task, opt, phase="train", steps=steps, lr_at=lambda s: 3e-3,
-                        generator=torch.Generator().manual_seed(1), after_step=lambda s: pruner.observe(),
-                        **common)
+    dense = train_phase(trained, task, opt, torch.Generator().manual_seed(1),
+                        PhaseSpec("train", steps, lambda s: 3e-3, log_every=1), where,
+                        after_step=lambda s: pruner.observe())
     dense_val = task.evaluate(trained, device, contextlib.nullcontext)["loss"]
     keep, _ = pruner.masks(pruner.rate_for_sparsity(0.5))
     masks = MaskSet(pruner.params, keep)
     masks.apply()
     opt = make_optimizer(model, 1e-3, 0.1, (0.9, 0.95))
-    train_phase(model, task, opt, phase="finetune", steps=finetune_steps, lr_at=lambda s: 1e-3,
-                generator=torch.Generator().manual_seed(2), masks=masks, grad_clip=1.0, **common)
+    # The bare model: under DDP the task routes the training forward through the wrapper.
+    train_phase(model, task, opt, torch.Generator().manual_seed(2),
+                PhaseSpec("finetune", finetune_steps, lambda s: 1e-3, grad_clip=1.0, log_every=1), where, masks=masks)
     masks.check("after fine-tuning")  # raises on any rank's drift
     from swp.distributed.sharding import local
 
@@ -245,7 +246,7 @@ def _checkpoint_round_trip(strategy, model, pruner, masks, opt, task, device, fo
             "checkpoint": str(ckpt.path)}
 
 
-LOSS_TOL = 1e-4  # absolute, in nats: float32 gradient averaging in another order, 30 steps
+LOSS_TOL = 1e-5  # absolute, nats; measured 1e-7: float32 gradients averaged in another order, 40 steps
 
 
 def test_two_ranks_train_like_one_process_and_masks_hold(tmp_path):
