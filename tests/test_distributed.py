@@ -338,6 +338,7 @@ def reference_runs(tmp_path_factory):
 @pytest.mark.slow
 def test_torchrun_ddp_completes_like_one_process_and_only_rank0_writes(reference_runs):
     one, ddp = reference_runs["one"], reference_runs["ddp"]
+    print(f"torchrun ddp: val_loss {ddp['val_loss']:.7f} vs one process {one['val_loss']:.7f}")
     assert (ddp["distributed"], ddp["world_size"], ddp["batch_per_rank"], ddp["global_batch"]) == ("ddp", 2, 4, 8)
     assert math.isclose(ddp["val_loss"], one["val_loss"], abs_tol=1e-3), (ddp["val_loss"], one["val_loss"])
     assert ddp["sparsity"] > 0 and ddp["mask_sparsity"] == ddp["sparsity"]
@@ -352,6 +353,7 @@ def test_torchrun_fsdp_completes_with_one_wandb_run_and_half_the_state(reference
     p = _torchrun("distributed=fsdp", "logger=wandb", out=tmp_path / "fsdp")
     assert p.returncode == 0, p.stderr[-3000:]
     fsdp = _results(tmp_path / "fsdp")
+    print(f"torchrun fsdp: val_loss {fsdp['val_loss']:.7f} vs one process {one['val_loss']:.7f}")
     assert (fsdp["distributed"], fsdp["world_size"]) == ("fsdp", 2)
     assert math.isclose(fsdp["val_loss"], one["val_loss"], abs_tol=1e-3), (fsdp["val_loss"], one["val_loss"])
     assert fsdp["tracked_state_bytes"] == one["tracked_state_bytes"] // 2  # this rank's half of the clone
