@@ -69,7 +69,8 @@ def main() -> None:
         rows.append(spawn(_measure, 2, kind, *args)[0])  # rank 0's figures (ranks are alike)
     print(f"GPT {a.n_layer} layers x {a.n_embd}, ctx {a.block}, global batch {a.batch}, {rows[0]['params']:,} "
           f"parameters, 1 thread per rank")
-    print(f"{'mode':6} {'world':>5} {'weights B/rank':>15} {'AdamW B/rank':>13} {'SWP state B/rank':>17} {'tokens/s':>9}")
+    print(f"{'mode':6} {'world':>5} {'weights B/rank':>15} {'AdamW B/rank':>13} {'SWP state B/rank':>17} "
+          f"{'tokens/s':>9}")
     for r in rows:
         print(f"{r['kind']:6} {r['world']:>5} {r['weight_bytes']:>15,} {r['optimizer_bytes']:>13,} "
               f"{r['tracked_bytes']:>17,} {r['tokens_per_s']:>9,.0f}")

@@ -158,6 +158,8 @@ def _train_worker(kinds: list[str], steps: int, finetune_steps: int, folder=None
 
 def _train_case(kind: str, steps: int, finetune_steps: int, folder=None):
     """Dense steps, SWP tracking, prune to 50%, fine-tune with masks: the run's phases in small."""
+    import contextlib
+
     from swp.distributed import strategy as strategies
     from swp.distributed.sharding import full
     from swp.logging.base import Logger
@@ -165,7 +167,6 @@ def _train_case(kind: str, steps: int, finetune_steps: int, folder=None):
     from swp.models.gpt import GPT
     from swp.pruning.masks import MaskSet
     from swp.training.loop import PhaseSpec, Placement, make_optimizer, train_phase
-    import contextlib
 
     strategy = {"none": strategies.NoDistributed, "ddp": strategies.DDP, "fsdp": strategies.FSDP}[kind]()
     device = strategy.setup(torch.device("cpu"))
@@ -240,7 +241,8 @@ def _checkpoint_round_trip(strategy, model, pruner, masks, opt, task, device, fo
         mk.mask_grads()
         o.step()
         mk.enforce()
-    after = all(torch.equal(full(a.detach()), full(b.detach())) for a, b in zip(model.parameters(), model2.parameters()))
+    pairs = list(zip(model.parameters(), model2.parameters()))
+    after = all(torch.equal(full(a.detach()), full(b.detach())) for a, b in pairs)
     clones = all(torch.equal(full(pruner.clones[n]), full(pruner2.clones[n])) for n in pruner.clones)
     return {"resume_same": same, "resume_same_after_step": after, "resume_clones": clones,
             "checkpoint": str(ckpt.path)}
@@ -340,7 +342,7 @@ def test_torchrun_ddp_completes_like_one_process_and_only_rank0_writes(reference
     one, ddp = reference_runs["one"], reference_runs["ddp"]
     print(f"torchrun ddp: val_loss {ddp['val_loss']:.7f} vs one process {one['val_loss']:.7f}")
     assert (ddp["distributed"], ddp["world_size"], ddp["batch_per_rank"], ddp["global_batch"]) == ("ddp", 2, 4, 8)
-    assert math.isclose(ddp["val_loss"], one["val_loss"], abs_tol=1e-3), (ddp["val_loss"], one["val_loss"])
+    assert math.isclose(ddp["val_loss"], one["val_loss"], abs_tol=1e-5), (ddp["val_loss"], one["val_loss"])
     assert ddp["sparsity"] > 0 and ddp["mask_sparsity"] == ddp["sparsity"]
     assert reference_runs["ddp_stdout"].count("sparsity=") == 1  # one summary line: rank 0's
     # metrics.jsonl written once (rank 0's lines only), exactly as one process writes it
@@ -355,7 +357,7 @@ def test_torchrun_fsdp_completes_with_one_wandb_run_and_half_the_state(reference
     fsdp = _results(tmp_path / "fsdp")
     print(f"torchrun fsdp: val_loss {fsdp['val_loss']:.7f} vs one process {one['val_loss']:.7f}")
     assert (fsdp["distributed"], fsdp["world_size"]) == ("fsdp", 2)
-    assert math.isclose(fsdp["val_loss"], one["val_loss"], abs_tol=1e-3), (fsdp["val_loss"], one["val_loss"])
+    assert math.isclose(fsdp["val_loss"], one["val_loss"], abs_tol=1e-5), (fsdp["val_loss"], one["val_loss"])
     assert fsdp["tracked_state_bytes"] == one["tracked_state_bytes"] // 2  # this rank's half of the clone
     assert len(list((tmp_path / "fsdp" / "wandb").glob("offline-run-*"))) == 1  # W&B writes in the run folder
     for f in ("model.safetensors", "masks.safetensors", "importance.safetensors"):

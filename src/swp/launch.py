@@ -166,7 +166,8 @@ def build_parts(cfg: DictConfig, settings: Settings, strategy=None) -> Parts:
     # A fixed sample of weights recorded at every tracking point (paper Figs. 1-2), any pruner.
     per_tensor = cfg.trajectories.per_tensor
     # (Off under FSDP2: the recorder indexes whole tensors; docs/distributed.md.)
-    recorder = TrajectoryRecorder(pruner.params, per_tensor, cfg.seed) if per_tensor and not strategy.shards_parameters else None
+    record = per_tensor and not strategy.shards_parameters
+    recorder = TrajectoryRecorder(pruner.params, per_tensor, cfg.seed) if record else None
     return Parts(task, model, pruner, schedule, export, recorder)
 
 
