@@ -50,7 +50,15 @@ def main() -> None:
     if args.skip_cli:
         return
     out = Path(tempfile.mkdtemp(prefix="bench-price-"))
-    cmd = [sys.executable, "train.py", "experiment=price", "pruner=swp", "prune_rate=0.6", f"output_dir={out}", "progress=false"]
+    cmd = [
+        sys.executable,
+        "train.py",
+        "experiment=price",
+        "pruner=swp",
+        "prune_rate=0.6",
+        f"output_dir={out}",
+        "progress=false",
+    ]
     cmd += ([f"threads={args.threads}"] if args.threads else []) + args.extra
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
@@ -59,12 +67,18 @@ def main() -> None:
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     r = json.loads((out / "results.json").read_text())
-    print(f"\n{' '.join(cmd[1:5])}: wall {wall:.0f} s, CPU {cpu:.0f} s, load average {os.getloadavg()[0]:.1f} "
-          f"on {os.cpu_count()} cores")
-    print(f"val MAE (USD): dense {r['dense_val_mae']:.0f} | pruned {r['pruned_val_mae']:.0f} | final {r['val_mae']:.0f} | "
-          f"mean baseline {r['baseline_val_mae']:.0f}")
-    print(f"baseline / dense = {r['baseline_val_mae'] / r['dense_val_mae']:.2f}x, baseline / final = "
-          f"{r['baseline_val_mae'] / r['val_mae']:.2f}x at sparsity {r['sparsity']:.1%} of the prunable weights")
+    print(
+        f"\n{' '.join(cmd[1:5])}: wall {wall:.0f} s, CPU {cpu:.0f} s, load average {os.getloadavg()[0]:.1f} "
+        f"on {os.cpu_count()} cores"
+    )
+    print(
+        f"val MAE (USD): dense {r['dense_val_mae']:.0f} | pruned {r['pruned_val_mae']:.0f} | final {r['val_mae']:.0f} | "
+        f"mean baseline {r['baseline_val_mae']:.0f}"
+    )
+    print(
+        f"baseline / dense = {r['baseline_val_mae'] / r['dense_val_mae']:.2f}x, baseline / final = "
+        f"{r['baseline_val_mae'] / r['val_mae']:.2f}x at sparsity {r['sparsity']:.1%} of the prunable weights"
+    )
 
 
 if __name__ == "__main__":

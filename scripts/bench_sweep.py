@@ -41,16 +41,26 @@ def main() -> None:
 
     torch.set_num_threads(1)
     work = Path(tempfile.mkdtemp(prefix="bench-sweep-"))
-    common = [f"pruner={args.pruner}", f"schedule.train_steps={args.train_steps}", f"schedule.finetune_steps={args.finetune_steps}",
-              f"schedule.track_every={max(1, args.train_steps // 100)}", "schedule.warmup_steps=20",
-              "schedule.finetune_warmup_steps=4", "schedule.eval_every=0", "threads=1", "progress=false"]
+    common = [
+        f"pruner={args.pruner}",
+        f"schedule.train_steps={args.train_steps}",
+        f"schedule.finetune_steps={args.finetune_steps}",
+        f"schedule.track_every={max(1, args.train_steps // 100)}",
+        "schedule.warmup_steps=20",
+        "schedule.finetune_warmup_steps=4",
+        "schedule.eval_every=0",
+        "threads=1",
+        "progress=false",
+    ]
     seconds = {"without": 0.0, "with": 0.0}
     cpu = {"without": 0.0, "with": 0.0}
     print(f"{'sparsity':>8} | {'no cache s':>10} | {'cache s':>8} | cache | val_loss equal")
     for s in POINTS:
         times, losses, status = {}, {}, None
-        for arm, extra in (("without", ["dense_cache.enabled=false"]),
-                           ("with", ["dense_cache.enabled=true", f"dense_cache.dir={work / 'cache'}"])):
+        for arm, extra in (
+            ("without", ["dense_cache.enabled=false"]),
+            ("with", ["dense_cache.enabled=true", f"dense_cache.dir={work / 'cache'}"]),
+        ):
             cfg = point_config(common + extra + [f"target_sparsity={s}"], work / arm / str(s))
             t0, c0 = time.perf_counter(), time.process_time()
             results = run(cfg)
@@ -59,12 +69,16 @@ def main() -> None:
             cpu[arm] += time.process_time() - c0
             losses[arm] = results["val_loss"]
             status = results["dense_cache"]
-        print(f"{s:>8} | {times['without']:>10.1f} | {times['with']:>8.1f} | {status:>5} | {losses['with'] == losses['without']}",
-              flush=True)
+        print(
+            f"{s:>8} | {times['without']:>10.1f} | {times['with']:>8.1f} | {status:>5} | {losses['with'] == losses['without']}",
+            flush=True,
+        )
     ratio = seconds["with"] / seconds["without"]
-    print(f"\n5-point sweep, {args.train_steps} dense + {args.finetune_steps} fine-tune steps per point: "
-          f"without cache {seconds['without']:.1f} s, with cache {seconds['with']:.1f} s, ratio {ratio:.3f} (target <= 0.35); "
-          f"CPU time {cpu['without']:.1f} s vs {cpu['with']:.1f} s, ratio {cpu['with'] / cpu['without']:.3f}")
+    print(
+        f"\n5-point sweep, {args.train_steps} dense + {args.finetune_steps} fine-tune steps per point: "
+        f"without cache {seconds['without']:.1f} s, with cache {seconds['with']:.1f} s, ratio {ratio:.3f} (target <= 0.35); "
+        f"CPU time {cpu['without']:.1f} s vs {cpu['with']:.1f} s, ratio {cpu['with'] / cpu['without']:.3f}"
+    )
 
 
 if __name__ == "__main__":

@@ -14,7 +14,9 @@ def test_weights_have_the_sparsity_they_claim():
 
 
 def test_cpu_part_runs_and_cuda_part_skips_without_cuda(capsys):
-    out = bench_sparse.main(["--cpu-shapes", "64x64", "--cpu-batches", "1,4", "--repeats", "2", "--shapes", "128x128", "--batches", "8"])
+    out = bench_sparse.main(
+        ["--cpu-shapes", "64x64", "--cpu-batches", "1,4", "--repeats", "2", "--shapes", "128x128", "--batches", "8"]
+    )
     assert len(out["cpu"]) == 2 * 4 and {r["variant"] for r in out["cpu"]} >= {"dense", "2:4 (dense kernel)"}
     assert all(r["speedup"] > 0 for r in out["cpu"])
     if not torch.cuda.is_available():

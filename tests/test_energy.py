@@ -20,7 +20,9 @@ def test_real_run_reports_energy_per_phase_and_writes_no_file(tiny_cfg, tmp_path
     assert set(phases) == {"train", "evaluate", "prune", "finetune"}
     assert saved["energy_kwh"] > 0 and saved["co2_kg"] > 0
     assert saved["energy_kwh"] == pytest.approx(sum(p["kwh"] for p in phases.values()))
-    assert saved["energy_kwh_train"] == phases["train"]["kwh"] and saved["co2_kg_finetune"] == phases["finetune"]["co2_kg"]
+    assert (
+        saved["energy_kwh_train"] == phases["train"]["kwh"] and saved["co2_kg_finetune"] == phases["finetune"]["co2_kg"]
+    )
     for p in phases.values():
         assert p["kwh"] == pytest.approx(p["cpu_kwh"] + p["ram_kwh"] + p["gpu_kwh"])
     # France's grid intensity from codecarbon's offline table, not a network lookup.
@@ -34,9 +36,17 @@ def test_real_run_reports_energy_per_phase_and_writes_no_file(tiny_cfg, tmp_path
     # Flat figures reach the logger summary (W&B) and the sweep CSV columns.
     summary = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if '"summary"' in line]
     assert summary[-1]["summary"]["energy_kwh"] == results["energy_kwh"]
-    assert sorted(os.listdir(run_dir)) == ["config.yaml", "fig1_trajectories.png", "fig2_patterns.png",
-                                           "importance.safetensors", "masks.safetensors", "metrics.jsonl",
-                                           "model.safetensors", "results.json", "trajectories.npz"]
+    assert sorted(os.listdir(run_dir)) == [
+        "config.yaml",
+        "fig1_trajectories.png",
+        "fig2_patterns.png",
+        "importance.safetensors",
+        "masks.safetensors",
+        "metrics.jsonl",
+        "model.safetensors",
+        "results.json",
+        "trajectories.npz",
+    ]
     assert set(os.listdir(".")) == cwd_before
 
 
@@ -63,11 +73,14 @@ def test_energy_none_adds_nothing(tiny_cfg):
     assert not any(k.startswith(("energy", "co2")) for k in results)
 
 
-@pytest.mark.parametrize("kwargs,match", [
-    ({"country_iso_code": "XX"}, "3-letter ISO code"),
-    ({"country_iso_code": "ZZZ"}, "not in codecarbon's offline table"),
-    ({"tracking_mode": "gpu"}, "process or machine"),
-])
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        ({"country_iso_code": "XX"}, "3-letter ISO code"),
+        ({"country_iso_code": "ZZZ"}, "not in codecarbon's offline table"),
+        ({"tracking_mode": "gpu"}, "process or machine"),
+    ],
+)
 def test_bad_energy_settings_are_config_errors(kwargs, match):
     with pytest.raises(ConfigError, match=match):
         CodeCarbonMeter(out_dir=".", **kwargs)

@@ -14,7 +14,8 @@ from swp.testing.tiny import compose_cfg
 
 # A quick, fully local variant of experiment=llm_wikitext.
 HF_TINY = [
-    "experiment=llm_wikitext", "precision=fp32", "threads=1", "progress=false", "dataset.path=text", "dataset.name=null",
+    "experiment=llm_wikitext", "precision=fp32", "threads=1", "progress=false", "dataset.path=text",
+    "dataset.name=null",
     "dataset.block_size=32", "dataset.batch_size=4", "dataset.max_eval_windows=8",
     "schedule.train_steps=20", "schedule.track_every=2", "schedule.finetune_steps=10",
     "schedule.warmup_steps=2", "schedule.finetune_warmup_steps=2", "schedule.lr=3e-3", "schedule.finetune_lr=1e-3",
@@ -41,7 +42,8 @@ def _data_files(assets) -> str:
 
 
 def test_tiny_llama_from_folder_swp_prune_recover_export(tmp_path, assets):
-    results = run(compose_cfg([*HF_TINY, _data_files(assets), f"model.name_or_path={assets['llama']}"], tmp_path / "run"))
+    overrides = [*HF_TINY, _data_files(assets), f"model.name_or_path={assets['llama']}"]
+    results = run(compose_cfg(overrides, tmp_path / "run"))
     out = tmp_path / "run"
     saved = json.loads((out / "results.json").read_text())
     assert saved["model"] == "hf_causal_lm" and saved["dataset"] == "hf_text"

@@ -131,8 +131,9 @@ def test_perplexity_windows_are_consecutive_non_overlapping_and_weighted_per_tok
 
 
 def test_training_blocks_are_drawn_from_the_packed_train_split_by_the_seed(corpus):
-    task = TokenLMTask(tokenizer=corpus["tokenizer"], path="text", name=None, data_files=corpus["files"],
-                       block_size=16, batch_size=4)
+    task = TokenLMTask(
+        tokenizer=corpus["tokenizer"], path="text", name=None, data_files=corpus["files"], block_size=16, batch_size=4
+    )
     a = task.train_batch(torch.Generator().manual_seed(0), "cpu")
     b = task.train_batch(torch.Generator().manual_seed(0), "cpu")
     assert a.shape == (4, 16) and a.dtype == torch.long and torch.equal(a, b)
@@ -146,22 +147,47 @@ def test_data_errors_are_config_errors(corpus):
     with pytest.raises(ConfigError, match="no column 'body'"):
         load_split_text("text", None, "test", data_files=corpus["files"], column="body")
     with pytest.raises(ConfigError, match="longer than the 'test' split"):
-        TokenLMTask(tokenizer=corpus["tokenizer"], path="text", name=None, data_files=corpus["files"],
-                    block_size=16, eval_seq_len=10**6)
+        TokenLMTask(
+            tokenizer=corpus["tokenizer"],
+            path="text",
+            name=None,
+            data_files=corpus["files"],
+            block_size=16,
+            eval_seq_len=10**6,
+        )
 
 
 # --- the Hub defaults, composed but never downloaded ------------------------------------
 
+
 def test_llm_wikitext_composes_the_hub_defaults(tmp_path):
-    cfg = compose_cfg(["experiment=llm_wikitext", "model.name_or_path=meta-llama/Llama-2-7b-hf",
-                       "dataset.eval_seq_len=4096", "dataset.block_size=2048"], tmp_path)
+    cfg = compose_cfg(
+        [
+            "experiment=llm_wikitext",
+            "model.name_or_path=meta-llama/Llama-2-7b-hf",
+            "dataset.eval_seq_len=4096",
+            "dataset.block_size=2048",
+        ],
+        tmp_path,
+    )
     assert cfg.model._target_ == "swp.models.hf_causal_lm.hf_causal_lm"
     assert cfg.dataset.tokenizer == "meta-llama/Llama-2-7b-hf"  # the model's own tokenizer
-    assert (cfg.dataset.path, cfg.dataset.name, cfg.dataset.eval_split) == ("Salesforce/wikitext", "wikitext-2-raw-v1", "test")
+    assert (cfg.dataset.path, cfg.dataset.name, cfg.dataset.eval_split) == (
+        "Salesforce/wikitext",
+        "wikitext-2-raw-v1",
+        "test",
+    )
     assert cfg.target_sparsity == 0.5 and cfg.precision == "bf16" and cfg.model.dtype == "auto"
     assert cfg.schedule.train_steps // cfg.schedule.track_every == 40
     assert cfg.export._target_.endswith("export_hf_pretrained") and not cfg.model.trust_remote_code
-    other = compose_cfg(["experiment=llm_wikitext", "dataset.name=wikitext-103-raw-v1", "dataset.eval_split=validation",
-                         "pruner=magnitude"], tmp_path)
+    other = compose_cfg(
+        [
+            "experiment=llm_wikitext",
+            "dataset.name=wikitext-103-raw-v1",
+            "dataset.eval_split=validation",
+            "pruner=magnitude",
+        ],
+        tmp_path,
+    )
     assert other.model.name_or_path == "gpt2" == other.dataset.tokenizer
     assert (other.dataset.name, other.dataset.eval_split) == ("wikitext-103-raw-v1", "validation")

@@ -33,7 +33,9 @@ def test_invariant_holds_on_every_group_of_a_random_tensor():
     assert (groups[kept].view(-1, 2).min(1).values >= groups[~kept].view(-1, 2).max(1).values).all()
 
 
-@pytest.mark.parametrize("value,expected", [(None, None), (True, (2, 4)), ("2:4", (2, 4)), ([1, 4], (1, 4)), ((4, 8), (4, 8))])
+@pytest.mark.parametrize(
+    "value,expected", [(None, None), (True, (2, 4)), ("2:4", (2, 4)), ([1, 4], (1, 4)), ((4, 8), (4, 8))]
+)
 def test_parse_nm_forms(value, expected):
     assert parse_nm(value) == expected
 

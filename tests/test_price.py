@@ -121,17 +121,34 @@ def test_burberry_loader_reads_a_local_table_with_images(tmp_path):
     )
     table = table.cast_column("image", datasets.Image())
     table.to_parquet(str(tmp_path / "table" / "train.parquet"))
-    ex = burberry_examples(name=str(tmp_path / "table"), image_size=16, download_images=False, val_fraction=0.34, test_fraction=0.0)
+    ex = burberry_examples(
+        name=str(tmp_path / "table"), image_size=16, download_images=False, val_fraction=0.34, test_fraction=0.0
+    )
     assert ex.images.shape == (6, 16, 16, 3) and ex.prices[2] == 1892.0 and ex.texts[5] == "Trench 5. Category: COATS"
     assert [len(ex.split[p]) for p in ("train", "val", "test")] == [4, 2, 0]
 
 
 PRICE_TINY = [
-    "dataset=diamonds", "model=price_vlm", "dataset.examples.max_rows=2000", "dataset.examples.image_size=16",
-    "dataset.batch_size=32", "dataset.eval_batch_size=200", "model.width=32", "model.hidden=64",
-    "schedule.train_steps=60", "schedule.track_every=5", "schedule.finetune_steps=20", "schedule.warmup_steps=5",
-    "schedule.finetune_warmup_steps=2", "schedule.eval_every=0", "schedule.lr=1e-2", "schedule.finetune_lr=3e-3",
-    "threads=1", "progress=false", "pruner=swp", "prune_rate=0.6",
+    "dataset=diamonds",
+    "model=price_vlm",
+    "dataset.examples.max_rows=2000",
+    "dataset.examples.image_size=16",
+    "dataset.batch_size=32",
+    "dataset.eval_batch_size=200",
+    "model.width=32",
+    "model.hidden=64",
+    "schedule.train_steps=60",
+    "schedule.track_every=5",
+    "schedule.finetune_steps=20",
+    "schedule.warmup_steps=5",
+    "schedule.finetune_warmup_steps=2",
+    "schedule.eval_every=0",
+    "schedule.lr=1e-2",
+    "schedule.finetune_lr=3e-3",
+    "threads=1",
+    "progress=false",
+    "pruner=swp",
+    "prune_rate=0.6",
 ]
 
 

@@ -5,6 +5,7 @@ what sorting all the rates gives."""
 from __future__ import annotations
 
 import math
+import warnings
 
 import pytest
 import torch
@@ -13,9 +14,10 @@ from swp.pruning.threshold import _critical_rates, _kth_smallest, _RateSource, p
 
 
 def _reference(scores, spread, target):
-    """The definition: midpoint of the K-th and (K+1)-th smallest critical rates, by a full sort."""
+    """The definition: midpoint of the K-th and (K+1)-th smallest critical rates, by a full sort;
+    K is capped at the finite rates (an unreachable target prunes what it can, never all)."""
     rates = torch.sort(torch.cat([_critical_rates(s, spread[n]) for n, s in scores.items()])).values
-    k = int(round(target * rates.numel()))
+    k = min(int(round(target * rates.numel())), int(torch.isfinite(rates).sum()))
     if k == 0:
         return float(rates[0]) / 2
     lo = float(rates[k - 1])
@@ -48,5 +50,8 @@ def test_order_statistics_equal_a_full_sort(case, cap, splits):
 def test_rate_for_sparsity_equals_the_sorted_definition(case, target):
     scores = list(_cases())[case]
     spread = spreads(scores, "layer")
-    got, want = prune_rate_for_sparsity(scores, spread, target), _reference(scores, spread, target)
-    assert got == want or (math.isinf(got) and math.isinf(want))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # case 3 at 0.999 is unreachable: its warning is tested in test_threshold
+        got = prune_rate_for_sparsity(scores, spread, target)
+    want = _reference(scores, spread, target)
+    assert got == want and math.isfinite(got)

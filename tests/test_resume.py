@@ -120,7 +120,9 @@ def test_signal_handlers_are_restored_after_a_run(tiny_cfg):
         (3, 10, "weights of .* are not finite at train step 33"),  # found by the checkpoint's own check
     ],
 )
-def test_non_finite_loss_names_the_step_and_keeps_the_last_good_checkpoint(tiny_cfg, tmp_path, monkeypatch, every, log_every, expected):
+def test_non_finite_loss_names_the_step_and_keeps_the_last_good_checkpoint(
+    tiny_cfg, tmp_path, monkeypatch, every, log_every, expected
+):
     original = CharLMTask.loss
     calls = [0]
 
@@ -173,6 +175,9 @@ def test_resume_right_after_an_interval_checkpoint_keeps_every_metric_line(tiny_
     resumed = run(tiny_cfg(*ck))
     assert resumed["resumed_from"] == ("000000010-0-train" if crash_at < 60 else "000000070-3-finetune")
     _assert_same(_outcome(tmp_path / "run"), _outcome(tmp_path / "reference"))
-    steps = [json.loads(ln).get("step") for ln in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
-             if '"train/loss"' in ln or '"finetune/loss"' in ln]
+    steps = [
+        json.loads(ln).get("step")
+        for ln in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
+        if '"train/loss"' in ln or '"finetune/loss"' in ln
+    ]
     assert steps == list(range(9, 80, 10))  # every logged loss, once

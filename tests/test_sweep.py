@@ -51,10 +51,12 @@ def test_slurm_launcher_yields_the_expected_submitit_parameters(tmp_path, monkey
     launcher = SlurmLauncher(**params)
     launcher.config, launcher.hydra_context, launcher.task_function = cfg, None, None
     captured = {}
-    monkeypatch.setattr(submitit.AutoExecutor, "map_array", lambda self, fn, *args: captured.setdefault("executor", self) and [])
+    monkeypatch.setattr(submitit.AutoExecutor, "map_array",
+                        lambda self, fn, *args: captured.setdefault("executor", self) and [])
     launcher.launch([["pruner=swp", "target_sparsity=0.5"]], 0)
     slurm = captured["executor"]._executor
-    expected = {"partition": "gpu", "gpus_per_node": 2, "time": 90, "mem": "64GB", "cpus_per_task": 8, "signal_delay_s": 120}
+    expected = {"partition": "gpu", "gpus_per_node": 2, "time": 90, "mem": "64GB", "cpus_per_task": 8,
+                "signal_delay_s": 120}
     assert slurm.parameters.items() >= expected.items()
     assert slurm.max_num_timeout == 3  # requeued after a time-out, resuming from the checkpoint
     script = slurm._make_submission_file_text("python -u job.py", "uid")

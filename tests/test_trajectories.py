@@ -75,7 +75,12 @@ def test_recorder_gathers_the_sampled_values_and_marks_pruned(tmp_path):
     assert traj.steps.tolist() == [0, 7] and traj.values.shape == (10, 2)
     np.testing.assert_allclose(traj.values[:6, 1], a.detach().reshape(-1)[ia].numpy())
     np.testing.assert_allclose(traj.values[:6, 0], a.detach().reshape(-1)[ia].numpy() - 1.0, rtol=1e-6)
-    assert traj.tensor.tolist() == ["a"] * 6 + ["b"] * 4 and traj.pruned.tolist() == [False] * 6 + [False, True, True, False]
+    assert traj.tensor.tolist() == ["a"] * 6 + ["b"] * 4 and traj.pruned.tolist() == [False] * 6 + [
+        False,
+        True,
+        True,
+        False,
+    ]
     assert TrajectoryRecorder({"a": a}, per_tensor=6, seed=1).indices[0].tolist() == ia.tolist()  # seeded
     traj.save(tmp_path / "t.npz")
     back = Trajectories.load(tmp_path / "t.npz")

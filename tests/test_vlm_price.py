@@ -26,7 +26,9 @@ VLM_TINY = [
 def test_tiny_vlm_trains_and_prunes_through_run(tmp_path):
     results = run(compose_cfg(VLM_TINY, tmp_path / "run"))
     saved = json.loads((tmp_path / "run" / "results.json").read_text())
-    assert saved["model"] == "tiny_vlm" and {"dense_val_mae", "pruned_val_mae", "val_mae", "baseline_val_mae"} <= set(saved)
+    assert saved["model"] == "tiny_vlm" and {"dense_val_mae", "pruned_val_mae", "val_mae", "baseline_val_mae"} <= set(
+        saved
+    )
     names = [layer["name"] for layer in results["layers"]]
     # Default: only the language model's Linear layers; vision tower, projector and head stay dense.
     assert names and all(n.startswith("backbone.language_model.layers.") for n in names)
@@ -95,8 +97,13 @@ def test_pretrained_loader_on_a_saved_tiny_checkpoint(tmp_path):
     full.save_pretrained(tmp_path / "ckpt")
     tiny.processor.save_pretrained(tmp_path / "ckpt")
     model = pretrained_vlm(
-        str(tmp_path / "ckpt"), prompt="<image>\n{text}", auto_class="AutoModelForImageTextToText", dtype="bfloat16",
-        keep_dense=["vision_tower", "multi_modal_projector"], vocab_size=99, image_size=32,
+        str(tmp_path / "ckpt"),
+        prompt="<image>\n{text}",
+        auto_class="AutoModelForImageTextToText",
+        dtype="bfloat16",
+        keep_dense=["vision_tower", "multi_modal_projector"],
+        vocab_size=99,
+        image_size=32,
     )
     assert model.backbone.dtype == torch.bfloat16 and model.head.weight.dtype == torch.float32
     assert not any("lm_head" in n for n, _ in model.named_parameters())
@@ -116,6 +123,10 @@ def test_missing_weights_offline_are_a_config_error():
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 @pytest.mark.parametrize("model", ["tiny_vlm", "price_vlm"])
 def test_price_models_on_gpu_in_bf16(tmp_path, model):
-    overrides = [o for o in VLM_TINY if not o.startswith("model=")] + [f"model={model}", "device=cuda", "precision=bf16"]
+    overrides = [o for o in VLM_TINY if not o.startswith("model=")] + [
+        f"model={model}",
+        "device=cuda",
+        "precision=bf16",
+    ]
     results = run(compose_cfg(overrides, tmp_path / "run"))
     assert results["device"].startswith("cuda") and np.isfinite(results["val_mae"]) and results["sparsity"] > 0

@@ -57,7 +57,16 @@ def test_tiny_run_logs_config_metrics_summary_and_trajectories(tiny_cfg, tmp_pat
     assert wb.config["schedule"]["train_steps"] == 60
 
     keys = {k for row in wb.history for k in row}
-    for key in ("train/loss", "finetune/loss", "val/loss", "lr", "tokens_per_s", "phase", "prune/sparsity", "prune/sparsity_overall"):
+    for key in (
+        "train/loss",
+        "finetune/loss",
+        "val/loss",
+        "lr",
+        "tokens_per_s",
+        "phase",
+        "prune/sparsity",
+        "prune/sparsity_overall",
+    ):
         assert key in keys, key
     for layer in results["layers"]:
         (sp,) = wb.series(f"prune/layer/{layer['name']}/sparsity")
@@ -109,7 +118,11 @@ def test_run_goes_on_when_wandb_cannot_start(tiny_cfg, tmp_path, monkeypatch, ca
 
     monkeypatch.setattr(wandb, "init", no_network)
     with caplog.at_level(logging.WARNING, logger="swp.logging.wandb_logger"):
-        results = run(tiny_cfg("logger=wandb", "schedule.train_steps=10", "schedule.finetune_steps=0", "trajectories.per_tensor=0"))
+        results = run(
+            tiny_cfg(
+                "logger=wandb", "schedule.train_steps=10", "schedule.finetune_steps=0", "trajectories.per_tensor=0"
+            )
+        )
     assert "W&B did not start (CommError: init timed out)" in caplog.text
     assert json.loads((tmp_path / "run" / "results.json").read_text())["val_loss"] == results["val_loss"]
     assert (tmp_path / "run" / "metrics.jsonl").stat().st_size > 0 and not find_run_files(tmp_path / "run")

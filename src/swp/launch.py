@@ -23,7 +23,7 @@ from swp.infra.dense_cache import DenseCache, dense_key_material, tracking_spec
 from swp.infra.signals import StopRequest
 from swp.logging.base import JsonlLogger, Logger, LoggerGroup
 from swp.logging.resilient import start_backend
-from swp.pruning.nm import check_nm_target, nm_label
+from swp.pruning.nm import nm_label
 from swp.results import assemble, summary_line
 from swp.run import Run
 from swp.training.loop import NonFiniteLossError, Placement
@@ -59,7 +59,8 @@ def check(cfg: DictConfig) -> Settings:
     """Everything that can be wrong with the input, found before training starts."""
     missing = sorted(OmegaConf.missing_keys(cfg))
     if missing:
-        raise ConfigError(f"required setting(s) not given: {', '.join(missing)} (add e.g. {missing[0]}=... to the command)")
+        raise ConfigError(f"required setting(s) not given: {', '.join(missing)} "
+                          f"(add e.g. {missing[0]}=... to the command)")
     prune_rate, target = runtime.check_prune_settings(cfg.prune_rate, cfg.get("target_sparsity"))
     device = runtime.resolve_device(cfg.device)
     return Settings(prune_rate, target, device, runtime.autocast_factory(cfg.precision, device),
@@ -158,10 +159,9 @@ def build_parts(cfg: DictConfig, settings: Settings, strategy=None) -> Parts:
     model = build("model", cfg.model, **task.model_kwargs()).to(settings.device)
     strategy.wrap(model)
     pruner = build("pruner", cfg.pruner)(model=model)
-    if strategy.world_size > 1 and (pruner.calibrates or (pruner.nm and strategy.shards_parameters)):
-        raise ConfigError(f"pruner {type(pruner).__name__} ({'calibration' if pruner.calibrates else 'N:M masks'}) "
-                          f"is not supported under distributed={strategy.kind} yet; run it in one process")
-    check_nm_target(pruner.nm, settings.target)
+    if strategy.world_size > 1:
+        _check_distributable(pruner, strategy)
+    pruner.check_target(settings.target)
     schedule, export = build("schedule", cfg.schedule), build("export", cfg.export)
     # A fixed sample of weights recorded at every tracking point (paper Figs. 1-2), any pruner.
     per_tensor = cfg.trajectories.per_tensor
@@ -189,7 +189,8 @@ def _execute(cfg, context: Context, settings: Settings, parts: Parts, out_dir: P
         figures, _ = run.execute()
     identity = {g: context.choices.get(g) for g in ("pruner", "model", "dataset", "schedule")} | {
         "prune_rate": settings.prune_rate, "target_sparsity": settings.target, "seed": cfg.seed,
-        "device": str(settings.device), "precision": cfg.precision, "nm": nm_label(parts.pruner.nm)}
+        "device": str(settings.device), "precision": cfg.precision, "nm": nm_label(parts.pruner.nm),
+        "allocation": parts.pruner.allocation}
     task = parts.task
     # Export first (it may reload and re-evaluate the model), then the run folder's files.
     exported = parts.export(model=parts.model, task=task, pruned=parts.pruner.params, out_dir=out_dir,
@@ -198,6 +199,16 @@ def _execute(cfg, context: Context, settings: Settings, parts: Parts, out_dir: P
                        extras=(meter.results() if meter else {}, task.extra_results(), exported, strategy.results()))
     run.write_outputs(out_dir, results, show=cfg.trajectories.show)  # every rank (gathers); rank 0 writes
     return results
+
+
+def _check_distributable(pruner, strategy) -> None:
+    """What the distributed run does not support yet, refused in one line before training."""
+    unsupported = ("calibration" if pruner.calibrates else
+                   "N:M masks" if pruner.nm and strategy.shards_parameters else
+                   "allocation=uniform" if pruner.allocation == "uniform" and strategy.shards_parameters else None)
+    if unsupported:
+        raise ConfigError(f"pruner {type(pruner).__name__} ({unsupported}) is not supported under "
+                          f"distributed={strategy.kind} yet; run it in one process")
 
 
 def dense_cache(cfg: DictConfig, resolved: dict, parts: Parts, device, out_dir: Path) -> DenseCache | None:
@@ -210,6 +221,8 @@ def dense_cache(cfg: DictConfig, resolved: dict, parts: Parts, device, out_dir: 
     material = dense_key_material(
         model=resolved["model"], dataset=resolved["dataset"], schedule=parts.schedule, seed=cfg.seed,
         precision=cfg.precision, device=device, threads=cfg.get("threads"), trajectories=sample if per_tensor else None,
+        # GMP prunes during the dense stage: its weights depend on every pruner option.
+        pruner=resolved["pruner"] if parts.pruner.modifies_dense else None,
     )
     return DenseCache(Path(settings.dir), material, tracking_spec(resolved["pruner"], parts.pruner),
                       out_dir / "metrics.jsonl")

@@ -3,7 +3,8 @@
 A run's results are flat scalars plus the per-layer list ``layers``:
 
 - identity: ``pruner``, ``model``, ``dataset``, ``schedule`` (the chosen options), ``prune_rate``,
-  ``target_sparsity``, ``seed``, ``device``, ``precision``, ``nm``;
+  ``target_sparsity``, ``seed``, ``device``, ``precision``, ``nm``, ``allocation`` (``shared_rate``:
+  one prune_rate, per-tensor thresholds; ``uniform``: every tensor, or row, at the target);
 - the headline: ``headline_metric`` (the task's first metric: ``loss`` for characters, ``ppl``
   for token LMs, ``mae`` for price) and ``lower_is_better``;
 - metrics per stage: ``initial_val_<m>`` (pretrained models, if evaluated), ``dense_val_<m>``,
@@ -12,7 +13,8 @@ A run's results are flat scalars plus the per-layer list ``layers``:
   parameters), ``mask_sparsity``, ``prunable_params``, ``total_params``, ``layers``;
 - cost: ``train_tokens_per_s``, ``finetune_tokens_per_s``, ``tracking_points``,
   ``tracked_state_bytes``, ``model_bytes``, ``wall_s``; run facts: ``prune_rate_used``,
-  ``dense_cache``, ``resumed_from``;
+  ``dense_cache``, ``resumed_from``; calibration (Wanda, SparseGPT, activation-aware SWP):
+  ``calibration_batches``, ``calibration_seed``, ``calibration_tokens`` (0 without calibration);
 - then the energy meter's keys, the task's own facts (`Task.extra_results`) and the export's.
 
 The summary line, the W&B summary, the sweep CSV and figures, Hydra's return value and
@@ -24,7 +26,8 @@ from __future__ import annotations
 from pathlib import Path
 
 STAGE_PREFIXES = (("initial", "initial_val_"), ("dense", "dense_val_"), ("pruned", "pruned_val_"), ("final", "val_"))
-IDENTITY = ("pruner", "model", "dataset", "schedule", "prune_rate", "target_sparsity", "seed", "device", "precision", "nm")
+IDENTITY = ("pruner", "model", "dataset", "schedule", "prune_rate", "target_sparsity", "seed", "device", "precision",
+            "nm", "allocation")
 
 
 def assemble(identity: dict, figures: dict, *, headline_metric: str, lower_is_better: bool,
@@ -42,7 +45,8 @@ def assemble(identity: dict, figures: dict, *, headline_metric: str, lower_is_be
         out |= {prefix + k: v for k, v in (figures[stage] or {}).items()}
     out |= figures["sparsity"]
     for key in ("train_tokens_per_s", "finetune_tokens_per_s", "tracking_points", "tracked_state_bytes",
-                "model_bytes", "dense_cache", "resumed_from", "wall_s"):
+                "model_bytes", "dense_cache", "resumed_from", "wall_s", "calibration_batches", "calibration_seed",
+                "calibration_tokens"):
         out[key] = figures[key]
     for extra in extras:
         out |= extra

@@ -31,10 +31,10 @@ from swp.infra.signals import StopRequest
 from swp.interfaces import Meter, Recorder, Task
 from swp.methods.base import Pruner
 from swp.pruning.masks import MaskSet
-from swp.pruning.threshold import sparsity
 from swp.results import scalars
 from swp.training.guard import check_sparsity
 from swp.training.loop import NonFiniteLossError, PhaseSpec, Placement, evaluate, make_optimizer, train_phase
+from swp.training.report import sparsity_metrics, sparsity_report
 from swp.training.schedule import Schedule
 from swp.training.stages import Stage
 
@@ -163,9 +163,9 @@ class Run:
         generator = torch.Generator().manual_seed(self.seed + 1)
         start = self._restore_phase(Stage.FINETUNE, optimizer, generator)
         spec = self._spec("finetune", F, s.finetune_lr_at, offset=T)
+        hook = self._checkpoint_hook(Stage.FINETUNE, spec, optimizer, generator)
         self.progress.ft_stats = train_phase(self.model, self.task, optimizer, generator, spec, self.where,
-                                             start_step=start, masks=self.masks,
-                                             after_step=self._checkpoint_hook(Stage.FINETUNE, spec, optimizer, generator))
+                                             start_step=start, masks=self.masks, after_step=hook)
         del optimizer
         check_sparsity(self.masks, "after fine-tuning", self.progress.mask_sparsity)
         self.save_checkpoint(Stage.FINETUNED, "after fine-tuning", T + F)
@@ -187,7 +187,14 @@ class Run:
             "model_bytes": sum(t.numel() * t.element_size() for t in unique_parameters(self.model)),
             "dense_cache": p.dense_cache, "resumed_from": self.resumed.path.name if self.resumed else None,
             "wall_s": wall_s,
-        }
+        } | self._calibration_facts()
+
+    def _calibration_facts(self) -> dict:
+        pr = self.pruner
+        if not pr.calibrates:
+            return {"calibration_batches": 0, "calibration_seed": None, "calibration_tokens": 0}
+        return {"calibration_batches": pr.calibration_batches, "calibration_seed": pr.calibration_seed,
+                "calibration_tokens": pr.calibration_tokens}
 
     def write_outputs(self, out_dir: Path, results: dict, show: int) -> None:
         """Stage 5: every artifact of the finished run; results.json goes last, so its presence
@@ -371,30 +378,3 @@ def _require_finite(model: nn.Module, where: str) -> None:
 def _log_eval(logger, stage: str, metrics: dict, step: int) -> None:
     logger.log({f"val/{k}": v for k, v in metrics.items()} | {f"{stage}/val_{k}": v for k, v in metrics.items()},
                step=step)
-
-
-def sparsity_report(model: nn.Module, pruner: Pruner, masks: MaskSet | None, thresholds: dict) -> dict:
-    """Sparsity measured on the weights themselves (zeros / elements), not taken from masks."""
-    pruned = list(pruner.params.values())
-    return {
-        "sparsity": sparsity(pruned),
-        "sparsity_overall": sparsity(unique_parameters(model)),
-        "mask_sparsity": masks.sparsity() if masks is not None else 0.0,
-        "prunable_params": sum(p.numel() for p in pruned),
-        "total_params": sum(p.numel() for p in unique_parameters(model)),
-        "layers": [
-            {"name": n, "numel": p.numel(), "sparsity": sparsity([p]), "threshold": thresholds.get(n)}
-            for n, p in pruner.params.items()
-        ],
-    }
-
-
-def sparsity_metrics(model: nn.Module, pruner: Pruner, thresholds: dict) -> dict:
-    """The ``prune/...`` metric lines: overall and per-layer sparsity and thresholds."""
-    report = sparsity_report(model, pruner, None, thresholds)
-    out = {"prune/sparsity": report["sparsity"], "prune/sparsity_overall": report["sparsity_overall"]}
-    for layer in report["layers"]:
-        out[f"prune/layer/{layer['name']}/sparsity"] = layer["sparsity"]
-        if layer["threshold"] is not None:
-            out[f"prune/layer/{layer['name']}/threshold"] = layer["threshold"]
-    return out

@@ -37,7 +37,12 @@ class Trajectories:
 
     def save(self, path: str | Path) -> None:
         np.savez_compressed(
-            path, steps=self.steps, values=self.values, tensor=self.tensor.astype(str), index=self.index, pruned=self.pruned
+            path,
+            steps=self.steps,
+            values=self.values,
+            tensor=self.tensor.astype(str),
+            index=self.index,
+            pruned=self.pruned,
         )
 
     @classmethod

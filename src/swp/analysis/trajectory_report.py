@@ -22,7 +22,9 @@ def choose_rows(traj: Trajectories, show: int, seed: int) -> dict[str, np.ndarra
     return rows | {name: pick(traj.values, show) for name, (pick, _) in CATEGORIES.items()}
 
 
-def publish_trajectories(traj: Trajectories, out_dir: str | Path, logger: Logger, show: int, seed: int, title: str) -> dict[str, np.ndarray]:
+def publish_trajectories(
+    traj: Trajectories, out_dir: str | Path, logger: Logger, show: int, seed: int, title: str
+) -> dict[str, np.ndarray]:
     """Saves the histories and figures in `out_dir` and logs them as charts and a table.
 
     Args:
@@ -41,20 +43,30 @@ def publish_trajectories(traj: Trajectories, out_dir: str | Path, logger: Logger
     rows = choose_rows(traj, show, seed)
     n_pruned = int(traj.pruned.sum())
     trajectory_panels(
-        out_dir / FIG1, traj.steps, traj.values, traj.pruned,
+        out_dir / FIG1,
+        traj.steps,
+        traj.values,
+        traj.pruned,
         [("(a) random weights", rows["random"]), ("(b) kept and pruned weights", rows["kept_vs_pruned"])],
         f"{title}: weight trajectories ({n_pruned}/{len(traj.pruned)} sampled weights pruned)",
     )
     trajectory_panels(
-        out_dir / FIG2, traj.steps, traj.values, traj.pruned,
+        out_dir / FIG2,
+        traj.steps,
+        traj.values,
+        traj.pruned,
         [(f"({chr(97 + i)}) {label}", rows[name]) for i, (name, (_, label)) in enumerate(CATEGORIES.items())],
         f"{title}: trajectory patterns",
     )
     steps = traj.steps.tolist()
     for name, chosen in rows.items():
         logger.log_series(
-            f"trajectories/{name}", steps, traj.values[chosen].tolist(), traj.labels(chosen),
-            f"weight trajectories: {name.replace('_', ' ')}", "step",
+            f"trajectories/{name}",
+            steps,
+            traj.values[chosen].tolist(),
+            traj.labels(chosen),
+            f"weight trajectories: {name.replace('_', ' ')}",
+            "step",
         )
     membership = {name: set(chosen.tolist()) for name, chosen in rows.items()}
     first, last = traj.values[:, 0], traj.values[:, -1]
@@ -63,8 +75,16 @@ def publish_trajectories(traj: Trajectories, out_dir: str | Path, logger: Logger
         "trajectories/sampled_weights",
         ["tensor", "index", "pruned", "first", "last", "rise_abs", "range", "shown_in"],
         [
-            [str(traj.tensor[i]), int(traj.index[i]), bool(traj.pruned[i]), float(first[i]), float(last[i]),
-             float(abs(last[i]) - abs(first[i])), float(spread[i]), ",".join(n for n, m in membership.items() if i in m)]
+            [
+                str(traj.tensor[i]),
+                int(traj.index[i]),
+                bool(traj.pruned[i]),
+                float(first[i]),
+                float(last[i]),
+                float(abs(last[i]) - abs(first[i])),
+                float(spread[i]),
+                ",".join(n for n, m in membership.items() if i in m),
+            ]
             for i in range(len(traj.values))
         ],
     )

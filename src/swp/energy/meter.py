@@ -154,7 +154,8 @@ class CodeCarbonMeter(NullMeter):
             if kind == "CPU":
                 counter = mode in _COUNTER_MODES
                 tdp = getattr(hw, "_tdp", None)
-                parts.append(f"CPU {'counter' if counter else 'estimate'}: {mode}" + ("" if counter else f" ({tdp} W TDP x load)"))
+                how = "" if counter else f" ({tdp} W TDP x load)"
+                parts.append(f"CPU {'counter' if counter else 'estimate'}: {mode}{how}")
                 measured &= counter
             elif kind == "GPU":
                 parts.append("GPU counter: NVML")  # the board's energy counter (Volta and later)

@@ -149,7 +149,9 @@ def decompress(stored: dict[str, torch.Tensor], index: dict[str, dict]) -> dict[
     return {name: decode_tensor(name, info, stored) for name, info in index.items()}
 
 
-def save_compressed(path: str | Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> dict[str, dict]:
+def save_compressed(
+    path: str | Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None
+) -> dict[str, dict]:
     """Writes the compressed safetensors file; returns the per-tensor index (with byte counts).
 
     Args:

@@ -56,17 +56,19 @@ def source_digest() -> str:
 
 
 def dense_key_material(*, model: dict, dataset: dict, schedule: Schedule, seed: int, precision: str,
-                       device: torch.device, threads: int | None, trajectories: dict | None = None) -> dict:
+                       device: torch.device, threads: int | None, trajectories: dict | None = None,
+                       pruner: dict | None = None) -> dict:
     """Everything the dense stage's files depend on, as plain data (the key is its hash).
 
     Args:
         trajectories: the recorded sample (``per_tensor`` and the tensors' names and shapes),
             None when no trajectories are recorded.
+        pruner: the config of a pruner that changes the dense weights itself (GMP), else None.
     """
     return {
         "model": model, "dataset": dataset, "seed": seed, "precision": precision, "device": device.type,
         "schedule": schedule.dense_settings(), "threads": threads if device.type == "cpu" else None,
-        "trajectories": trajectories, "torch": torch.__version__, "code": source_digest(),
+        "trajectories": trajectories, "pruner": pruner, "torch": torch.__version__, "code": source_digest(),
     }
 
 
@@ -102,7 +104,9 @@ class DenseCache:
     def _find(self) -> Checkpoint | None:
         candidates = [self.entry_path]
         if self.tracking is None and self.folder.is_dir():  # tracked state is simply ignored
-            candidates += sorted(p for p in self.folder.iterdir() if p.is_dir() and not p.name.startswith(".") and p != self.entry_path)
+            candidates += sorted(
+                p for p in self.folder.iterdir() if p.is_dir() and not p.name.startswith(".") and p != self.entry_path
+            )
         for path in candidates:
             if not path.is_dir():
                 continue
@@ -124,8 +128,10 @@ class DenseCache:
             self.folder.mkdir(parents=True, exist_ok=True)
             lock = open(self.entry_path.with_name(self.entry_path.name + ".lock"), "a+")
         except OSError as exc:
-            raise RunError(f"dense cache folder {self.root} is not writable ({exc.strerror}); set dense_cache.dir "
-                           "or dense_cache.enabled=false") from None
+            raise RunError(
+                f"dense cache folder {self.root} is not writable ({exc.strerror}); set dense_cache.dir "
+                "or dense_cache.enabled=false"
+            ) from None
         with lock:
             try:
                 fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -149,7 +155,11 @@ class CacheEntry:
 
     def publish(self, model: nn.Module, state: dict) -> None:
         """Stores the dense state; a failure only costs the reuse, never the run."""
-        extra = {"key.json": json.dumps({"dense": self.cache.material, "tracking": self.cache.tracking}, indent=1, default=str).encode()}
+        extra = {
+            "key.json": json.dumps(
+                {"dense": self.cache.material, "tracking": self.cache.tracking}, indent=1, default=str
+            ).encode()
+        }
         if self.cache.metrics_path is not None and self.cache.metrics_path.exists():
             extra[METRICS] = self.cache.metrics_path.read_bytes()
         try:

@@ -16,7 +16,9 @@ log = logging.getLogger(__name__)
 MODES = ("online", "offline", "disabled", "shared")
 
 
-def resolve_mode(mode: str | None, environ: Mapping[str, str] | None = None, settings_files: Sequence[Path] = ()) -> str:
+def resolve_mode(
+    mode: str | None, environ: Mapping[str, str] | None = None, settings_files: Sequence[Path] = ()
+) -> str:
     """The W&B mode to run in: offline unless the user asked for another one somewhere.
 
     Precedence: the config's ``logger.mode``, then ``WANDB_MODE``, then a ``mode =`` line in a
@@ -42,7 +44,9 @@ def user_settings_files(environ: Mapping[str, str] | None = None) -> list[Path]:
     """Where W&B keeps its settings: the workspace's ``wandb/settings``, then the global file."""
     environ = os.environ if environ is None else environ
     root = Path(environ.get("WANDB_DIR") or os.getcwd())
-    config_dir = Path(environ["WANDB_CONFIG_DIR"]) if environ.get("WANDB_CONFIG_DIR") else Path.home() / ".config" / "wandb"
+    config_dir = (
+        Path(environ["WANDB_CONFIG_DIR"]) if environ.get("WANDB_CONFIG_DIR") else Path.home() / ".config" / "wandb"
+    )
     return [root / "wandb" / "settings", config_dir / "settings"]
 
 
@@ -111,9 +115,16 @@ class WandbLogger(Logger):
 
             self._wandb = wandb
             self.run = wandb.init(
-                project=project, entity=entity, tags=list(tags) if tags else None,
+                project=project,
+                entity=entity,
+                tags=list(tags) if tags else None,
                 group=group or os.environ.get("WANDB_RUN_GROUP") or sweep_group(out_dir),
-                name=name, job_type=job_type, notes=notes, config=config, dir=str(out_dir), mode=mode,
+                name=name,
+                job_type=job_type,
+                notes=notes,
+                config=config,
+                dir=str(out_dir),
+                mode=mode,
                 settings=wandb.Settings(init_timeout=float(init_timeout)),
             )
             self.run.define_metric("step")
@@ -142,7 +153,9 @@ class WandbLogger(Logger):
 
     def log_table(self, key, columns, rows) -> None:
         if self.run is not None:
-            self.run.log({key: self._wandb.Table(columns=list(columns), data=[list(r) for r in rows]), "step": self._step})
+            self.run.log(
+                {key: self._wandb.Table(columns=list(columns), data=[list(r) for r in rows]), "step": self._step}
+            )
 
     def log_image(self, key, path) -> None:
         if self.run is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Sequence
 
 import torch
@@ -10,7 +11,21 @@ from torch import nn
 from swp.errors import ConfigError
 from swp.pruning.nm import check_nm_shapes, check_nm_target, nm_keep_mask, parse_nm
 from swp.pruning.select import input_feature_axis, prunable_parameters
-from swp.pruning.threshold import masks_from_scores, prune_rate_for_sparsity, spreads
+from swp.pruning.threshold import (
+    lowest_fraction_keep,
+    masks_at_sparsity,
+    masks_from_scores,
+    prune_rate_for_sparsity,
+    pruned_fraction_at_rate,
+    row_normalized,
+    spreads,
+)
+from swp.pruning.wanda import wanda_scores
+
+# How the pruned count is spread over tensors: ``shared_rate`` (Eq. 2: one prune_rate, each
+# tensor's own std, so tensors end at different sparsities) or ``uniform`` (every tensor, or
+# every output row for row-compared pruners, at exactly the same fraction, chosen by rank).
+ALLOCATIONS = ("shared_rate", "uniform")
 
 
 class Pruner:
@@ -22,7 +37,9 @@ class Pruner:
     Capabilities are declared here, never probed: the run asks `tracks` whether the dense
     phase must call `observe` (and whether a dense-cache entry's tracked state matters),
     `calibrates` whether `calibrate` needs inputs before masks are made (Wanda, SparseGPT),
-    and calls `on_train_step` after every dense step (gradual pruning acts there).
+    and calls `on_train_step` after every dense step (gradual pruning acts there);
+    `modifies_dense` says the dense weights depend on this pruner, so its dense phase must not
+    be shared with other pruners (dense cache).
 
     Args:
         model: the model to prune; its prunable parameters are selected once, here.
@@ -32,6 +49,21 @@ class Pruner:
         nm: null, or N:M (``"2:4"``, ``[2, 4]``, ``true`` = 2:4): keep the N best-scoring
             weights in every M along the input dim instead of thresholding; prune_rate is
             then ignored (sparsity is exactly 1 - N/M).
+        allocation: ``shared_rate`` (Eq. 2, the paper's rule: one prune_rate, a threshold per
+            tensor from its own spread) or ``uniform`` (every tensor pruned at exactly the same
+            fraction, by rank; per output row for pruners that compare within rows). Under
+            ``uniform`` the fraction is target_sparsity, or, given only a prune_rate, the
+            fraction ``shared_rate`` would prune at that rate (same total, spread evenly).
+            Recorded as the attribute ``allocation`` for results.json.
+
+    Attributes:
+        compare_rows: scores are compared within each output row (Wanda and activation-aware
+            SWP): ``uniform`` prunes the same fraction of every row, ``shared_rate`` compares
+            each score with std * rate of its own row.
+        calibration_tokens: input tokens seen by ``calibrate`` (0 until it ran), for results.
+        activation_norms: ||X_j||_2 per input feature of each pruned layer, set by a ``calibrate``
+            that measures them (activation-aware SWP): the compared score is then
+            score * ||X_j||_2, Wanda's weighting, for every rule (threshold, uniform, N:M).
     """
 
     prunes = True
@@ -43,6 +75,10 @@ class Pruner:
     # is still valid. Every other option is part of the cache's tracking key.
     mask_options: tuple[str, ...] = ("scope", "nm", "seed", "allocation", "calibration", "calibration_batches",
                                      "calibration_seed")
+    calibration_tokens = 0  # tokens calibrate() saw
+    compare_rows = False  # scores compete within each output row instead of the whole tensor
+    activation_norms: dict[str, torch.Tensor] | None = None  # set by calibrate(): scores x ||X_j||_2 (Wanda's)
+    modifies_dense = False  # changes the weights during the dense phase (GMP): its dense phase is its own
 
     def __init__(
         self,
@@ -51,9 +87,14 @@ class Pruner:
         exclude: Sequence[str] | None = None,
         scope: str = "layer",
         nm=None,
+        allocation: str = "shared_rate",
     ):
         if scope not in ("layer", "global"):
             raise ConfigError(f"pruner.scope must be 'layer' or 'global', got {scope!r}")
+        if allocation not in ALLOCATIONS:
+            raise ConfigError(f"pruner.allocation must be one of {list(ALLOCATIONS)}, got {allocation!r}")
+        self.allocation = allocation
+        self._target: tuple[float, float] | None = None  # (rate, target) of the last rate_for_sparsity
         self.params = prunable_parameters(model, include, exclude)
         self.scope = scope
         self.nm = parse_nm(nm)
@@ -61,7 +102,8 @@ class Pruner:
         # transformers' Conv1D (GPT-2), so masks are made with the input axis moved last.
         self.input_axis = {n: input_feature_axis(model, n) for n in self.params}
         if self.nm:
-            check_nm_shapes({n: tuple(p.movedim(self.input_axis[n], -1).shape) for n, p in self.params.items()}, self.nm[1])
+            shapes = {n: tuple(p.movedim(self.input_axis[n], -1).shape) for n, p in self.params.items()}
+            check_nm_shapes(shapes, self.nm[1])
 
     def observe(self) -> None:
         """Called at each tracking point during dense training when `tracks` is true."""
@@ -96,21 +138,66 @@ class Pruner:
         """Keep-masks and thresholds at the given prune_rate (a multiple of the std).
 
         With ``nm`` set the N:M rule replaces the threshold: prune_rate is ignored and no
-        thresholds are returned.
+        thresholds are returned; ``uniform`` allocation returns no thresholds either (it
+        prunes by rank). The rate returned by `rate_for_sparsity` gives exactly its target's
+        count (by rank where tied scores straddle the threshold).
         """
         score, spread = self.scores()
+        score = self._weighted(score)
         if self.nm:
             return {
                 n: nm_keep_mask(s.movedim(self.input_axis[n], -1), *self.nm).movedim(-1, self.input_axis[n])
                 for n, s in score.items()
             }, {}
+        score, spread = self._compared(score, spread)
+        target = self._target[1] if self._target is not None and self._target[0] == prune_rate else None
+        if self.allocation == "uniform":
+            fraction = target if target is not None else pruned_fraction_at_rate(score, spread, prune_rate)
+            return self.uniform_masks(score, fraction), {}
+        if target is not None:
+            keep, thresholds, _ = masks_at_sparsity(score, spread, target)
+            return keep, thresholds
         return masks_from_scores(score, spread, prune_rate)
 
+    def uniform_masks(self, score: dict[str, torch.Tensor], fraction: float) -> dict[str, torch.Tensor]:
+        """Prunes `fraction` of every tensor (of every output row when `compare_rows`) by rank.
+        `score` may be raw or row-normalized: normalizing within a row keeps its order."""
+        return {
+            n: lowest_fraction_keep(s.movedim(self.input_axis[n], -1), fraction, self.compare_rows)
+            .movedim(-1, self.input_axis[n])
+            for n, s in score.items()
+        }
+
+    def _weighted(self, score: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """score * ||X_j||_2 along each weight's input axis when `activation_norms` are set."""
+        if self.activation_norms is None:
+            return score
+        return {n: wanda_scores(s, self.activation_norms[n], self.input_axis[n]) for n, s in score.items()}
+
+    def _compared(self, score, spread):
+        """The scores and spreads Eq. 2 sees: row-normalized at spread 1 when `compare_rows`."""
+        if not self.compare_rows:
+            return score, spread
+        return ({n: row_normalized(s.movedim(self.input_axis[n], -1)).movedim(-1, self.input_axis[n])
+                 for n, s in score.items()}, {n: 1.0 for n in score})
+
+    def check_target(self, target: float | None) -> None:
+        """Raises ConfigError, before training, when this pruner cannot honour `target`
+        (N:M fixes the sparsity; GMP's is its final_sparsity)."""
+        check_nm_target(self.nm, target)
+
     def rate_for_sparsity(self, target: float) -> float:
-        """The prune_rate that prunes the given fraction of the prunable weights."""
+        """The prune_rate that prunes the given fraction of the prunable weights; `masks` at this
+        rate prunes exactly round(target * N) weights (per tensor under ``uniform``)."""
         check_nm_target(self.nm, target)
         score, spread = self.scores()
-        return prune_rate_for_sparsity(score, spread, target)
+        score, spread = self._compared(self._weighted(score), spread)
+        with warnings.catch_warnings():
+            if self.allocation == "uniform":  # ranks reach every target; the rate is only reported
+                warnings.simplefilter("ignore")
+            rate = prune_rate_for_sparsity(score, spread, target)
+        self._target = (rate, target)
+        return rate
 
     def artifacts(self) -> dict[str, torch.Tensor]:
         """Tensors worth saving with the run (SWP's importance); none by default."""

@@ -34,6 +34,7 @@ class RandomPruner(Pruner):
 
     Args:
         seed: seeds the random choice, so a run is reproducible from its config.
+        allocation: see `Pruner` (the counts follow magnitude's under either).
     """
 
     def __init__(
@@ -43,8 +44,9 @@ class RandomPruner(Pruner):
         exclude: Sequence[str] | None = None,
         scope: str = "layer",
         seed: int = 0,
+        allocation: str = "shared_rate",
     ):
-        super().__init__(model, include, exclude, scope)
+        super().__init__(model, include, exclude, scope, allocation=allocation)
         self.seed = seed
 
     def scores(self):

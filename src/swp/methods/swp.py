@@ -10,6 +10,7 @@ from torch import nn
 from swp.distributed.sharding import distribute_like, from_local_like, local, local_bytes
 from swp.errors import ConfigError
 from swp.methods.base import Pruner
+from swp.methods.calibration import input_norms
 from swp.pruning.importance import tracked_value, update_clones_, windowed_importance
 from swp.pruning.threshold import spreads
 
@@ -33,6 +34,12 @@ class SWPPruner(Pruner):
             bfloat16 halves an fp32 state's memory on large models.
         state_device: where the tracked state lives (e.g. ``cpu`` to spare GPU memory);
             None keeps it beside each weight.
+        allocation: see `Pruner`.
+        activation_aware: multiply the score by Wanda's ||X_j||_2 of the weight's input
+            feature (measured by `calibrate` on calibration batches) and compare within each
+            output row, as Wanda does.
+        calibration_batches, calibration_seed: the batches `calibrate` sees when
+            activation_aware (see `WandaPruner`).
 
     Under FSDP2 each weight is a DTensor shard and so is its state: the clone is a DTensor with
     the weight's placements (`zeros_like`), the ring buffer holds this rank's rows only; tracking
@@ -54,8 +61,18 @@ class SWPPruner(Pruner):
         state_dtype: str = "float32",
         state_device: str | None = None,
         nm=None,
+        allocation: str = "shared_rate",
+        activation_aware: bool = False,
+        calibration_batches: int = 8,
+        calibration_seed: int = 0,
     ):
-        super().__init__(model, include, exclude, scope, nm)
+        super().__init__(model, include, exclude, scope, nm, allocation)
+        # Activation-aware SWP calibrates like Wanda and compares its scores within rows.
+        self.activation_aware = self.calibrates = self.compare_rows = bool(activation_aware)
+        self.calibration_batches = calibration_batches if activation_aware else 0
+        self.calibration_seed = calibration_seed
+        if activation_aware and calibration_batches < 1:
+            raise ConfigError(f"pruner.calibration_batches must be >= 1, got {calibration_batches}")
         if window is not None and window < 0:
             raise ConfigError(f"pruner.window must be null or >= 0, got {window}")
         if compare not in ("importance", "current"):
@@ -121,6 +138,12 @@ class SWPPruner(Pruner):
             .to(self._where(self.params[n]))
             for n, buf in self.ring.items()
         }
+
+    @torch.no_grad()
+    def calibrate(self, model: nn.Module, batches: list, forward) -> None:
+        """Activation-aware: Wanda's ||X_j||_2, which the base class multiplies into the scores."""
+        if self.activation_aware:
+            self.activation_norms, self.calibration_tokens = input_norms(model, self.params, batches, forward)
 
     def scores(self):
         imp = {n: v.abs_() for n, v in self.importance().items()}  # in place: one float32 copy, not two

@@ -14,10 +14,11 @@ process's exactly, and `keep_mask` on a DTensor stays local (a mask placed like 
 from __future__ import annotations
 
 import math
+import warnings
 
 import torch
 
-from swp.distributed.sharding import count, full
+from swp.distributed.sharding import count, distribute_like, full
 
 
 def spreads(scores: dict[str, torch.Tensor], scope: str) -> dict[str, float]:
@@ -40,8 +41,12 @@ def _std(x: torch.Tensor) -> float:
 
 
 def keep_mask(score: torch.Tensor, threshold: float) -> torch.Tensor:
-    """True where the weight is kept: |score| strictly above the threshold."""
-    return score.abs() > threshold
+    """True where the weight is kept: |score| strictly above the threshold.
+
+    Compared in float64: a bf16 score against a Python float would round the threshold to
+    bf16 and move it across a whole run of tied values.
+    """
+    return score.detach().abs().double() > threshold
 
 
 def masks_from_scores(
@@ -63,16 +68,96 @@ def prune_rate_for_sparsity(
     found tensor by tensor (`_kth_smallest`), never by concatenating every rate, so the memory
     is that of the largest tensor, not of the model (a 7B model has 6.5B rates).
     """
-    if not 0.0 <= target < 1.0:
-        raise ValueError(f"target sparsity must be in [0, 1), got {target}")
     rates = _RateSource(scores, spread)
     total = rates.numel
-    k = int(round(target * total))
+    k = _reachable_count(rates, target)
     if k == 0:
         return 0.0 if total == 0 else rates.min() / 2
     lo, nxt = _kth_smallest(rates, k)
     hi = nxt if k < total else lo * 2 + 1.0
     return lo + (hi - lo) / 2 if math.isfinite(hi) else lo * 2 + 1.0
+
+
+def masks_at_sparsity(
+    scores: dict[str, torch.Tensor], spread: dict[str, float], target: float
+) -> tuple[dict[str, torch.Tensor], dict[str, float], float]:
+    """Keep-masks pruning exactly round(target * N) of the N scored weights by Eq. 2's order.
+
+    The pruned weights are those of lowest critical rate |score| / spread; where the boundary
+    falls inside a run of equal rates (ties are common in bf16 scores) the earlier weights are
+    pruned first (tensor order, then flat index), so the count is exact whatever the dtype. A
+    target beyond what any finite rate reaches (tensors of zero spread keep their non-zero
+    weights) prunes the largest reachable count, with a warning.
+
+    Returns:
+        (keep masks, thresholds spread * rate, rate): rate is the critical rate of the last
+        pruned weight (0 when nothing is pruned).
+    """
+    rates = _RateSource(scores, spread)
+    k = _reachable_count(rates, target)
+    if k == 0:
+        return ({n: torch.ones_like(s, dtype=torch.bool) for n, s in scores.items()},
+                {n: 0.0 for n in scores}, 0.0)
+    kth, _ = _kth_smallest(rates, k)
+    need = k - sum(int((r < kth).sum()) for r in rates)
+    keep = {}
+    for (name, score), r in zip(scores.items(), rates):
+        pruned = r < kth
+        ties = torch.nonzero(r == kth).flatten()[:need]
+        pruned[ties] = True
+        need -= ties.numel()
+        keep[name] = distribute_like(~pruned.view(score.shape), score)  # placed like a sharded score
+    return keep, {n: spread[n] * kth for n in scores}, kth
+
+
+def pruned_fraction_at_rate(scores: dict[str, torch.Tensor], spread: dict[str, float], rate: float) -> float:
+    """The fraction of all scored weights that Eq. 2 prunes at `rate` (0 for no weights)."""
+    total = sum(s.numel() for s in scores.values())
+    pruned = sum(int((~keep_mask(s, spread[n] * rate)).sum()) for n, s in scores.items())
+    return pruned / total if total else 0.0
+
+
+def lowest_fraction_keep(score: torch.Tensor, fraction: float, per_row: bool = False) -> torch.Tensor:
+    """Keep-mask pruning the round(fraction * n) lowest |score| of the tensor, or of every row
+    (the last dim) when `per_row`, by rank: exact counts whatever the ties (the earlier of
+    equal scores is pruned first, as a stable ascending sort orders them).
+    """
+    if not 0.0 <= fraction <= 1.0:
+        raise ValueError(f"fraction must be in [0, 1], got {fraction}")
+    s = score.detach().abs()
+    rows = s.reshape(-1, s.shape[-1]) if per_row and s.dim() else s.reshape(1, -1)
+    k = int(round(fraction * rows.shape[1]))
+    keep = torch.ones(rows.shape, dtype=torch.bool, device=s.device)
+    if k:
+        keep.scatter_(1, torch.sort(rows, dim=1, stable=True).indices[:, :k], False)
+    return keep.view(score.shape)
+
+
+def row_normalized(score: torch.Tensor) -> torch.Tensor:
+    """|score| / std(|score|) of its row (the last dim), so Eq. 2 at spread 1 compares each
+    weight with its own row's spread. A row of zero spread keeps its non-zero entries (inf)
+    and prunes its zeros (0), as `_critical_rates` treats a tensor of zero spread."""
+    s = score.detach().abs().float()
+    std = s.std(dim=-1, keepdim=True) if s.shape[-1] > 1 else torch.zeros_like(s[..., :1])
+    out = s / std.clamp_min(torch.finfo(torch.float32).tiny)
+    return torch.where(std > 0, out, torch.where(s == 0, torch.zeros_like(s), torch.full_like(s, math.inf)))
+
+
+def _reachable_count(rates: "_RateSource", target: float) -> int:
+    """round(target * N), capped (with a warning) at the weights some finite rate prunes."""
+    if not 0.0 <= target < 1.0:
+        raise ValueError(f"target sparsity must be in [0, 1), got {target}")
+    k = int(round(target * rates.numel))
+    finite = sum(int(torch.isfinite(r).sum()) for r in rates)
+    if k > finite:
+        warnings.warn(
+            f"target sparsity {target} is not reachable by the threshold rule: only {finite} of "
+            f"{rates.numel} weights can be pruned (tensors of zero spread keep their non-zero "
+            f"weights); pruning those {finite / rates.numel:.4%}",
+            stacklevel=3,
+        )
+        k = finite
+    return k
 
 
 class _RateSource:

@@ -103,20 +103,7 @@ def train_phase(
     for step in range(start_step, spec.steps):
         t0 = time.perf_counter()
         lr = spec.lr_at(step)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        batch = task.train_batch(generator, where.device)
-        with where.autocast():
-            loss = task.loss(model, batch)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if masks is not None:
-            masks.mask_grads()
-        if spec.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), spec.grad_clip)
-        optimizer.step()
-        if masks is not None:
-            masks.enforce()
+        loss = _optimizer_step(model, task, optimizer, where, spec.grad_clip, masks, lr, generator)
         tokens += task.tokens_per_batch
         if (step + 1) % spec.log_every == 0 or step + 1 == spec.steps:
             last_loss = _log_loss(where.logger, spec, step, loss, lr, tokens, compute_s + time.perf_counter() - t0)
@@ -132,6 +119,26 @@ def train_phase(
             model.train()
     bar.close()
     return {"tokens_per_s": tokens / compute_s if compute_s else 0.0, "last_loss": last_loss, "seconds": compute_s}
+
+
+def _optimizer_step(model: nn.Module, task, optimizer, where: Placement, grad_clip: float, masks: MaskSet | None,
+                    lr: float, generator: torch.Generator) -> torch.Tensor:
+    """One step in the method's order: forward, backward, mask gradients, clip, step, re-mask."""
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+    batch = task.train_batch(generator, where.device)
+    with where.autocast():
+        loss = task.loss(model, batch)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if masks is not None:
+        masks.mask_grads()
+    if grad_clip > 0:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+    optimizer.step()
+    if masks is not None:
+        masks.enforce()
+    return loss
 
 
 def _log_loss(logger: Logger, spec: PhaseSpec, step: int, loss: torch.Tensor, lr: float, tokens: int,

@@ -1,0 +1,118 @@
+"""SparseGPT (Frantar & Alistarh 2023, IST-DASLab/sparsegpt `sparsegpt.py`): prune one layer and
+reconstruct its kept weights so the layer's output on calibration inputs changes least.
+
+For a layer y = W x with inputs X (in_features x tokens) the loss of a pruned W' is
+||W X - W' X||^2 = tr((W - W') H (W - W')^T) / 2 with H = 2 X X^T / n. Optimal Brain Surgeon
+removes a weight w_q and moves the others by -w_q / [H^-1]_qq * H^-1[q, :]; SparseGPT does
+this column by column from left to right with the upper Cholesky factor of H^-1, which holds
+every needed row of the successive inverse Hessians, so each column costs one outer product.
+Columns are processed in blocks of 128: within a block the updates are applied eagerly, to the
+columns right of the block lazily in one matrix product (the reference's speed-up). The mask
+of a block is chosen when the block starts, by w^2 / [H^-1]_qq^2 (the OBS saliency) over the
+block's rows and columns; with N:M it is chosen per group of M columns as each group starts.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from swp.pruning.nm import nm_keep_mask
+
+
+def add_hessian_batch_(hessian: torch.Tensor, samples: int, inputs: torch.Tensor) -> int:
+    """Folds one batch of layer inputs (batch, ..., in_features) into H = 2/n sum x x^T in place.
+
+    n counts samples (the batch's first dim; a 2-D input is one sample), as the reference does.
+    Returns the new sample count.
+    """
+    x = inputs.detach()
+    batch = x.shape[0] if x.dim() > 2 else 1
+    x = x.reshape(-1, x.shape[-1]).float()
+    total = samples + batch
+    hessian.mul_(samples / total)
+    x = x * math.sqrt(2.0 / total)
+    hessian.add_(x.t() @ x)
+    return total
+
+
+def sparsegpt_prune(
+    weight: torch.Tensor,
+    hessian: torch.Tensor,
+    sparsity: float = 0.0,
+    nm: tuple[int, int] | None = None,
+    blocksize: int = 128,
+    percdamp: float = 0.01,
+    mask: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, float]:
+    """Prunes `weight` (out_features x in_features) by SparseGPT with the inputs' Hessian.
+
+    Args:
+        weight: the layer's weight as (out, in) (transpose a Conv1D weight first); not modified.
+        hessian: 2/n X X^T over the calibration inputs, (in, in).
+        sparsity: fraction pruned: exactly round(sparsity * weight.numel()) weights in all, each
+            block taking its share by rank (the reference prunes int(count * sparsity) + 1 per
+            block, more with ties).
+        nm: (N, M) keeps N of every M consecutive inputs of a row instead (sparsity ignored).
+        blocksize: columns per lazily updated block (128 in the reference).
+        percdamp: dampening added to H's diagonal, as a fraction of its mean diagonal.
+        mask: an explicit keep-mask (out, in) to reconstruct for, instead of choosing one.
+
+    Returns:
+        (new weight in `weight`'s dtype, keep-mask, the OBS loss sum of w_q^2 / [H^-1]_qq^2 / 2).
+
+    Raises:
+        ValueError: H is not positive definite even after dampening (too few calibration
+            inputs for the layer's width, or non-finite activations).
+    """
+    rows, columns = weight.shape
+    W = weight.detach().float().clone()
+    H = hessian.detach().float().clone().to(W.device)
+    dead = torch.diag(H) == 0  # inputs that were always zero: their weights never mattered
+    H[dead, dead] = 1.0
+    W[:, dead] = 0.0
+    diag = torch.arange(columns, device=W.device)
+    H[diag, diag] += percdamp * torch.mean(torch.diag(H))
+    L, info = torch.linalg.cholesky_ex(H)
+    if info == 0:
+        L, info = torch.linalg.cholesky_ex(torch.cholesky_inverse(L), upper=True)
+    if info != 0:
+        raise ValueError("SparseGPT: the calibration Hessian is not positive definite after dampening; "
+                         "use more calibration batches or a larger percdamp")
+    Hinv = L
+    keep = torch.ones_like(W, dtype=torch.bool)
+    losses = torch.zeros(rows, device=W.device)  # summed on the device: no sync per column
+    for i1 in range(0, columns, blocksize):
+        i2 = min(i1 + blocksize, columns)
+        W1 = W[:, i1:i2].clone()
+        Q1 = torch.zeros_like(W1)
+        Err1 = torch.zeros_like(W1)
+        Hinv1 = Hinv[i1:i2, i1:i2]
+        d = torch.diag(Hinv1)
+        if mask is not None:
+            keep1 = mask[:, i1:i2].to(W.device, torch.bool).clone()
+        elif nm is None:
+            # This block's share of the exact total, pruned by lowest saliency.
+            k = round(sparsity * rows * i2) - round(sparsity * rows * i1)
+            saliency = (W1 ** 2 / d.view(1, -1) ** 2).flatten()
+            keep1 = torch.ones(saliency.numel(), dtype=torch.bool, device=W.device)
+            keep1[torch.sort(saliency, stable=True).indices[:k]] = False
+            keep1 = keep1.view_as(W1)
+        else:
+            keep1 = torch.ones_like(W1, dtype=torch.bool)
+        for i in range(i2 - i1):
+            if mask is None and nm is not None and i % nm[1] == 0:
+                g = slice(i, i + nm[1])
+                keep1[:, g] = nm_keep_mask(W1[:, g] ** 2 / d[g].view(1, -1) ** 2, *nm)
+            w = W1[:, i]
+            q = torch.where(keep1[:, i], w, torch.zeros_like(w))
+            Q1[:, i] = q
+            losses += (w - q) ** 2 / d[i] ** 2 / 2
+            err = (w - q) / d[i]
+            W1[:, i:] -= err.unsqueeze(1) @ Hinv1[i, i:].unsqueeze(0)
+            Err1[:, i] = err
+        W[:, i1:i2] = Q1
+        keep[:, i1:i2] = keep1
+        W[:, i2:] -= Err1 @ Hinv[i1:i2, i2:]
+    return W.to(weight.dtype), keep, float(losses.sum())
