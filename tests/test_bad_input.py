@@ -1,11 +1,12 @@
 """Every row of the README's bad-input table: a one-line error naming what to fix, a non-zero
-exit, and no results.json. Runs the real entrypoint (`train.main`, in-process)."""
+exit, and no results.json. Runs the real entrypoint (`swp.cli.hydra_app()`, in-process)."""
 
 from __future__ import annotations
 
 import errno
 import json
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -41,30 +42,83 @@ def _one_line_error(err: str) -> str:
 CUDA = torch.cuda.is_available()
 
 
+# One row per bad input, merged from the run(cfg) and CLI tables: each runs the real entrypoint
+# and must give exit 2 (a ConfigError), one `error:` line naming the fix, and nothing trained.
+# Values refused by swp.validation say `<key> must be ...; got ...`; the rest come from the parts.
 @pytest.mark.parametrize(
     "overrides, message",
     [
-        (["prune_rate=abc"], "prune_rate must be a number"),
-        (["prune_rate=-1"], "prune_rate must be a finite number >= 0"),
-        (["target_sparsity=1.5"], "target_sparsity must be in"),
-        (["device=tpu"], "device must be auto, cpu or cuda"),
+        (["prune_rate=abc"], "prune_rate must be a finite number in [0, 100]"),
+        (["prune_rate=-1"], "prune_rate must be a finite number in [0, 100]"),
+        (["prune_rate=-0.5"], "prune_rate must be a finite number in [0, 100]"),
+        (["prune_rate=nan"], "prune_rate must be a finite number in [0, 100]"),
+        (["prune_rate=inf"], "prune_rate must be a finite number in [0, 100]"),
+        (["target_sparsity=1.5"], "target_sparsity must be a finite number in [0, 1) or null"),
+        (["target_sparsity=1.0"], "target_sparsity must be a finite number in [0, 1) or null"),
+        (["target_sparsity=-0.1"], "target_sparsity must be a finite number in [0, 1) or null"),
+        (["target_sparsity=half"], "target_sparsity must be a finite number in [0, 1) or null"),
+        (["target_sparsity=0.9999999"], "target_sparsity must be <= max_sparsity (0.99)"),
+        (["device=tpu"], "device must be a device name (auto, cpu, cuda or cuda:N)"),
         pytest.param(["device=cuda"], "CUDA is not available", marks=pytest.mark.skipif(CUDA, reason="has CUDA")),
-        (["precision=fp8"], "precision must be fp32 or bf16"),
+        (["precision=fp8"], "precision must be one of fp32, bf16"),
+        (["seed=-1"], "seed must be an integer >= 0"),
+        (["threads=0"], "threads must be an integer in [1, 4096]"),
         (["dataset.text.max_chars=100"], "block_size 32 is longer than the validation text"),
+        (["model.block_size=100000"], "block_size 100000 is longer than the"),
         (["dataset.text.genres=[nope]"], "no plays found"),
         (["dataset=text_files"], "required setting(s) not given: dataset.text.paths"),
         (["dataset=text_files", "dataset.text.paths=[/nonexistent.txt]"], "data file not found"),
+        (["dataset=hf_chars", "dataset.text.name=no-such/dataset"], "cannot load dataset 'no-such/dataset'"),
+        (["dataset.val_fraction=1.5"], "dataset.val_fraction must be a finite number in (0, 1)"),
+        (["dataset.eval_batches=0"], "dataset.eval_batches must be an integer >= 1"),
         (["pruner.include=[nomatch]"], "include pattern 'nomatch' matches no prunable parameter"),
-        (["pruner.scope=bad"], "pruner.scope must be"),
-        (["schedule.train_steps=-1"], "schedule.train_steps must be >= 0"),
-        (["checkpoint.every=-1"], "checkpoint.every must be >= 0"),
-        (["checkpoint.keep=0"], "checkpoint.keep must be >= 1"),
+        (["pruner.include=[nothing_matches]"], "include pattern 'nothing_matches' matches no prunable parameter"),
+        (["pruner.include=qkv"], "pruner.include must be a list of strings (e.g. [qkv]) or null"),
+        (["pruner.scope=bad"], "pruner.scope must be one of layer, global"),
+        (["pruner.scope=everywhere"], "pruner.scope must be one of layer, global"),
+        (["pruner.window=-2"], "pruner.window must be an integer >= 0 or null"),
+        (["pruner.average_of=median"], "pruner.average_of must be one of magnitude, signed"),
+        (["pruner.state_device=gpu"], "pruner.state_device must be a device name"),
+        (["schedule.train_steps=-1"], "schedule.train_steps must be an integer >= 0"),
+        (["schedule.train_steps=-5"], "schedule.train_steps must be an integer >= 0"),
+        (["schedule.track_every=0"], "schedule.track_every must be an integer >= 1"),
+        (["schedule.lr=nan"], "schedule.lr must be a finite number in (0, 1]"),
+        (["schedule.beta1=1.0"], "schedule.beta1 must be a finite number in [0, 1)"),
+        (["schedule.weight_decay=-0.1"], "schedule.weight_decay must be a finite number >= 0"),
+        (["trajectories.show=0"], "trajectories.show must be an integer >= 1"),
+        (["checkpoint.every=-1"], "checkpoint.every must be an integer >= 0"),
+        (["checkpoint.keep=0"], "checkpoint.keep must be an integer >= 1"),
     ],
 )
 def test_config_errors(monkeypatch, capsys, tmp_path, overrides, message):
     code, err = cli(monkeypatch, capsys, tmp_path / "run", *overrides)
     assert code == 2 and message in _one_line_error(err)
+    assert "Traceback" not in err
     assert not (tmp_path / "run" / "results.json").exists()
+    assert not (tmp_path / "run" / "model.safetensors").exists()
+
+
+def test_empty_data_file(monkeypatch, capsys, tmp_path):
+    empty = tmp_path / "empty.txt"
+    empty.write_text("  \n")
+    code, err = cli(monkeypatch, capsys, tmp_path / "run", "dataset=text_files", f"dataset.text.paths=[{empty}]")
+    assert code == 2 and "data file is empty" in _one_line_error(err)
+    assert not (tmp_path / "run" / "results.json").exists()
+
+
+def test_local_text_files_train(tiny_cfg, tmp_path):
+    corpus = tmp_path / "c.txt"
+    corpus.write_text("to be or not to be, that is the question.\n" * 400)
+    r = swp_cli.run(tiny_cfg("dataset=text_files", f"dataset.text.paths=[{corpus}]", "schedule.train_steps=20"))
+    assert r["dataset"] == "text_files" and r["val_loss"] < r["dense_val_loss"] + 1.0
+
+
+def test_hf_datasets_source_reads_local_files_offline(tiny_cfg, tmp_path):
+    corpus = tmp_path / "lines.txt"
+    corpus.write_text("\n".join(f"line {i}: all the world's a stage." for i in range(2000)))
+    r = swp_cli.run(tiny_cfg("dataset=hf_chars", "dataset.text.name=text", "dataset.text.config=null",
+                           f"dataset.text.data_files=[{corpus}]", "schedule.train_steps=10"))
+    assert r["dataset"] == "hf_chars" and r["val_loss"] > 0
 
 
 def test_unwritable_output_folder(monkeypatch, capsys, tmp_path):
@@ -223,3 +277,322 @@ def test_sigterm_through_the_entrypoint_exits_143_and_the_rerun_resumes(monkeypa
     assert code == 0 and not (folder / "error.json").exists()
     assert json.loads((folder / "results.json").read_text())["resumed_from"] == "000000012-0-train"
     assert not (folder / "checkpoints").exists()  # removed after success (checkpoint.keep_after_success=false)
+
+
+# ---------------------------------------------------------------------------------------------
+# Run folders that cannot be confused
+
+
+def test_a_second_run_on_a_folder_in_use_stops_at_once(monkeypatch, capsys, tmp_path):
+    import os
+    import subprocess
+
+    folder = tmp_path / "run"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time\nfrom swp.infra.run_folder import lock\n"
+         f"with lock({str(folder)!r}):\n    print('held', flush=True)\n    time.sleep(120)"],
+        stdout=subprocess.PIPE, text=True, env=os.environ | {"PYTHONPATH": str(CONF.parent / "src")},
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        code, err = cli(monkeypatch, capsys, folder)
+        line = _one_line_error(err)
+        assert code == 2 and f"output folder {folder} is in use by another run (pid {holder.pid})" in line
+        assert sorted(p.name for p in folder.iterdir()) == [".lock"]  # nothing written, not even error.json
+    finally:
+        holder.kill()
+        holder.wait()
+    # The lock dies with its process: the same command now runs.
+    code, err = cli(monkeypatch, capsys, folder, "schedule.finetune_steps=0")
+    assert code == 0 and (folder / "results.json").exists()
+
+
+@pytest.fixture
+def finished(monkeypatch, capsys, tmp_path):
+    folder = tmp_path / "run"
+    assert cli(monkeypatch, capsys, folder, "schedule.finetune_steps=0")[0] == 0
+    return folder
+
+
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        ("no config.yaml", "holds results.json but no config.yaml, so it cannot say which config it finished"),
+        ("config.yaml", "has a damaged config.yaml"),
+        ("config.yaml code", "has a damaged config.yaml"),
+        ("config.yaml list", "has a damaged config.yaml (not a mapping of settings)"),
+        ("results.json", "has a damaged results.json"),
+    ],
+)
+def test_finished_folder_that_cannot_say_what_it_finished(monkeypatch, capsys, finished, tmp_path, damage, message):
+    planted = tmp_path / "planted"
+    if damage == "no config.yaml":
+        (finished / "config.yaml").unlink()
+    elif damage == "config.yaml":
+        (finished / "config.yaml").write_text("seed: [1337\n")
+    elif damage == "config.yaml code":  # yaml.safe_load refuses python tags: reading never runs code
+        (finished / "config.yaml").write_text(f"seed: !!python/object/apply:os.system ['touch {planted}']\n")
+    elif damage == "config.yaml list":
+        (finished / "config.yaml").write_text("- 1\n- 2\n")
+    else:
+        (finished / "results.json").write_text('{"val_loss": 1.')
+    def files():
+        return {p.name: p.read_bytes() for p in finished.iterdir() if p.is_file() and p.name != ".lock"}
+
+    before = files()
+    # Any config, the original included, gets the same one-line answer: never "already finished".
+    for extra in ([], ["seed=7"]):
+        code, err = cli(monkeypatch, capsys, finished, "schedule.finetune_steps=0", *extra)
+        assert code == 2 and message in _one_line_error(err) and "already finished" not in err
+    assert files() == before
+    assert not planted.exists()
+
+
+# ---------------------------------------------------------------------------------------------
+# A real full disk (a small tmpfs; needs root to mount one)
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    import os
+    import subprocess
+
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    mount = ["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(disk)]
+    if subprocess.run(mount, capture_output=True).returncode:
+        pytest.skip("cannot mount a tmpfs here")
+    try:
+        yield disk
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], capture_output=True)
+
+
+def _fill(disk, leave: int):
+    """Fills the filesystem until only `leave` bytes are free; returns the filler file."""
+    import os
+
+    st = os.statvfs(disk)
+    free = st.f_bavail * st.f_frsize
+    filler = disk / "filler"
+    with open(filler, "wb") as f:
+        os.posix_fallocate(f.fileno(), 0, max(0, free - leave))
+    return filler
+
+
+def _assert_full_disk_left_it_clean(folder, err, what):
+    import os
+
+    line = _one_line_error(err)
+    assert what in line
+    assert ": No space left on device; free disk space, then re-run the same command to resume" in line
+    assert "Traceback" not in err
+    assert not (folder / "results.json").exists()
+    record = json.loads((folder / "error.json").read_text())  # whole, not empty
+    assert record["type"] == "RunError" and "No space left on device" in record["error"]
+    leftovers = [p for p in folder.rglob("*") if ".tmp" in p.name]
+    assert leftovers == [], leftovers
+    assert not (folder / "error.json.tmp").exists() and os.path.exists(folder / "config.yaml")
+
+
+@pytest.mark.parametrize("fails_in", ["safetensors", "torch.save"])
+def test_real_full_disk_while_checkpointing(monkeypatch, capsys, tmp_path, small_disk, fails_in):
+    from swp.infra.checkpoint import CheckpointStore
+
+    folder, real_save, filler = small_disk / "run", CheckpointStore.save, []
+
+    def save_then_fill(self, model, state, global_step, extra_files=None):
+        path = real_save(self, model, state, global_step, extra_files)
+        if not filler:  # the first checkpoint fits; then the disk is (nearly) full
+            weights = (path / "model.safetensors").stat().st_size
+            leave = 48 * 1024 if fails_in == "safetensors" else weights + 64 * 1024
+            filler.append(_fill(small_disk, leave))
+        return path
+
+    monkeypatch.setattr(CheckpointStore, "save", save_then_fill)
+    code, err = cli(monkeypatch, capsys, folder, "checkpoint.every=12", hydra_dir=tmp_path / "hydra")
+    assert code == 1
+    failed = folder / "checkpoints" / "000000024-0-train"
+    _assert_full_disk_left_it_clean(folder, err, f"could not write checkpoint {failed}")
+    left = sorted(p.name for p in (folder / "checkpoints").iterdir())
+    assert left == ["000000012-0-train"]  # the last good one, whole and loadable
+    assert checkpoint_module.read_checkpoint(folder / "checkpoints" / left[0]).step == 12
+    # Following the advice: free space, same command, it resumes and finishes.
+    filler[0].unlink()
+    monkeypatch.setattr(CheckpointStore, "save", real_save)
+    code, err = cli(monkeypatch, capsys, folder, "checkpoint.every=12", hydra_dir=tmp_path / "hydra")
+    assert code == 0 and json.loads((folder / "results.json").read_text())["resumed_from"] == "000000012-0-train"
+    assert not (folder / "error.json").exists()
+
+
+def test_real_full_disk_while_writing_the_final_artifacts(monkeypatch, capsys, tmp_path, small_disk):
+    from swp.run import Run
+
+    folder, real, filler = small_disk / "run", Run.write_outputs, []
+
+    def fill_then_write(self, out_dir, results, **kw):
+        filler.append(_fill(small_disk, 48 * 1024))
+        return real(self, out_dir, results, **kw)
+
+    monkeypatch.setattr(Run, "write_outputs", fill_then_write)
+    code, err = cli(monkeypatch, capsys, folder, hydra_dir=tmp_path / "hydra")
+    assert code == 1
+    _assert_full_disk_left_it_clean(folder, err, f"could not write {folder / 'model.safetensors'}")
+    assert not (folder / "model.safetensors").exists()
+    newest = sorted((folder / "checkpoints").iterdir())[-1]
+    assert checkpoint_module.read_checkpoint(newest).stage == "finetuned"  # the last good checkpoint is intact
+    filler[0].unlink()
+    monkeypatch.setattr(Run, "write_outputs", real)
+    code, err = cli(monkeypatch, capsys, folder, hydra_dir=tmp_path / "hydra")
+    assert code == 0 and (folder / "results.json").exists() and not (folder / "error.json").exists()
+
+
+def test_write_failure_that_is_not_a_full_disk_is_not_disguised(tmp_path):
+    """A bug in a writer (not a disk problem) keeps its own error and traceback."""
+    from swp.infra.io import write_atomic
+
+    def buggy(tmp):
+        raise RuntimeError("a bug")
+
+    with pytest.raises(RuntimeError, match="a bug"):
+        write_atomic(tmp_path / "x.bin", buggy)
+    assert list(tmp_path.iterdir()) == []
+
+
+# ---------------------------------------------------------------------------------------------
+# Over-pruning warns
+
+
+def test_pruning_a_whole_tensor_warns_and_max_sparsity_allows_it(capsys):
+    from swp.pruning.guardrails import overpruned, warn_overpruned
+
+    keep = {"a": torch.ones(100, dtype=torch.bool), "b": torch.zeros(100, dtype=torch.bool),
+            "c": torch.arange(1000) < 5}
+    assert overpruned(keep, 0.99) == {"b": 1.0, "c": pytest.approx(0.995)}
+    found = warn_overpruned(keep, 0.99)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert set(found) == {"b", "c"} and len(err) == 1
+    assert err[0].startswith("warning: 2 tensor(s) pruned beyond max_sparsity=0.99 (b 100.0%, c 99.5%)")
+    assert "set max_sparsity=1.0 to allow it" in err[0]
+    assert warn_overpruned(keep, 1.0) == {} and capsys.readouterr().err == ""
+
+
+# ---------------------------------------------------------------------------------------------
+# Export trusts nothing in the run folder
+
+
+@pytest.fixture(scope="module")
+def exported_run(tmp_path_factory):
+    """A finished, pruned tiny run (trained once for every export test; each gets a copy)."""
+    from swp.testing.tiny import compose_cfg
+
+    folder = tmp_path_factory.mktemp("export") / "run"
+    swp_cli.run(compose_cfg([*TINY, *SHORT, "energy=none", "target_sparsity=0.5"], folder))
+    return folder
+
+
+@pytest.fixture
+def run_copy(exported_run, tmp_path):
+    import shutil
+
+    return Path(shutil.copytree(exported_run, tmp_path / "run"))
+
+
+def _export(capsys, *argv):
+    from scripts import export as export_script
+
+    with pytest.raises(SystemExit) as info:
+        export_script.main([str(a) for a in argv])
+    err = capsys.readouterr().err
+    return info.value.code, err
+
+
+def test_export_of_a_finished_run_checks_the_masks(run_copy):
+    from scripts import export as export_script
+
+    report = export_script.main([str(run_copy)])
+    assert report["bit_identical"] and (run_copy / "export" / "export.json").exists()
+
+
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        ("unfinished", "holds no finished run (no results.json)"),
+        ("results.json", "results.json is damaged"),
+        ("model.safetensors", "model.safetensors is damaged"),
+        ("masks.safetensors", "masks.safetensors is damaged"),
+        ("weights not zero", "are not zero where its mask prunes them"),
+    ],
+)
+def test_export_refuses_an_unfinished_or_damaged_run(capsys, run_copy, damage, message):
+    from safetensors.torch import load_file, save_file
+
+    if damage == "unfinished":
+        (run_copy / "results.json").unlink()
+    elif damage == "results.json":
+        (run_copy / "results.json").write_text("{")
+    elif damage in ("model.safetensors", "masks.safetensors"):
+        with open(run_copy / damage, "r+b") as f:
+            f.truncate(200)
+    else:
+        weights = load_file(str(run_copy / "model.safetensors"))
+        masks = load_file(str(run_copy / "masks.safetensors"))
+        name = next(iter(masks))
+        w = weights[name].clone()
+        w[~masks[name]] = 0.5  # someone edited the pruned weights back in
+        weights[name] = w
+        save_file(weights, str(run_copy / "model.safetensors"))
+    code, err = _export(capsys, run_copy)
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert code == 2 and len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], err
+    assert not (run_copy / "export").exists()  # no empty export/ left behind
+
+
+def test_export_never_runs_code_from_the_run_folder(capsys, run_copy, tmp_path):
+    """A `_target_` planted in config.yaml is never imported or called, whatever the options."""
+    victim, copied = tmp_path / "victim.txt", tmp_path / "copied.txt"
+    victim.write_text("x")
+    planted = (
+        f"model:\n  _target_: shutil.copyfile\n  src: {victim}\n  dst: {copied}\n"
+        f"dataset:\n  _target_: shutil.copyfile\n  src: {victim}\n  dst: {copied}\n"
+    )
+    (run_copy / "config.yaml").write_text(planted)
+    from scripts import export as export_script
+
+    export_script.main([str(run_copy)])
+    export_script.main([str(run_copy), "--out", str(tmp_path / "e2"), "--pretrained", "auto"])
+    code, err = _export(capsys, run_copy, "--out", tmp_path / "e3", "--pretrained", "always")
+    assert code == 2 and "--pretrained always needs --hf-config" in err
+    assert not copied.exists()
+
+
+def test_export_hf_folder_takes_the_architecture_from_the_command(capsys, tmp_path):
+    """The save_pretrained export builds the model named by --hf-config (trust_remote_code off),
+    with the run's weights; a config that does not fit the weights is one line, exit 2."""
+    from safetensors.torch import save_file, save_model
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    from scripts import export as export_script
+
+    torch.manual_seed(0)
+    config = GPT2Config(vocab_size=64, n_positions=32, n_embd=32, n_layer=1, n_head=2)
+    model = GPT2LMHeadModel(config).eval()
+    name = "transformer.h.0.mlp.c_fc.weight"
+    keep = torch.rand(model.get_parameter(name).shape) > 0.5
+    with torch.no_grad():
+        model.get_parameter(name).mul_(keep)
+    folder, arch = tmp_path / "run", tmp_path / "arch"
+    folder.mkdir()
+    save_model(model, str(folder / "model.safetensors"))
+    save_file({name: keep}, str(folder / "masks.safetensors"))
+    (folder / "results.json").write_text("{}")
+    config.save_pretrained(arch)
+    report = export_script.main([str(folder), "--hf-config", str(arch)])
+    reloaded = GPT2LMHeadModel.from_pretrained(report["hf_dir"]).eval()
+    assert torch.equal(reloaded.get_parameter(name), model.get_parameter(name))
+    other = tmp_path / "other"
+    GPT2Config(vocab_size=64, n_positions=32, n_embd=64, n_layer=1, n_head=2).save_pretrained(other)
+    code, err = _export(capsys, folder, "--out", tmp_path / "e2", "--hf-config", other)
+    assert code == 2 and "does not fit --hf-config" in err and not (tmp_path / "e2").exists()

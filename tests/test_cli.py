@@ -30,7 +30,10 @@ def test_cli_run_prints_summary_and_writes_results(tmp_path):
 def test_cli_bad_input_is_one_line_and_nonzero(tmp_path):
     p = _cli(*TINY, "prune_rate=-1", f"hydra.run.dir={tmp_path}/run")
     assert p.returncode == 2
-    assert p.stderr.strip().splitlines() == ["error: prune_rate must be a finite number >= 0, got -1"]
+    assert p.stderr.strip().splitlines() == [
+        "error: prune_rate must be a finite number in [0, 100] (above 100 std no weight of a real tensor survives; "
+        "use target_sparsity for an exact fraction); got -1"
+    ]
     assert not (tmp_path / "run" / "results.json").exists()
 
 

@@ -75,7 +75,7 @@ def test_a_failing_job_does_not_stop_the_sweep(monkeypatch, capsys, tmp_path):
     swp_cli.hydra_app()()  # returns: the failure is recorded, not raised
     failed, good = sweep / "0_swp_1.5", sweep / "1_swp_0.3"
     assert json.loads((failed / "error.json").read_text()) == {
-        "type": "ConfigError", "error": "target_sparsity must be in [0, 1), got 1.5"}
+        "type": "ConfigError", "error": "target_sparsity must be a finite number in [0, 1) or null; got 1.5"}
     assert not (failed / "results.json").exists()
     assert json.loads((good / "results.json").read_text())["target_sparsity"] == 0.3
-    assert "error: target_sparsity must be in [0, 1), got 1.5" in capsys.readouterr().err
+    assert "error: target_sparsity must be a finite number in [0, 1) or null; got 1.5" in capsys.readouterr().err

@@ -7,6 +7,7 @@ plain `Context`, so nothing here asks Hydra anything.
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +28,7 @@ from swp.pruning.nm import nm_label
 from swp.results import assemble, summary_line
 from swp.run import Run
 from swp.training.loop import NonFiniteLossError, Placement
+from swp.validation import validate_config
 
 GROUPS = ("model", "dataset", "pruner", "schedule", "experiment")
 
@@ -56,7 +58,9 @@ class Settings:
 
 
 def check(cfg: DictConfig) -> Settings:
-    """Everything that can be wrong with the input, found before training starts."""
+    """Everything that can be wrong with the input, found before anything is built or written:
+    every value of every group by its schema (`swp.validation`), then the run-level settings."""
+    validate_config(cfg)
     missing = sorted(OmegaConf.missing_keys(cfg))
     if missing:
         raise ConfigError(f"required setting(s) not given: {', '.join(missing)} "
@@ -92,6 +96,14 @@ def _launch(cfg: DictConfig, context: Context, settings: Settings, strategy) -> 
     out_dir = run_folder.choose(cfg.output_dir, cfg.get("resume"), None if (cfg.output_dir or cfg.get("resume"))
                                 else context.default_dir)
     out_dir = Path(dist_env.broadcast_object(str(out_dir)))  # Hydra's timestamped folder may differ per rank
+    # A second run on this folder stops here with one line (rank 0 holds the lock for the job).
+    with run_folder.lock(out_dir) if strategy.is_main else contextlib.nullcontext():
+        dist_env.barrier()  # the others start once rank 0 holds it
+        return _launch_in(out_dir, cfg, context, settings, strategy)
+
+
+def _launch_in(out_dir: Path, cfg: DictConfig, context: Context, settings: Settings, strategy) -> dict:
+    """The run in its (locked) folder: open it, build, run, write."""
     resolved = OmegaConf.to_container(cfg, resolve=True)
     ck = settings.checkpoint
     with dist_env.main_first():
@@ -183,7 +195,7 @@ def _execute(cfg, context: Context, settings: Settings, parts: Parts, out_dir: P
                   prune_rate=settings.prune_rate, target_sparsity=settings.target, seed=cfg.seed, checkpoints=store,
                   # The shared dense cache is one process's (its entries are not gathered yet).
                   dense_cache=None if many else dense_cache(cfg, resolved, parts, settings.device, out_dir),
-                  stop=stop, recorder=parts.recorder, meter=meter)
+                  stop=stop, recorder=parts.recorder, meter=meter, max_sparsity=cfg.max_sparsity)
         if resume is not None:
             run.restore_checkpoint(resume)
         figures, _ = run.execute()

@@ -30,6 +30,7 @@ from swp.infra.rng import capture_rng, restore_rng
 from swp.infra.signals import StopRequest
 from swp.interfaces import Meter, Recorder, Task
 from swp.methods.base import Pruner
+from swp.pruning.guardrails import warn_overpruned
 from swp.pruning.masks import MaskSet
 from swp.results import scalars
 from swp.training.guard import check_sparsity
@@ -91,16 +92,19 @@ class Run:
         stop: set by SIGTERM/SIGINT; the run stops at the next step end with a checkpoint.
         recorder: trajectory recorder (Figs. 1-2), called at every tracking point.
         meter: energy meter told where each stage begins.
+        max_sparsity: a tensor pruned beyond this fraction is warned about (1.0: never).
     """
 
     def __init__(self, *, model: nn.Module, task: Task, pruner: Pruner, schedule: Schedule, where: Placement,
                  prune_rate: float, target_sparsity: float | None, seed: int,
                  checkpoints: CheckpointStore | None = None, dense_cache: DenseCache | None = None,
-                 stop: StopRequest | None = None, recorder: Recorder | None = None, meter: Meter | None = None):
+                 stop: StopRequest | None = None, recorder: Recorder | None = None, meter: Meter | None = None,
+                 max_sparsity: float = 1.0):
         self.model, self.task, self.pruner, self.schedule, self.where = model, task, pruner, schedule, where
         self.target_sparsity, self.seed = target_sparsity, seed
         self.checkpoints, self.dense_cache, self.stop = checkpoints, dense_cache, stop
         self.recorder, self.meter = recorder, meter or NullMeter()
+        self.max_sparsity = max_sparsity
         self.progress = Progress(rate=prune_rate)
         self.masks: MaskSet | None = None
         self.reached: Stage | None = None  # the stage a restored checkpoint holds
@@ -148,6 +152,7 @@ class Run:
                 p.rate = self.pruner.rate_for_sparsity(self.target_sparsity)
             keep, p.thresholds = self.pruner.masks(p.rate)
             self.masks = MaskSet(self.pruner.params, keep)
+            warn_overpruned(self.masks.keep, self.max_sparsity)
             self.masks.apply()  # the dense optimizer is gone; fine-tuning starts a fresh one
             p.mask_sparsity = self.masks.sparsity()
         check_sparsity(self.masks, "after pruning", p.mask_sparsity)

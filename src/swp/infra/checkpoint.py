@@ -29,6 +29,7 @@ from safetensors.torch import load_model, save_model
 from torch import nn
 
 from swp.errors import CheckpointError, RunError
+from swp.infra.io import FREE_DISK, WRITE_ERRORS, write_failure_reason
 from swp.training.stages import Stage
 
 FORMAT = 1
@@ -135,12 +136,13 @@ def write_checkpoint(path: Path, model: nn.Module, state: dict, config: dict, ex
         else:
             os.rename(tmp, path)
         _fsync_dir(path.parent)
-    except OSError as exc:
-        shutil.rmtree(tmp, ignore_errors=True)
-        reason = exc.strerror or str(exc)
+    except WRITE_ERRORS as exc:  # a full disk raises safetensors' and torch's own errors, not OSError
+        shutil.rmtree(tmp, ignore_errors=True)  # the half-written folder must not keep the space
+        reason = write_failure_reason(exc, path.parent)
+        if reason is None:
+            raise
         raise RunError(
-            f"could not write checkpoint {path}: {reason}; free disk space, then re-run the same command "
-            "to resume (earlier checkpoints are kept)"
+            f"could not write checkpoint {path}: {reason}; {FREE_DISK} (earlier checkpoints are kept)"
         ) from exc
     return path
 

@@ -3,18 +3,23 @@ holds (a finished run, a checkpoint to resume from, or nothing)."""
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING, Iterator
 
 import yaml
 
 from swp.errors import CheckpointError, ConfigError
-from swp.infra.checkpoint import Checkpoint, CheckpointStore
+
+if TYPE_CHECKING:  # imported where used: recording a failure must not wait for torch to import
+    from swp.infra.checkpoint import Checkpoint
 
 # Keys that may change between an interrupted run and its resumption without changing results
 # (where it runs and how it reports), so they are not compared.
-RUNTIME_KEYS = ("output_dir", "resume", "threads", "progress", "logger", "checkpoint", "dense_cache")
+RUNTIME_KEYS = ("output_dir", "resume", "threads", "progress", "logger", "checkpoint", "dense_cache", "max_sparsity")
 
 
 def choose(output_dir: str | None, resume: str | None, hydra_dir: str | None) -> Path:
@@ -37,6 +42,56 @@ def check_writable(folder: Path) -> None:
         probe.unlink()
     except OSError as exc:
         raise ConfigError(f"output folder {folder} is not writable ({exc.strerror or exc}); set output_dir to a writable folder") from None
+
+
+LOCK = ".lock"
+
+
+@contextlib.contextmanager
+def lock(folder: Path) -> Iterator[Path]:
+    """Holds an exclusive lock on the run folder for as long as the run uses it.
+
+    An ``fcntl.flock`` on ``<folder>/.lock``: the kernel drops it when the process ends, however
+    it ends (kill -9 included), so a stale lock never blocks a re-run. The file is left in place
+    (removing a lock file while another process waits on it would let two runs in).
+
+    Raises:
+        ConfigError: another process holds the folder (its pid is named), or the folder cannot
+            be created.
+    """
+    folder = Path(folder)
+    check_writable(folder)
+    path = folder / LOCK
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+            raise ConfigError(
+                f"output folder {folder} is in use by another run (pid {holder}); "
+                "wait for it to finish, or use another output_dir"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        yield folder
+    finally:
+        os.close(fd)  # closing the descriptor releases the lock
+
+
+def _locked_by_another(folder: Path) -> bool:
+    """Whether another process holds the folder's lock right now (never waits)."""
+    path = Path(folder) / LOCK
+    if not path.is_file():
+        return False
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        return False
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
 
 
 def differences(saved: dict, current: dict) -> list[str]:
@@ -72,11 +127,32 @@ def finished_results(folder: Path, config: dict) -> dict | None:
     results, saved = folder / "results.json", folder / "config.yaml"
     if not results.is_file():
         return None
-    if saved.is_file():
-        diffs = differences(yaml.safe_load(saved.read_text()) or {}, config)
-        if diffs:
-            raise _mismatch(f"output folder {folder} holds a finished run that", diffs)
-    return json.loads(results.read_text())
+    fix = "use a new output_dir (or restore the file from a backup)"
+    try:
+        finished = json.loads(results.read_text())
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise ConfigError(f"output folder {folder} has a damaged results.json ({_first_line(exc)}); {fix}") from None
+    if not isinstance(finished, dict):
+        raise ConfigError(f"output folder {folder} has a damaged results.json (not a mapping of results); {fix}")
+    if not saved.is_file():  # without it there is no telling which config this run finished
+        raise ConfigError(
+            f"output folder {folder} holds results.json but no config.yaml, "
+            f"so it cannot say which config it finished; {fix}"
+        )
+    try:
+        old = yaml.safe_load(saved.read_text())  # safe_load: reading a run folder never runs code
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise ConfigError(f"output folder {folder} has a damaged config.yaml ({_first_line(exc)}); {fix}") from None
+    if not isinstance(old, dict):
+        raise ConfigError(f"output folder {folder} has a damaged config.yaml (not a mapping of settings); {fix}")
+    diffs = differences(old, config)
+    if diffs:
+        raise _mismatch(f"output folder {folder} holds a finished run that", diffs)
+    return finished
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
 def check_resumable(ckpt: Checkpoint, config: dict) -> None:
@@ -114,6 +190,8 @@ def open_run(folder: Path, config: dict, every: int, keep: int, resume_requested
     finished = finished_results(folder, config)
     if finished is not None:
         return None, None, finished
+    from swp.infra.checkpoint import CheckpointStore
+
     store = CheckpointStore(folder / "checkpoints", every, keep, config, folder / "metrics.jsonl")
     resume = store.latest()
     if resume is not None:
@@ -128,10 +206,15 @@ def record_failure(folder: Path, exc: BaseException) -> None:
     """Leaves error.json (never results.json) in the run folder, so a sweep summary can list the
     failed job and why. A folder holding a finished run is left intact, and a failure to write
     must not hide the original error."""
+    tmp = folder / "error.json.tmp"
     try:
-        if (folder / "results.json").exists():
-            return
+        if (folder / "results.json").exists() or _locked_by_another(folder):
+            return  # a finished run, or one still running there (this failure was being refused it)
         folder.mkdir(parents=True, exist_ok=True)
-        (folder / "error.json").write_text(json.dumps({"type": type(exc).__name__, "error": str(exc)}))
+        # Small and atomic: on a full disk it is written whole (the failed writer has freed its
+        # temporary files first) or not at all, never as an empty file.
+        tmp.write_text(json.dumps({"type": type(exc).__name__, "error": str(exc)}))
+        os.replace(tmp, folder / "error.json")
     except Exception:
-        pass
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
