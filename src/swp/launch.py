@@ -7,6 +7,7 @@ plain `Context`, so nothing here asks Hydra anything.
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,11 +15,14 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from swp.analysis.trajectories import TrajectoryRecorder
+from swp.distributed import env as dist_env
+from swp.distributed.state import AgreedStopRequest, for_ranks
+from swp.distributed.strategy import NoDistributed
 from swp.errors import ConfigError, RunError
 from swp.infra import run_folder, runtime
 from swp.infra.dense_cache import DenseCache, dense_key_material, tracking_spec
 from swp.infra.signals import StopRequest
-from swp.logging.base import JsonlLogger, LoggerGroup
+from swp.logging.base import JsonlLogger, Logger, LoggerGroup
 from swp.logging.resilient import start_backend
 from swp.pruning.nm import nm_label
 from swp.results import assemble, summary_line
@@ -70,37 +74,62 @@ def check(cfg: DictConfig) -> Settings:
 def launch(cfg: DictConfig, context: Context) -> dict:
     """Builds every part from the config, runs the schedule, writes the run folder.
 
+    Under torchrun (`distributed=ddp|fsdp`) every rank runs this; rank 0 alone writes the run
+    folder, metrics and W&B (docs/distributed.md).
+
     Returns the results dict (also written to results.json) so tests and sweepers can use it.
     """
     settings = check(cfg)
+    strategy = build("distributed", cfg.distributed) if cfg.get("distributed") else NoDistributed()
+    settings.device = strategy.setup(settings.device)  # one device per rank
+    try:
+        return _launch(cfg, context, settings, strategy)
+    except Exception as exc:
+        if strategy.world_size > 1 and dist_env.is_collective_failure(exc):
+            raise dist_env.as_rank_failure(exc) from None
+        raise
+    finally:
+        strategy.teardown()
+
+
+def _launch(cfg: DictConfig, context: Context, settings: Settings, strategy) -> dict:
     out_dir = run_folder.choose(cfg.output_dir, cfg.get("resume"), None if (cfg.output_dir or cfg.get("resume"))
                                 else context.default_dir)
-    with run_folder.lock(out_dir):  # a second run on this folder stops here with one line
-        return _launch_in(out_dir, cfg, context, settings)
+    out_dir = Path(dist_env.broadcast_object(str(out_dir)))  # Hydra's timestamped folder may differ per rank
+    # A second run on this folder stops here with one line (rank 0 holds the lock for the job).
+    with run_folder.lock(out_dir) if strategy.is_main else contextlib.nullcontext():
+        dist_env.barrier()  # the others start once rank 0 holds it
+        return _launch_in(out_dir, cfg, context, settings, strategy)
 
 
-def _launch_in(out_dir: Path, cfg: DictConfig, context: Context, settings: Settings) -> dict:
+def _launch_in(out_dir: Path, cfg: DictConfig, context: Context, settings: Settings, strategy) -> dict:
     """The run in its (locked) folder: open it, build, run, write."""
     resolved = OmegaConf.to_container(cfg, resolve=True)
     ck = settings.checkpoint
-    store, resume, finished = run_folder.open_run(out_dir, resolved, ck["every"], ck["keep"], cfg.get("resume"))
+    with dist_env.main_first():
+        store, resume, finished = run_folder.open_run(out_dir, resolved, ck["every"], ck["keep"], cfg.get("resume"))
     if finished is not None:  # e.g. a re-launched sweep: finished jobs are not trained again
-        print(f"already finished with this config: {out_dir / 'results.json'}")
+        if strategy.is_main:
+            print(f"already finished with this config: {out_dir / 'results.json'}")
         return finished
+    store, resume = for_ranks(store, resume)
     runtime.set_threads(cfg.get("threads"))
     runtime.seed_everything(cfg.seed)
-    parts = build_parts(cfg, settings)
-    OmegaConf.save(cfg, out_dir / "config.yaml", resolve=True)
-    run_folder.prepare_metrics(out_dir / "metrics.jsonl", resume)
-    logged_config = resolved | {f"{g}_choice": context.choices.get(g) for g in GROUPS}
-    # W&B trouble must never stop training: a failing backend is dropped, metrics.jsonl goes on.
-    backend = start_backend(lambda: build("logger", cfg.logger)(config=logged_config, out_dir=str(out_dir)), "logger")
-    meter = build("energy", cfg.energy)(out_dir=str(out_dir)) if cfg.get("energy") else None
-    logger = LoggerGroup(JsonlLogger(out_dir / "metrics.jsonl"), backend)
+    parts = build_parts(cfg, settings, strategy)
+    backend = meter = None
+    if strategy.is_main:
+        OmegaConf.save(cfg, out_dir / "config.yaml", resolve=True)
+        run_folder.prepare_metrics(out_dir / "metrics.jsonl", resume)
+        logged_config = resolved | {f"{g}_choice": context.choices.get(g) for g in GROUPS}
+        # W&B trouble must never stop training: a failing backend is dropped, metrics.jsonl goes on.
+        backend = start_backend(lambda: build("logger", cfg.logger)(config=logged_config, out_dir=str(out_dir)),
+                                "logger")
+        meter = build("energy", cfg.energy)(out_dir=str(out_dir)) if cfg.get("energy") else None
+    logger = LoggerGroup(JsonlLogger(out_dir / "metrics.jsonl"), backend) if strategy.is_main else Logger()
     ok = False
     try:
         results = _execute(cfg, context, settings, parts, out_dir, store if ck["enabled"] else None, resume,
-                           logger, meter, resolved)
+                           logger, meter, resolved, strategy)
         ok = True
     except NonFiniteLossError as exc:
         last = store.paths()[-1] if store.paths() else "none"
@@ -114,7 +143,8 @@ def _launch_in(out_dir: Path, cfg: DictConfig, context: Context, settings: Setti
         logger.finish(ok)
     if not ck["keep_after_success"]:
         store.clear()  # the run folder now holds the final weights, masks and importance
-    print(summary_line(results, out_dir))
+    if strategy.is_main:
+        print(summary_line(results, out_dir))
     return results
 
 
@@ -130,27 +160,41 @@ class Parts:
     recorder: TrajectoryRecorder | None
 
 
-def build_parts(cfg: DictConfig, settings: Settings) -> Parts:
-    """Instantiates the groups in a fixed order (the seeded RNG is consumed in this order)."""
-    task = build("dataset", cfg.dataset)
+def build_parts(cfg: DictConfig, settings: Settings, strategy=None) -> Parts:
+    """Instantiates the groups in a fixed order (the seeded RNG is consumed in this order).
+
+    `strategy` (the `distributed` group) splits the task's batch over the ranks and wraps or
+    shards the model before the pruner selects its parameters (FSDP2 replaces them by DTensors).
+    """
+    strategy = strategy or NoDistributed()
+    task = strategy.split(build("dataset", cfg.dataset))
     model = build("model", cfg.model, **task.model_kwargs()).to(settings.device)
+    strategy.wrap(model)
     pruner = build("pruner", cfg.pruner)(model=model)
+    if strategy.world_size > 1:
+        _check_distributable(pruner, strategy)
     pruner.check_target(settings.target)
     schedule, export = build("schedule", cfg.schedule), build("export", cfg.export)
     # A fixed sample of weights recorded at every tracking point (paper Figs. 1-2), any pruner.
     per_tensor = cfg.trajectories.per_tensor
-    recorder = TrajectoryRecorder(pruner.params, per_tensor, cfg.seed) if per_tensor else None
+    # (Off under FSDP2: the recorder indexes whole tensors; docs/distributed.md.)
+    record = per_tensor and not strategy.shards_parameters
+    recorder = TrajectoryRecorder(pruner.params, per_tensor, cfg.seed) if record else None
     return Parts(task, model, pruner, schedule, export, recorder)
 
 
 def _execute(cfg, context: Context, settings: Settings, parts: Parts, out_dir: Path, store, resume, logger, meter,
-             resolved: dict) -> dict:
+             resolved: dict, strategy=None) -> dict:
     """Runs the stages under the stop-signal handlers, then exports and writes the outputs."""
-    where = Placement(settings.device, settings.autocast, logger, _progress_enabled(cfg.progress))
-    with StopRequest() as stop:
+    strategy = strategy or NoDistributed()
+    many = strategy.world_size > 1
+    where = Placement(settings.device, settings.autocast, logger, _progress_enabled(cfg.progress) and strategy.is_main)
+    # Ranks agree on a stop request, so they all stop after the same step with one checkpoint.
+    with AgreedStopRequest() if many else StopRequest() as stop:
         run = Run(model=parts.model, task=parts.task, pruner=parts.pruner, schedule=parts.schedule, where=where,
                   prune_rate=settings.prune_rate, target_sparsity=settings.target, seed=cfg.seed, checkpoints=store,
-                  dense_cache=dense_cache(cfg, resolved, parts, settings.device, out_dir),
+                  # The shared dense cache is one process's (its entries are not gathered yet).
+                  dense_cache=None if many else dense_cache(cfg, resolved, parts, settings.device, out_dir),
                   stop=stop, recorder=parts.recorder, meter=meter, max_sparsity=cfg.max_sparsity)
         if resume is not None:
             run.restore_checkpoint(resume)
@@ -164,9 +208,19 @@ def _execute(cfg, context: Context, settings: Settings, parts: Parts, out_dir: P
     exported = parts.export(model=parts.model, task=task, pruned=parts.pruner.params, out_dir=out_dir,
                             device=settings.device, autocast=settings.autocast)
     results = assemble(identity, figures, headline_metric=task.metrics[0], lower_is_better=task.lower_is_better,
-                       extras=(meter.results() if meter else {}, task.extra_results(), exported))
-    run.write_outputs(out_dir, results, show=cfg.trajectories.show)
+                       extras=(meter.results() if meter else {}, task.extra_results(), exported, strategy.results()))
+    run.write_outputs(out_dir, results, show=cfg.trajectories.show)  # every rank (gathers); rank 0 writes
     return results
+
+
+def _check_distributable(pruner, strategy) -> None:
+    """What the distributed run does not support yet, refused in one line before training."""
+    unsupported = ("calibration" if pruner.calibrates else
+                   "N:M masks" if pruner.nm and strategy.shards_parameters else
+                   "allocation=uniform" if pruner.allocation == "uniform" and strategy.shards_parameters else None)
+    if unsupported:
+        raise ConfigError(f"pruner {type(pruner).__name__} ({unsupported}) is not supported under "
+                          f"distributed={strategy.kind} yet; run it in one process")
 
 
 def dense_cache(cfg: DictConfig, resolved: dict, parts: Parts, device, out_dir: Path) -> DenseCache | None:

@@ -19,6 +19,8 @@ import torch
 from torch import nn
 
 from swp.analysis.trajectory_report import publish_trajectories
+from swp.distributed.env import is_main
+from swp.distributed.state import full_model, full_state, shard_optimizer_state
 from swp.energy.meter import NullMeter
 from swp.errors import CheckpointError
 from swp.infra.checkpoint import Checkpoint, CheckpointStore
@@ -208,15 +210,19 @@ class Run:
             results: the assembled results (also sent to the logger's summary).
             show: weights drawn per trajectory category in Figs. 1-2.
         """
-        save_model_weights(out_dir / "model.safetensors", self.model)
-        if self.masks is not None:
-            save_tensors(out_dir / "masks.safetensors", self.masks.keep)
-        scores = self.pruner.artifacts()
+        # Under FSDP2 every rank gathers its shards (collective); rank 0 alone writes.
+        model, keep = full_model(self.model), full_state(self.masks.keep) if self.masks is not None else None
+        scores = full_state(self.pruner.artifacts())
+        if not is_main():
+            return
+        save_model_weights(out_dir / "model.safetensors", model)
+        if keep is not None:
+            save_tensors(out_dir / "masks.safetensors", keep)
         if scores:
             save_tensors(out_dir / "importance.safetensors", scores)
         if self.recorder is not None:
             publish_trajectories(
-                self.recorder.result(self.masks.keep if self.masks is not None else None), out_dir, self.where.logger,
+                self.recorder.result(keep), out_dir, self.where.logger,
                 show=show, seed=self.seed,
                 title=f"{results.get('pruner') or 'run'}, sparsity {results['sparsity']:.1%}",
             )
@@ -330,7 +336,7 @@ class Run:
         """Steps already done in this phase (0 unless the run resumed inside it)."""
         if self.resumed is None or self.reached != stage:
             return 0
-        optimizer.load_state_dict(self.resumed.state["optimizer"])
+        optimizer.load_state_dict(shard_optimizer_state(optimizer, self.resumed.state["optimizer"]))
         generator.set_state(self.resumed.state["generator"])
         return self.resumed.step
 

@@ -128,6 +128,7 @@ class TrainSchema:
     logger: Any = _f(None, **NESTED)
     export: Any = _f(None, **NESTED)
     energy: Any = _f(None, **NESTED)
+    distributed: Any = _f(None, **NESTED)
 
     def __post_init__(self):
         if self.target_sparsity is not None and self.target_sparsity > self.max_sparsity:
@@ -499,6 +500,21 @@ class CodeCarbonSchema:
             raise _key_err("country_iso_code", "a 3-letter ISO code like USA", self.country_iso_code)
 
 
+@dataclass
+class DDPSchema:
+    backend: str = _f("auto", **one_of("auto", "gloo", "nccl"))
+    timeout_s: float = _f(300.0, **span(0, 86400, lo_open=True))
+    bucket_cap_mb: float = _f(25.0, **span(0, 4096, lo_open=True))
+
+
+@dataclass
+class FSDPSchema:
+    backend: str = _f("auto", **one_of("auto", "gloo", "nccl"))
+    timeout_s: float = _f(300.0, **span(0, 86400, lo_open=True))
+    reshard_after_forward: bool = True
+    units: List[str] = field(default_factory=lambda: ["Block"])
+
+
 SCHEMAS: dict[str, type] = {
     "swp.tasks.char_lm.CharLMTask": CharLMSchema,
     "swp.tasks.token_lm.TokenLMTask": TokenLMSchema,
@@ -527,6 +543,9 @@ SCHEMAS: dict[str, type] = {
     "swp.export.hf_pretrained.export_hf_pretrained": HFExportSchema,
     "swp.energy.meter.NullMeter": EmptySchema,
     "swp.energy.meter.CodeCarbonMeter": CodeCarbonSchema,
+    "swp.distributed.strategy.NoDistributed": EmptySchema,
+    "swp.distributed.strategy.DDP": DDPSchema,
+    "swp.distributed.strategy.FSDP": FSDPSchema,
 }
 
 

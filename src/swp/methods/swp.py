@@ -8,6 +8,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
+from swp.distributed.sharding import distribute_like, from_local_like, local, local_bytes
 from swp.errors import ConfigError
 from swp.methods.base import Pruner
 from swp.methods.calibration import input_norms
@@ -50,6 +51,10 @@ class SWPPruner(Pruner):
             output row, as Wanda does.
         calibration_batches, calibration_seed: the batches `calibrate` sees when
             activation_aware (see `WandaPruner`).
+
+    Under FSDP2 each weight is a DTensor shard and so is its state: the clone is a DTensor with
+    the weight's placements (`zeros_like`), the ring buffer holds this rank's rows only; tracking
+    is elementwise, so it needs no communication and the state per rank falls as 1/N.
     """
 
     tracks = True
@@ -130,12 +135,13 @@ class SWPPruner(Pruner):
             update_clones_([self.clones[n] for n in names], values, self.t)
             return
         size = self.window + 1
-        if not self.ring:
-            self.ring = {n: v.new_zeros((size, *v.shape), dtype=self.state_dtype) for n, v in zip(names, values)}
+        if not self.ring:  # a DTensor ring is [slots, *weight] with the weight's rows split
+            self.ring = {n: from_local_like(local(v).new_zeros((size, *local(v).shape), dtype=self.state_dtype),
+                                            self.params[n], extra_leading=1) for n, v in zip(names, values)}
             self.ring_points = [0] * size
         slot = (self.t - 1) % size
         for n, v in zip(names, values):
-            self.ring[n][slot].copy_(v)
+            local(self.ring[n])[slot].copy_(local(v))
         self.ring_points[slot] = self.t
 
     def importance(self) -> dict[str, torch.Tensor]:
@@ -152,7 +158,8 @@ class SWPPruner(Pruner):
         slots = [i for i, t in enumerate(self.ring_points) if t > 0]
         points = [self.ring_points[i] for i in slots]
         return {
-            n: windowed_importance([buf[i] for i in slots], points).to(self._where(self.params[n]))
+            n: from_local_like(windowed_importance([local(buf)[i] for i in slots], points), self.params[n])
+            .to(self._where(self.params[n]))
             for n, buf in self.ring.items()
         }
 
@@ -176,17 +183,20 @@ class SWPPruner(Pruner):
 
     def state_bytes(self) -> int:
         """Memory of the tracked state: the price of SWP over magnitude pruning."""
-        tensors = list(self.clones.values()) + list(self.ring.values())
-        return sum(t.numel() * t.element_size() for t in tensors)
+        return local_bytes(list(self.clones.values()) + list(self.ring.values()))  # this rank's
 
     def state_dict(self) -> dict:
         return {"t": self.t, "clones": self.clones, "ring": self.ring, "ring_points": list(self.ring_points)}
 
     def load_state_dict(self, state: dict) -> None:
         self.t = int(state["t"])
-        # float32 also for a state saved in 16 bits by an older version (its points stay as saved).
-        self.clones = {n: v.to(self._where(self.params[n]), self.state_dtype) for n, v in state["clones"].items()}
-        self.ring = {n: v.to(self._where(self.params[n]), self.state_dtype) for n, v in state["ring"].items()}
+        # float32 also for a state saved in 16 bits by an older version; full tensors (a gathered
+        # checkpoint) are split like the weights under FSDP2.
+        self.clones = {n: distribute_like(v.to(self._where(self.params[n]), self.state_dtype), self.params[n])
+                       for n, v in state["clones"].items()}
+        self.ring = {n: distribute_like(v.to(self._where(self.params[n]), self.state_dtype), self.params[n],
+                                        extra_leading=1)
+                     for n, v in state["ring"].items()}
         self.ring_points = list(state["ring_points"])
 
 

@@ -3,6 +3,12 @@
 The rule is split into a per-tensor *spread* (the std the threshold is made of) and the score
 compared with it, so one function serves SWP (score = importance), the authors' variant
 (score = current |W|, spread from importance) and magnitude pruning (both from |W|).
+
+Sharded scores (FSDP2 DTensors, see `swp.distributed.sharding`): the only hook is `full(.)`
+where a whole tensor's statistic is taken (std, critical rates; one tensor gathered at a time,
+so the memory is that of the largest tensor) and `count(.)` for zeros; both are no-ops on plain
+tensors. Every rank thus computes bit-identical spreads and rates, the masks equal one
+process's exactly, and `keep_mask` on a DTensor stays local (a mask placed like its weight).
 """
 
 from __future__ import annotations
@@ -12,6 +18,8 @@ import warnings
 
 import torch
 
+from swp.distributed.sharding import count, distribute_like, full
+
 
 def spreads(scores: dict[str, torch.Tensor], scope: str) -> dict[str, float]:
     """std(|score|) per tensor (``layer``) or one std over all tensors together (``global``).
@@ -20,9 +28,9 @@ def spreads(scores: dict[str, torch.Tensor], scope: str) -> dict[str, float]:
     tensor has no spread and gets 0, so it is pruned only when its score is 0.
     """
     if scope == "layer":
-        return {n: _std(s.abs().flatten()) for n, s in scores.items()}
+        return {n: _std(full(s).abs().flatten()) for n, s in scores.items()}
     if scope == "global":
-        everything = torch.cat([s.abs().flatten().float() for s in scores.values()])
+        everything = torch.cat([full(s).abs().flatten().float() for s in scores.values()])
         g = _std(everything)
         return {n: g for n in scores}
     raise ValueError(f"scope must be 'layer' or 'global', got {scope!r}")
@@ -98,7 +106,7 @@ def masks_at_sparsity(
         ties = torch.nonzero(r == kth).flatten()[:need]
         pruned[ties] = True
         need -= ties.numel()
-        keep[name] = ~pruned.view(score.shape)
+        keep[name] = distribute_like(~pruned.view(score.shape), score)  # placed like a sharded score
     return keep, {n: spread[n] * kth for n in scores}, kth
 
 
@@ -219,7 +227,7 @@ def _kth_smallest(rates: _RateSource, k: int, cap: int = 1 << 20, splits: int = 
 
 
 def _critical_rates(score: torch.Tensor, spread: float) -> torch.Tensor:
-    s = score.detach().abs().flatten().double()
+    s = full(score).detach().abs().flatten().double()
     if spread > 0:
         return s / spread
     # No spread: the threshold is 0 whatever the rate, so only exact zeros are ever pruned.
@@ -229,5 +237,5 @@ def _critical_rates(score: torch.Tensor, spread: float) -> torch.Tensor:
 def sparsity(tensors: list[torch.Tensor]) -> float:
     """zeros / elements over the given tensors (0 for an empty list)."""
     total = sum(t.numel() for t in tensors)
-    zeros = sum(int((t == 0).sum()) for t in tensors)
+    zeros = sum(count(t, lambda x: x == 0) for t in tensors)
     return zeros / total if total else 0.0

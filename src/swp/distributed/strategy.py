@@ -1,0 +1,168 @@
+"""The `distributed` config group: how a run spreads over the ranks of a torchrun job.
+
+Each option is one class with the same small interface, so the run never branches on which
+one it has:
+
+- `setup(device)` joins the process group (torchrun's environment) and returns this rank's
+  device (one device per rank);
+- `wrap(model)` wraps (DDP) or shards in place (FSDP2) the model; build the pruner after it
+  (FSDP2 replaces the parameters by DTensors); the run keeps using the bare `model`;
+- `split(task)` makes each rank draw its share of the global batch, and routes the task's
+  training loss through `training_module(model)` (the DDP wrapper), so the run's loop needs no
+  change;
+- `is_main` says whether this rank writes the run folder, metrics and W&B;
+- `results()` is what results.json records (world size, batch per rank, global batch);
+- `teardown()` leaves the process group.
+
+The global batch is the task's `batch_size` whatever the world size: every rank draws the same
+global batch from the same generator and keeps its slice (`RankSlicedTask`), so DDP at N ranks
+trains on exactly the data of one process, a checkpoint does not depend on the world size, and
+sweeps compare like with like.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from swp.distributed import env
+from swp.distributed.data import RankSlicedTask
+from swp.errors import ConfigError
+
+
+class NoDistributed:
+    """One process, today's behaviour (`distributed=none`, the default)."""
+
+    kind = "none"
+    shards_parameters = False
+
+    def __init__(self):
+        self.info = env.RankInfo()
+        self.global_batch: int | None = None
+
+    @property
+    def is_main(self) -> bool:
+        return self.info.is_main
+
+    @property
+    def world_size(self) -> int:
+        return self.info.world_size
+
+    def setup(self, device: torch.device) -> torch.device:
+        if env.launched_info().world_size > 1:
+            raise ConfigError(
+                f"this process is one of {env.launched_info().world_size} (torchrun) but distributed=none; "
+                "add distributed=ddp or distributed=fsdp"
+            )
+        return device
+
+    def wrap(self, model: nn.Module) -> nn.Module:
+        return model
+
+    def training_module(self, model: nn.Module) -> nn.Module:
+        """The module a training forward of `model` must run (the DDP wrapper under DDP)."""
+        return model
+
+    def split(self, task):
+        self.global_batch = getattr(task, "batch_size", None)
+        return task
+
+    def results(self) -> dict:
+        per_rank = None if self.global_batch is None else self.global_batch // self.world_size
+        return {"distributed": self.kind, "world_size": self.world_size,
+                "batch_per_rank": per_rank, "global_batch": self.global_batch}
+
+    def teardown(self) -> None:
+        pass
+
+
+class _ProcessGroupStrategy(NoDistributed):
+    """Shared set-up of DDP and FSDP2: the process group with a collective timeout."""
+
+    def __init__(self, backend: str = "auto", timeout_s: float = 300.0):
+        super().__init__()
+        if not float(timeout_s) > 0:
+            raise ConfigError(f"distributed.timeout_s must be > 0, got {timeout_s!r}")
+        self.backend, self.timeout_s = backend, float(timeout_s)
+
+    def setup(self, device: torch.device) -> torch.device:
+        self.info = env.init_process_group(device, self.backend, self.timeout_s)
+        return env.rank_device(device, self.info)
+
+    def split(self, task):
+        self.global_batch = getattr(task, "batch_size", None)
+        if self.world_size == 1:
+            return task
+        return RankSlicedTask(task, self.info.rank, self.world_size, route=self.training_module)
+
+    def teardown(self) -> None:
+        env.teardown()
+
+
+class DDP(_ProcessGroupStrategy):
+    """Data parallel: every rank holds the whole model; gradients are averaged (all-reduce).
+
+    Args:
+        backend: auto (gloo on CPU, NCCL on CUDA) | gloo | nccl.
+        timeout_s: limit on every collective; a dead rank ends the others after this long.
+        bucket_cap_mb: DDP's gradient bucket size.
+    """
+
+    kind = "ddp"
+
+    def __init__(self, backend: str = "auto", timeout_s: float = 300.0, bucket_cap_mb: float = 25.0):
+        super().__init__(backend, timeout_s)
+        self.bucket_cap_mb = float(bucket_cap_mb)
+
+    def wrap(self, model: nn.Module) -> nn.Module:
+        if self.world_size == 1:
+            return model
+        from torch.nn.parallel import DistributedDataParallel
+
+        ids = [model_device(model).index] if model_device(model).type == "cuda" else None
+        self._wrapped = DistributedDataParallel(model, device_ids=ids, bucket_cap_mb=self.bucket_cap_mb)
+        return self._wrapped
+
+    def training_module(self, model: nn.Module) -> nn.Module:
+        wrapped = getattr(self, "_wrapped", None)
+        return wrapped if wrapped is not None and wrapped.module is model else model
+
+
+class FSDP(_ProcessGroupStrategy):
+    """Fully sharded data parallel (FSDP2, `fully_shard`): parameters, gradients, optimizer
+    state, SWP's tracked state and the masks are split on dim 0 over the ranks.
+
+    Args:
+        backend, timeout_s: as for DDP.
+        reshard_after_forward: free the gathered parameters after each block's forward (less
+            memory, one more all-gather in backward).
+        units: module classes (by name) each sharded as its own unit (one all-gather per
+            block); the root module takes the rest (embeddings, tied head).
+    """
+
+    kind = "fsdp"
+    shards_parameters = True
+
+    def __init__(self, backend: str = "auto", timeout_s: float = 300.0, reshard_after_forward: bool = True,
+                 units: tuple[str, ...] | list[str] = ("Block",)):
+        super().__init__(backend, timeout_s)
+        self.reshard_after_forward = bool(reshard_after_forward)
+        self.units = tuple(units)
+        self.mesh = None
+
+    def wrap(self, model: nn.Module) -> nn.Module:
+        from torch.distributed.device_mesh import init_device_mesh
+        from torch.distributed.fsdp import fully_shard
+
+        dev = model_device(model)
+        self.mesh = init_device_mesh(dev.type, (self.world_size,))
+        for module in list(model.modules()):
+            if module is not model and type(module).__name__ in self.units:
+                fully_shard(module, mesh=self.mesh, reshard_after_forward=self.reshard_after_forward)
+        fully_shard(model, mesh=self.mesh, reshard_after_forward=self.reshard_after_forward)
+        return model
+
+
+def model_device(model: nn.Module) -> torch.device:
+    p = next(model.parameters(), None)
+    return p.device if p is not None else torch.device("cpu")
