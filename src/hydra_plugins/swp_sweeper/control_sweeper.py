@@ -13,8 +13,8 @@ Hydra's basic sweeper, then:
   combination of the other swept keys (seeds, schedules, models), so the summary can draw the
   dense model fine-tuned on the same schedule ("dense + same fine-tune").
 
-The control jobs come after the pruning jobs, so their dense phase is already in the dense
-cache when they start (``none`` tracks nothing and may reuse any entry with its dense key).
+Each control job runs after the second pruning job of its seed, so its dense phase is already in
+the dense cache when it starts (``none`` tracks nothing and may reuse any entry with its dense key).
 """
 
 from __future__ import annotations
@@ -48,7 +48,12 @@ def control_of(job: List[str]) -> List[str]:
 
 def with_control(jobs: List[List[str]], add_control: bool, finetunes) -> List[List[str]]:
     """The jobs with every ``pruner=none`` job deduplicated and, if `add_control`, one control per
-    distinct fine-tuning job; controls last, in order of first appearance.
+    distinct fine-tuning job.
+
+    Each control is placed after the second pruning job of its setting (its seed): late enough
+    that the first one, which trains the seed's dense phase, has published it to the dense cache
+    (with two jobs in parallel and the seeds innermost), early enough that a sweep cut short
+    still has its reference line.
 
     Args:
         jobs: each job's overrides (Hydra's product).
@@ -57,24 +62,29 @@ def with_control(jobs: List[List[str]], add_control: bool, finetunes) -> List[Li
     """
     pruning, controls = [], {}
     for job in jobs:
-        pruner = _value(job, "pruner")
-        if pruner == CONTROL:
+        if _value(job, "pruner") == CONTROL:
             c = control_of(job)
             controls.setdefault(tuple(sorted(c)), c)
         else:
             pruning.append(job)
+    keys = [tuple(sorted(control_of(job))) for job in pruning]
     if add_control:
         checked: dict = {}
-        for job in pruning:
-            c = control_of(job)
-            key = tuple(sorted(c))
-            if key in controls:
-                continue
-            if key not in checked:
-                checked[key] = finetunes(c)
-            if checked[key]:
-                controls[key] = c
-    return pruning + list(controls.values())
+        for job, key in zip(pruning, keys):
+            if key not in controls:
+                if key not in checked:
+                    checked[key] = finetunes(control_of(job))
+                if checked[key]:
+                    controls[key] = control_of(job)
+    after: dict = {}  # pruning job index -> the controls placed after it
+    for key, control in controls.items():
+        where = [i for i, k in enumerate(keys) if k == key]
+        after.setdefault(where[min(1, len(where) - 1)] if where else len(pruning) - 1, []).append(control)
+    out = [c for c in after.get(-1, [])]
+    for i, job in enumerate(pruning):
+        out.append(job)
+        out.extend(after.get(i, []))
+    return out
 
 
 class ControlSweeper(BasicSweeper):
