@@ -176,10 +176,10 @@ def variant_keys(rows: list[dict]) -> list[str]:
     keys = dict.fromkeys(k for _, o in parsed for k in o)
     varying = []
     for k in keys:
-        if k.split(".")[0] in _NOT_A_VARIANT:
+        if k in _NOT_A_VARIANT or k.split(".")[0] == "hydra":
             continue
         among = [o for r, o in parsed if not (k.startswith("pruner.") and r.get("pruner") == CONTROL)]
-        if len({o.get(k) for o in among}) > 1:
+        if len({o[k] for o in among if k in o}) > 1:  # set to different values (not merely absent somewhere)
             varying.append(k)
     return varying
 
