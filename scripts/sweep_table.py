@@ -21,7 +21,14 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from swp.analysis.sweep_summary import (  # noqa: E402
-    BANDS, CONTROL, aggregate, collect, curve_label, headline_metric, lower_is_better, variant_keys,
+    BANDS,
+    CONTROL,
+    aggregate,
+    collect,
+    curve_label,
+    headline_metric,
+    lower_is_better,
+    variant_keys,
 )
 
 # Two-sided 95% quantiles of Student's t by degrees of freedom (no scipy here).

@@ -12,7 +12,13 @@ import pytest
 from conftest import ROOT, TINY
 
 from swp.analysis.sweep_summary import (
-    CONTROL_LABEL, DENSE_LABEL, aggregate, collect, figure_lines, headline_metric, summarize_sweep,
+    CONTROL_LABEL,
+    DENSE_LABEL,
+    aggregate,
+    collect,
+    figure_lines,
+    headline_metric,
+    summarize_sweep,
 )
 from swp.logging.wandb_logger import WandbLogger
 from swp.logging.wandb_records import find_run_files, read_run
