@@ -26,8 +26,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--wandb", action="store_true", help="also log a W&B summary run of the sweep's group")
     parser.add_argument("--project", default="swp", help="W&B project (default: swp)")
     parser.add_argument("--group", default=None, help="W&B group (default: the sweep folder's name, as its jobs)")
-    parser.add_argument("--band", choices=("std", "minmax"), default="std", help="band per pruner: mean ± 1 std (default) or min-max over seeds")
-    parser.add_argument("--log-y", choices=("auto", "on", "off"), default="auto", help="log-scale y axis (auto: for perplexity)")
+    parser.add_argument("--band", choices=("std", "minmax"), default="std",
+                        help="band per pruner: mean ± 1 std (default) or min-max over seeds")
+    parser.add_argument("--log-y", choices=("auto", "on", "off"), default="auto",
+                        help="log-scale y axis (auto: for perplexity)")
     args = parser.parse_args(argv)
     log_y = {"auto": None, "on": True, "off": False}[args.log_y]
     if not args.sweep_dir.is_dir() or not job_folders(args.sweep_dir):

@@ -92,31 +92,38 @@ def paired_differences(rows: list[dict], a: str, b: str, metric: str, stage: str
 
 
 def print_jobs(done: list[dict], m: str) -> None:
-    done = sorted(done, key=lambda r: (r.get("pruner") == CONTROL, r["target_sparsity"] if r.get("target_sparsity") is not None else r["sparsity"],
-                                       str(r["pruner"]), str(r.get("seed"))))
+    def order(r):
+        point = r["target_sparsity"] if r.get("target_sparsity") is not None else r["sparsity"]
+        return r.get("pruner") == CONTROL, point, str(r["pruner"]), str(r.get("seed"))
+
+    done = sorted(done, key=order)
     print(f"| target sparsity | pruner | seed | measured sparsity | dense {m} | pruned {m} | fine-tuned {m} |")
     print("|---|---|---|---|---|---|---|")
     for r in done:
-        print(f"| {r['target_sparsity']} | {r['pruner']} | {r.get('seed')} | {r['sparsity']:.3f} | {r[f'dense_val_{m}']:.4f} | "
+        print(f"| {r['target_sparsity']} | {r['pruner']} | {r.get('seed')} | {r['sparsity']:.3f} | "
+              f"{r[f'dense_val_{m}']:.4f} | "
               f"{r[f'pruned_val_{m}']:.4f} | {r[f'val_{m}']:.4f} |")
 
 
 def print_aggregate(aggs: list[dict], m: str) -> None:
-    print(f"| curve | target | n | sparsity | dense {m} | pruned {m} (mean ± std) | fine-tuned {m} (mean ± std) | fine-tuned min-max |")
+    print(f"| curve | target | n | sparsity | dense {m} | pruned {m} (mean ± std) | fine-tuned {m} (mean ± std) "
+          "| fine-tuned min-max |")
     print("|---|---|---|---|---|---|---|---|")
     for a in aggs:
         def ms(k):
             mean, std = a.get(f"{k}_mean"), a.get(f"{k}_std")
             return f"{mean:.4f}" + (f" ± {std:.4f}" if std is not None else "")
         point = "control" if a["pruner"] == CONTROL else a["point"]
-        print(f"| {a['curve']} | {point} | {a['n']} | {a['sparsity_mean']:.3f} | {ms(f'dense_val_{m}')} | {ms(f'pruned_val_{m}')} | "
+        print(f"| {a['curve']} | {point} | {a['n']} | {a['sparsity_mean']:.3f} | {ms(f'dense_val_{m}')} | "
+              f"{ms(f'pruned_val_{m}')} | "
               f"{ms(f'val_{m}')} | {a[f'val_{m}_min']:.4f}-{a[f'val_{m}_max']:.4f} |")
 
 
 def print_compare(rows: list[dict], a: str, b: str, m: str, stage: str) -> list[dict]:
     diffs = paired_differences(rows, a, b, m, stage)
     better = "lower" if lower_is_better(rows) else "higher"
-    print(f"\n{a} - {b}, {'right after pruning' if stage == 'pruned' else 'after fine-tuning'} ({m}; {better} is better; "
+    when = "right after pruning" if stage == "pruned" else "after fine-tuning"
+    print(f"\n{a} - {b}, {when} ({m}; {better} is better; "
           "paired by seed; 95% t interval)\n")
     print("| target | n | mean diff | std of paired diffs | 95% interval | beyond seed spread | better |")
     print("|---|---|---|---|---|---|---|")
@@ -137,7 +144,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("sweep", type=Path)
     ap.add_argument("--compare", nargs=2, metavar=("A", "B"), action="append", default=[],
                     help="paired difference A - B per point (curve names as in sweep_aggregate.csv); repeatable")
-    ap.add_argument("--stage", choices=("final", "pruned"), default="final", help="compare after fine-tuning (final) or right after pruning")
+    ap.add_argument("--stage", choices=("final", "pruned"), default="final",
+                    help="compare after fine-tuning (final) or right after pruning")
     ap.add_argument("--jobs", action="store_true", help="also print every job")
     ap.add_argument("--figure", type=Path, help="also draw the compression figure (and its .json data) here")
     ap.add_argument("--band", choices=tuple(BANDS), default="std")
@@ -167,7 +175,8 @@ def main(argv: list[str] | None = None) -> int:
         ylabel = _METRIC_NAMES.get(m, f"validation {m}")
         compression_curve(args.figure, lines, ylabel=ylabel, title=f"Compression versus {ylabel}",
                           band_note=BANDS[args.band], log_y=args.log_y)
-        args.figure.with_suffix(".json").write_text(json.dumps({"metric": m, "band": args.band, "lines": lines}, indent=1))
+        data = {"metric": m, "band": args.band, "lines": lines}
+        args.figure.with_suffix(".json").write_text(json.dumps(data, indent=1))
         print(f"\nfigure: {args.figure}")
     return 0
 

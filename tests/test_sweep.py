@@ -64,7 +64,8 @@ def _jobs(*overrides):
             return _compose(*job)
 
     sweeper.hydra_context, sweeper.config = type("Ctx", (), {"config_loader": Loader()})(), cfg
-    parsed = OverridesParser.create().parse_overrides(sweeper._parse_config() + [o for o in overrides if not o.startswith("hydra")])
+    job_overrides = [o for o in overrides if not o.startswith("hydra")]
+    parsed = OverridesParser.create().parse_overrides(sweeper._parse_config() + job_overrides)
     (batch,) = sweeper.split_arguments(parsed, None)
     return batch
 

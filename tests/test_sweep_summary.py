@@ -82,7 +82,8 @@ def _seeded_sweep(path, finetune_steps=50, metric="loss", headline=True):
             final = v if finetune_steps else v + 1
             _job(path, num, _result(pruner, target, final, dense=DENSE[seed], metric=metric, seed=seed,
                                     target_sparsity=target, **extra),
-                 overrides=(f"pruner={pruner}", f"target_sparsity={target}", f"seed={seed}"), finetune_steps=finetune_steps)
+                 overrides=(f"pruner={pruner}", f"target_sparsity={target}", f"seed={seed}"),
+                 finetune_steps=finetune_steps)
             num += 1
     if finetune_steps:
         for seed, v in zip(SEEDS, CONTROL):
@@ -116,7 +117,8 @@ def test_summary_csv_matches_jobs_and_lists_failures(sweep):
 
 def test_curves_are_per_pruner_and_sorted_by_sparsity(sweep):
     rows = collect(sweep)
-    curves = {ln["label"]: (ln["x"], ln["y"]) for ln in figure_lines(aggregate(rows, "loss"), rows, "loss") if ln["kind"] == "curve"}
+    lines = figure_lines(aggregate(rows, "loss"), rows, "loss")
+    curves = {ln["label"]: (ln["x"], ln["y"]) for ln in lines if ln["kind"] == "curve"}
     assert curves == {"swp": ([20.0, 60.0], [1.95, 1.9]), "magnitude": ([20.0, 60.0], [1.99, 2.1])}
 
 
@@ -168,19 +170,22 @@ def test_a_sweep_without_fine_tune_draws_the_dense_line_only(tmp_path):
     assert kinds == ["curve", "curve", "dense"]
 
 
-@pytest.mark.parametrize("metric, figure, log_y", [("loss", "fig3_compression_loss", False), ("ppl", "fig3_compression_ppl", True),
-                                                   ("mae", "fig4_compression_mae", False)])
+@pytest.mark.parametrize("metric, figure, log_y", [
+    ("loss", "fig3_compression_loss", False), ("ppl", "fig3_compression_ppl", True),
+    ("mae", "fig4_compression_mae", False)])
 def test_the_headline_metric_comes_from_results_json(tmp_path, metric, figure, log_y):
     sweep = _seeded_sweep(tmp_path / "s", metric=metric)
     for folder in sweep.iterdir():  # every task also reports a loss: the declared key must win
         r = json.loads((folder / "results.json").read_text())
-        (folder / "results.json").write_text(json.dumps(r | {"val_loss": 9.0, "pruned_val_loss": 9.0, "dense_val_loss": 9.0,
-                                                               "val_mae": 7.0, "dense_val_mae": 7.0, "pruned_val_mae": 7.0}
-                                                        | {k: v for k, v in r.items() if k.endswith(f"val_{metric}")}))
+        others = {f"{stage}val_{m}": 9.0 for stage in ("", "dense_", "pruned_") for m in ("loss", "mae")}
+        own = {k: v for k, v in r.items() if k.endswith(f"val_{metric}")}
+        (folder / "results.json").write_text(json.dumps(r | others | own))
     result = summarize_sweep(sweep)
     assert result["metric"] == metric and result["figure"].endswith(figure + ".png")
     data = json.loads((sweep / f"{figure}.json").read_text())
-    assert data["metric"] == metric and data["log_y"] is log_y and metric in data["ylabel"].lower() or metric == "ppl"
+    assert data["metric"] == metric and data["log_y"] is log_y
+    assert data["ylabel"] == {"loss": "validation loss (nats/char)", "ppl": "validation perplexity",
+                              "mae": "validation MAE ($)"}[metric]
     assert {ln["label"]: ln for ln in data["lines"]}[CONTROL_LABEL]["y"] == pytest.approx(1.85)
     assert summarize_sweep(sweep, log_y=False) and json.loads((sweep / f"{figure}.json").read_text())["log_y"] is False
 
@@ -201,13 +206,15 @@ def test_each_task_declares_its_headline_metric():
 
 def test_variants_of_one_pruner_are_separate_curves(tmp_path):
     sweep = tmp_path / "s"
-    for num, (avg, seed, loss) in enumerate([("magnitude", 1, 2.0), ("magnitude", 2, 2.2), ("signed", 1, 2.4), ("signed", 2, 2.6)]):
+    jobs = [("magnitude", 1, 2.0), ("magnitude", 2, 2.2), ("signed", 1, 2.4), ("signed", 2, 2.6)]
+    for num, (avg, seed, loss) in enumerate(jobs):
         _job(sweep, num, _result("swp", 0.5, loss, seed=seed, target_sparsity=0.5),
              overrides=("pruner=swp", f"pruner.average_of={avg}", f"seed={seed}", "target_sparsity=0.5"))
     _job(sweep, 4, _result("none", 0.0, 1.5, seed=1), overrides=("seed=1", "pruner=none"))
     aggs = {a["curve"]: a for a in aggregate(collect(sweep), "loss")}
     assert set(aggs) == {"swp average_of=magnitude", "swp average_of=signed", "none"}
-    assert aggs["swp average_of=signed"]["val_loss_mean"] == pytest.approx(2.5) and aggs["swp average_of=signed"]["n"] == 2
+    signed = aggs["swp average_of=signed"]
+    assert signed["val_loss_mean"] == pytest.approx(2.5) and signed["n"] == 2
 
 
 def test_sweep_table_compares_two_pruners_paired_by_seed(tmp_path, capsys):
@@ -219,7 +226,8 @@ def test_sweep_table_compares_two_pruners_paired_by_seed(tmp_path, capsys):
         sys.path.pop(0)
     diffs = {d["point"]: d for d in sweep_table.paired_differences(collect(sweep), "swp", "magnitude", "loss")}
     d = [a - b for a, b in zip(FINAL[("swp", 0.9)], FINAL[("magnitude", 0.9)])]  # -0.30, -0.35, -0.35
-    assert diffs[0.9]["n"] == 3 and diffs[0.9]["mean"] == pytest.approx(-1 / 3) and diffs[0.9]["std"] == pytest.approx(_std(d))
+    assert diffs[0.9]["n"] == 3 and diffs[0.9]["mean"] == pytest.approx(-1 / 3)
+    assert diffs[0.9]["std"] == pytest.approx(_std(d))
     half = 4.303 * _std(d) / math.sqrt(3)  # t(2 dof, 97.5%) = 4.303: the interval [-0.405, -0.262] excludes 0
     assert diffs[0.9]["lo"] == pytest.approx(-1 / 3 - half) and diffs[0.9]["hi"] == pytest.approx(-1 / 3 + half)
     assert diffs[0.9]["beyond"] is True
@@ -258,7 +266,8 @@ def test_sweep_run_logs_table_and_curves_to_wandb(sweep):
     points = {(r[1], r[0], r[2]) for r in json.loads(curve_path.read_text())["data"]}
     assert points == {("swp", 20.0, 1.95), ("swp", 60.0, 1.9), ("magnitude", 20.0, 1.99), ("magnitude", 60.0, 2.1)}
     assert list(sweep.glob("wandb/offline-run-*/files/media/table/sweep/compression_loss/band_table_*.table.json"))
-    (ref_path,) = sweep.glob("wandb/offline-run-*/files/media/table/sweep/compression_loss/reference_table_*.table.json")
+    tables = "wandb/offline-run-*/files/media/table/sweep/compression_loss"
+    (ref_path,) = sweep.glob(f"{tables}/reference_table_*.table.json")
     assert {r[1] for r in json.loads(ref_path.read_text())["data"]} == {DENSE_LABEL}  # no control in this sweep
     assert wb.summary["reference/dense_val_loss"] == pytest.approx(2.0)
     assert any(f.startswith("media/images/sweep/fig3_compression_loss") for f in wb.files)
@@ -305,7 +314,8 @@ def test_real_seeded_multirun_gets_the_control_the_aggregate_and_bands(tmp_path)
     the control line."""
     sweep = tmp_path / "sweep"
     cmd = [sys.executable, "train.py", "-m", *TINY, "schedule.train_steps=20", "schedule.finetune_steps=5",
-           "trajectories.per_tensor=0", "energy=none", "dense_cache.enabled=true", f"dense_cache.dir={tmp_path / 'cache'}",
+           "trajectories.per_tensor=0", "energy=none", "dense_cache.enabled=true",
+           f"dense_cache.dir={tmp_path / 'cache'}",
            "pruner=swp,magnitude", "target_sparsity=0.3,0.6", "seed=1,2", f"hydra.sweep.dir={sweep}"]
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]

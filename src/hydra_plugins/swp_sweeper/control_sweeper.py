@@ -42,7 +42,7 @@ def _value(job: List[str], key: str) -> Optional[str]:
 
 def control_of(job: List[str]) -> List[str]:
     """The unpruned control of a job: ``pruner=none``, without compression and pruner options."""
-    kept = [o for o in job if _key(o) not in COMPRESSION_KEYS and not _key(o).startswith("pruner.") and _key(o) != "pruner"]
+    kept = [o for o in job if _key(o) not in COMPRESSION_KEYS + ("pruner",) and not _key(o).startswith("pruner.")]
     return kept + [f"pruner={CONTROL}"]
 
 
@@ -90,7 +90,8 @@ def with_control(jobs: List[List[str]], add_control: bool, finetunes) -> List[Li
 class ControlSweeper(BasicSweeper):
     """BasicSweeper whose job list gets the deduplicated unpruned control (see the module doc)."""
 
-    def __init__(self, max_batch_size: Optional[int] = None, params: Optional[Dict[str, str]] = None, control: bool = True):
+    def __init__(self, max_batch_size: Optional[int] = None, params: Optional[Dict[str, str]] = None,
+                 control: bool = True):
         super().__init__(max_batch_size=max_batch_size, params=params)
         self.control = control
 
@@ -103,7 +104,8 @@ class ControlSweeper(BasicSweeper):
         jobs = with_control(jobs, self.control, self._finetunes)
         n_control = sum(_value(j, "pruner") == CONTROL for j in jobs)
         if n_control:
-            log.info("sweep: %d jobs, %d of them the unpruned control (pruner=none, once per setting)", len(jobs), n_control)
+            log.info("sweep: %d jobs, %d of them the unpruned control (pruner=none, once per setting)",
+                     len(jobs), n_control)
         if max_batch_size is None:
             return [jobs]
         return [jobs[i : i + max_batch_size] for i in range(0, len(jobs), max_batch_size)]

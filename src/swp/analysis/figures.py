@@ -102,7 +102,8 @@ def compression_curve(
     for line in lines:
         if line["kind"] == "before_finetune":
             base = line["label"].removesuffix(", before fine-tune")
-            ax.plot(line["x"], line["y"], marker=".", lw=0.9, ls=":", alpha=0.7, color=colours.get(base), label=line["label"])
+            ax.plot(line["x"], line["y"], marker=".", lw=0.9, ls=":", alpha=0.7, color=colours.get(base),
+                    label=line["label"])
     styles = {"dense": ("0.45", "--"), "control": ("black", "-.")}
     for line in lines:
         if line["kind"] in styles and np.isfinite(line["y"]):

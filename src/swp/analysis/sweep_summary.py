@@ -35,7 +35,8 @@ DENSE_LABEL, CONTROL_LABEL = "dense, before fine-tune", "dense + same fine-tune"
 BANDS = {"std": "band: mean ± 1 std over seeds", "minmax": "band: min-max over seeds"}
 # Overrides that are the sweep's axes or a job's identity, never part of a curve's name.
 _NOT_A_VARIANT = ("target_sparsity", "prune_rate", "seed", "pruner", "hydra", "output_dir", "resume")
-_LEADING = ["job", "status", "pruner", "seed", "prune_rate", "target_sparsity", "prune_rate_used", "sparsity", "sparsity_overall"]
+_LEADING = ["job", "status", "pruner", "seed", "prune_rate", "target_sparsity", "prune_rate_used", "sparsity",
+            "sparsity_overall"]
 _TRAILING = ["error_type", "error", "overrides"]
 _METRIC_NAMES = {"loss": "validation loss (nats/char)", "ppl": "validation perplexity", "mae": "validation MAE ($)"}
 
@@ -222,7 +223,8 @@ def aggregate(rows: list[dict], metric: str) -> list[dict]:
         first = members[0]
         agg = {
             "curve": label, "pruner": first.get("pruner"),
-            "point_of": "target_sparsity" if _finite(first.get("target_sparsity")) else ("prune_rate" if point is not None else ""),
+            "point_of": ("target_sparsity" if _finite(first.get("target_sparsity"))
+                         else "prune_rate" if point is not None else ""),
             "point": point, "n": len(members),
             "seeds": " ".join(str(r.get("seed", "")) for r in members), "metric": metric,
         }
@@ -299,7 +301,8 @@ def figure_lines(aggregates: list[dict], rows: list[dict], metric: str, band: st
     return lines
 
 
-def summarize_sweep(sweep_dir: str | Path, logger: Logger | None = None, band: str = "std", log_y: bool | None = None) -> dict:
+def summarize_sweep(sweep_dir: str | Path, logger: Logger | None = None, band: str = "std",
+                    log_y: bool | None = None) -> dict:
     """Writes sweep_results.csv, sweep_aggregate.csv, the compression figure and its data (.json)
     in `sweep_dir`; logs them if asked.
 
@@ -360,7 +363,8 @@ def _log_summary(logger, rows, cols, aggregates, agg_cols, lines, metric, figure
     refs = [ln for ln in lines if ln["kind"] in ("dense", "control")]
     name = f"sweep/compression_{metric}"
     if curves:
-        logger.log_series(f"{name}/final", [ln["x"] for ln in curves], [ln["y"] for ln in curves], [ln["label"] for ln in curves],
+        logger.log_series(f"{name}/final", [ln["x"] for ln in curves], [ln["y"] for ln in curves],
+                          [ln["label"] for ln in curves],
                           f"validation {metric} vs sparsity % (mean over seeds)", "sparsity %")
         logger.log_series(f"{name}/band", [ln["x"] for ln in curves for _ in (0, 1)],
                           [ln[e] for ln in curves for e in ("lo", "hi")],
@@ -368,11 +372,13 @@ def _log_summary(logger, rows, cols, aggregates, agg_cols, lines, metric, figure
                           f"validation {metric}: band edges over seeds", "sparsity %")
         if refs:
             xs = [min(x for ln in curves for x in ln["x"]), max(x for ln in curves for x in ln["x"])]
-            logger.log_series(f"{name}/reference", xs, [[ln["y"], ln["y"]] for ln in refs], [ln["label"] for ln in refs],
+            logger.log_series(f"{name}/reference", xs, [[ln["y"], ln["y"]] for ln in refs],
+                              [ln["label"] for ln in refs],
                               f"validation {metric}: reference lines", "sparsity %")
     if before:
         logger.log_series(f"{name}/before_finetune", [ln["x"] for ln in before], [ln["y"] for ln in before],
-                          [ln["label"] for ln in before], f"validation {metric} vs sparsity % (before fine-tune)", "sparsity %")
+                          [ln["label"] for ln in before], f"validation {metric} vs sparsity % (before fine-tune)",
+                          "sparsity %")
     if figure is not None:
         logger.log_image(f"sweep/{figure.stem}", str(figure))
     logger.summary({k: v for k, v in summary.items() if k in ("jobs", "ok", "failed")}
@@ -422,7 +428,8 @@ class SweepSummaryCallback(Callback):
 
         sweep_dir = Path(config.hydra.sweep.dir)
         overrides = list(OmegaConf.to_container(config.hydra.overrides.task, resolve=False))
-        factory = instantiate(config.logger, name=f"sweep {sweep_dir.name}", job_type="sweep_summary") if "logger" in config else None
+        factory = (instantiate(config.logger, name=f"sweep {sweep_dir.name}", job_type="sweep_summary")
+                   if "logger" in config else None)
         logger = sweep_logger(factory, sweep_dir, overrides) if factory is not None else None
         ok = False
         try:
