@@ -14,12 +14,8 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import time
 from contextlib import nullcontext
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 import torch  # noqa: E402
 

@@ -1,17 +1,45 @@
-"""Table (markdown) and figure of a compression sweep: loss (or the task's headline metric)
-before pruning, right after it and after fine-tuning, per pruner and sparsity; failed jobs are
-listed with their errors.
+"""Tables of a compression sweep (markdown): every job, the mean / std / n over seeds per pruner
+and sparsity point, and with --compare A B the paired difference between two pruners per point.
 
-    python scripts/sweep_table.py outputs/sweeps/paper_lm [--figure fig3.png]
+    python scripts/sweep_table.py outputs/sweeps/paper_lm [--compare swp magnitude] [--stage final|pruned]
+        [--figure fig3.png] [--band std|minmax]
+
+The metric is the sweep's headline metric (results.json ``headline_metric``: loss, ppl or mae).
+--compare pairs the two pruners' jobs of the same seed at the same point, so the seed's own
+luck (its dense model, its batches) cancels: diff = A - B per seed, then the mean diff, the
+sample std of the paired diffs, n, and a 95% t interval of the mean diff. A difference is
+called "beyond the seed spread" when that interval excludes 0 (|mean| > t * std / sqrt(n)).
 """
 
 from __future__ import annotations
 
 import argparse
-from collections import defaultdict
+import math
+import sys
 from pathlib import Path
 
-from swp.analysis.sweep_summary import collect, headline_metric  # noqa: E402
+from swp.analysis.sweep_summary import (  # noqa: E402
+    BANDS,
+    CONTROL,
+    aggregate,
+    collect,
+    curve_label,
+    headline_metric,
+    lower_is_better,
+    variant_keys,
+)
+
+# Two-sided 95% quantiles of Student's t by degrees of freedom (no scipy here).
+_T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228,
+        12: 2.179, 15: 2.131, 20: 2.086, 30: 2.042}
+
+
+def t95(dof: int) -> float:
+    """The 97.5% quantile of t with `dof` degrees of freedom (table above; 1.96 beyond 30)."""
+    if dof in _T95:
+        return _T95[dof]
+    above = [k for k in _T95 if k > dof]
+    return _T95[min(above)] if above else 1.96
 
 
 def load(sweep: Path) -> tuple[list[dict], list[tuple[str, dict]]]:
@@ -22,45 +50,134 @@ def load(sweep: Path) -> tuple[list[dict], list[tuple[str, dict]]]:
     return done, failed
 
 
-def main() -> None:
+def _fmt(v, digits=4):
+    return "" if v is None else f"{v:.{digits}f}"
+
+
+def paired_differences(rows: list[dict], a: str, b: str, metric: str, stage: str = "final") -> list[dict]:
+    """Per sweep point: curve `a` minus curve `b`, paired by seed (``none``, the control, has one
+    value per seed and is compared at every point).
+
+    Returns rows {point, n, seeds, mean, std, lo, hi, beyond}: the mean of the paired
+    differences, their sample std (None for n = 1), the 95% t interval and whether it excludes 0.
+    """
+    key = f"{'pruned_val_' if stage == 'pruned' else 'val_'}{metric}"
+    keys = variant_keys(rows)
+    values: dict = {}
+    for r in rows:
+        if r.get("status") == "ok" and r.get(key) is not None:
+            if r.get("pruner") == CONTROL:
+                point = None  # the control: one value per seed, compared at every point
+            else:
+                point = r["target_sparsity"] if r.get("target_sparsity") is not None else r.get("prune_rate")
+            values.setdefault((curve_label(r, keys), point), {})[r.get("seed")] = float(r[key])
+    out = []
+    points = sorted({p for (_, p) in values if p is not None})
+    for p in points:
+        va, vb = values.get((a, p)) or values.get((a, None), {}), values.get((b, p)) or values.get((b, None), {})
+        seeds = sorted(set(va) & set(vb), key=str)
+        if not seeds:
+            continue
+        diffs = [va[s] - vb[s] for s in seeds]
+        n = len(diffs)
+        mean = sum(diffs) / n
+        std = math.sqrt(sum((d - mean) ** 2 for d in diffs) / (n - 1)) if n > 1 else None
+        half = t95(n - 1) * std / math.sqrt(n) if std is not None else None
+        out.append({"point": p, "n": n, "seeds": seeds, "mean": mean, "std": std,
+                    "lo": None if half is None else mean - half, "hi": None if half is None else mean + half,
+                    "beyond": None if half is None else abs(mean) > half})
+    return out
+
+
+def print_jobs(done: list[dict], m: str) -> None:
+    def order(r):
+        point = r["target_sparsity"] if r.get("target_sparsity") is not None else r["sparsity"]
+        return r.get("pruner") == CONTROL, point, str(r["pruner"]), str(r.get("seed"))
+
+    done = sorted(done, key=order)
+    print(f"| target sparsity | pruner | seed | measured sparsity | dense {m} | pruned {m} | fine-tuned {m} |")
+    print("|---|---|---|---|---|---|---|")
+    for r in done:
+        print(f"| {r['target_sparsity']} | {r['pruner']} | {r.get('seed')} | {r['sparsity']:.3f} | "
+              f"{r[f'dense_val_{m}']:.4f} | "
+              f"{r[f'pruned_val_{m}']:.4f} | {r[f'val_{m}']:.4f} |")
+
+
+def print_aggregate(aggs: list[dict], m: str) -> None:
+    print(f"| curve | target | n | sparsity | dense {m} | pruned {m} (mean ± std) | fine-tuned {m} (mean ± std) "
+          "| fine-tuned min-max |")
+    print("|---|---|---|---|---|---|---|---|")
+    for a in aggs:
+        def ms(k):
+            mean, std = a.get(f"{k}_mean"), a.get(f"{k}_std")
+            return f"{mean:.4f}" + (f" ± {std:.4f}" if std is not None else "")
+        point = "control" if a["pruner"] == CONTROL else a["point"]
+        print(f"| {a['curve']} | {point} | {a['n']} | {a['sparsity_mean']:.3f} | {ms(f'dense_val_{m}')} | "
+              f"{ms(f'pruned_val_{m}')} | "
+              f"{ms(f'val_{m}')} | {a[f'val_{m}_min']:.4f}-{a[f'val_{m}_max']:.4f} |")
+
+
+def print_compare(rows: list[dict], a: str, b: str, m: str, stage: str) -> list[dict]:
+    diffs = paired_differences(rows, a, b, m, stage)
+    better = "lower" if lower_is_better(rows) else "higher"
+    when = "right after pruning" if stage == "pruned" else "after fine-tuning"
+    print(f"\n{a} - {b}, {when} ({m}; {better} is better; "
+          "paired by seed; 95% t interval)\n")
+    print("| target | n | mean diff | std of paired diffs | 95% interval | beyond seed spread | better |")
+    print("|---|---|---|---|---|---|---|")
+    for d in diffs:
+        winner = ""
+        if d["beyond"]:
+            winner = a if (d["mean"] < 0) == (better == "lower") else b
+        interval = f"[{_fmt(d['lo'])}, {_fmt(d['hi'])}]" if d["lo"] is not None else "n = 1"
+        print(f"| {d['point']} | {d['n']} | {d['mean']:+.4f} | {_fmt(d['std'])} | {interval} | "
+              f"{'' if d['beyond'] is None else ('yes' if d['beyond'] else 'no')} | {winner} |")
+    if not diffs:
+        print(f"(no point has both {a} and {b} with the same seed)")
+    return diffs
+
+
+def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("sweep", type=Path)
-    ap.add_argument("--figure", type=Path)
-    args = ap.parse_args()
+    ap.add_argument("--compare", nargs=2, metavar=("A", "B"), action="append", default=[],
+                    help="paired difference A - B per point (curve names as in sweep_aggregate.csv); repeatable")
+    ap.add_argument("--stage", choices=("final", "pruned"), default="final",
+                    help="compare after fine-tuning (final) or right after pruning")
+    ap.add_argument("--jobs", action="store_true", help="also print every job")
+    ap.add_argument("--figure", type=Path, help="also draw the compression figure (and its .json data) here")
+    ap.add_argument("--band", choices=tuple(BANDS), default="std")
+    ap.add_argument("--log-y", action="store_true", help="log-scale y axis in --figure")
+    args = ap.parse_args(argv)
     done, failed = load(args.sweep)
     if not done:
-        raise SystemExit(f"error: no finished job under {args.sweep}")
+        print(f"error: no finished job under {args.sweep}", file=sys.stderr)
+        return 2
     m = headline_metric(done)
-    done.sort(key=lambda r: (r["target_sparsity"] if r["target_sparsity"] is not None else r["sparsity"], r["pruner"]))
-    print(f"| target sparsity | pruner | measured sparsity | dense {m} | pruned {m} | fine-tuned {m} |")
-    print("|---|---|---|---|---|---|")
-    for r in done:
-        print(f"| {r['target_sparsity']} | {r['pruner']} | {r['sparsity']:.3f} | {r[f'dense_val_{m}']:.4f} | "
-              f"{r[f'pruned_val_{m}']:.4f} | {r[f'val_{m}']:.4f} |")
+    if args.jobs:
+        print_jobs(done, m)
+        print()
+    aggs = aggregate(done, m)
+    print_aggregate(aggs, m)
+    for a, b in args.compare:
+        print_compare(done, a, b, m, args.stage)
     for name, e in failed:
         print(f"\nfailed: {name}: {e['type']}: {e['error']}")
     if args.figure:
-        import matplotlib
+        import json
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        from swp.analysis.figures import compression_curve
+        from swp.analysis.sweep_summary import _METRIC_NAMES, figure_lines
 
-        series = defaultdict(list)
-        for r in done:
-            series[r["pruner"]].append(r)
-        fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
-        for ax, (key, title) in zip(axes, ((f"pruned_val_{m}", "right after pruning"), (f"val_{m}", "after fine-tuning"))):
-            for pruner, rows in sorted(series.items()):
-                ax.plot([100 * r["sparsity"] for r in rows], [r[key] for r in rows], marker="o", label=pruner)
-            ax.axhline(done[0][f"dense_val_{m}"], color="gray", ls="--", lw=1, label="dense")
-            ax.set_xlabel("compression (% of prunable weights)")
-            ax.set_title(title)
-        axes[0].set_ylabel(f"validation {m}")
-        axes[0].legend()
-        fig.tight_layout()
-        fig.savefig(args.figure, dpi=120)
+        lines = figure_lines(aggs, done, m, args.band)
+        ylabel = _METRIC_NAMES.get(m, f"validation {m}")
+        compression_curve(args.figure, lines, ylabel=ylabel, title=f"Compression versus {ylabel}",
+                          band_note=BANDS[args.band], log_y=args.log_y)
+        data = {"metric": m, "band": args.band, "lines": lines}
+        args.figure.with_suffix(".json").write_text(json.dumps(data, indent=1))
         print(f"\nfigure: {args.figure}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

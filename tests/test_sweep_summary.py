@@ -1,19 +1,30 @@
-"""Sweep summaries: CSV and curves from job folders, the W&B table, the real `-m` sweep."""
+"""Sweep summaries: per-job CSV, the per-point aggregate over seeds, Fig. 3/4 with bands and the
+two reference lines, the headline metric per task, the W&B summary run, the paired comparison
+of scripts/sweep_table.py, and a real `-m` sweep with seeds and the automatic control."""
 
 import csv
 import json
+import math
 import subprocess
 import sys
 
 import pytest
 
-from swp.analysis.sweep_summary import curves, summarize_sweep
+from swp.analysis.sweep_summary import (
+    CONTROL_LABEL,
+    DENSE_LABEL,
+    aggregate,
+    collect,
+    figure_lines,
+    headline_metric,
+    summarize_sweep,
+)
 from swp.logging.wandb_logger import WandbLogger
 from swp.logging.wandb_records import find_run_files, read_run
-from swp.testing.tiny import ROOT, TINY
+from swp.testing.tiny import ROOT, TINY, load_script
 
 
-def _job(sweep, num, results=None, error=None, overrides=("x=1",)):
+def _job(sweep, num, results=None, error=None, overrides=("x=1",), finetune_steps=None):
     folder = sweep / str(num)
     (folder / ".hydra").mkdir(parents=True)
     (folder / ".hydra" / "overrides.yaml").write_text("".join(f"- {o}\n" for o in overrides))
@@ -21,16 +32,22 @@ def _job(sweep, num, results=None, error=None, overrides=("x=1",)):
         (folder / "results.json").write_text(json.dumps(results | {"layers": [{"name": "w"}]}))
     if error is not None:
         (folder / "error.json").write_text(json.dumps(error))
+    if finetune_steps is not None:
+        (folder / "config.yaml").write_text(f"schedule:\n  finetune_steps: {finetune_steps}\n")
 
 
-def _result(pruner, sparsity, loss, dense=2.0, metric="loss"):
+def _result(pruner, sparsity, loss, dense=2.0, metric="loss", **extra):
     return {"pruner": pruner, "prune_rate": sparsity * 2, "sparsity": sparsity, f"dense_val_{metric}": dense,
-            f"pruned_val_{metric}": loss + 1, f"val_{metric}": loss}
+            f"pruned_val_{metric}": loss + 1, f"val_{metric}": loss} | extra
 
 
 def _read_csv(path):
     with open(path, newline="") as f:
         return list(csv.DictReader(f))
+
+
+def _lines(sweep, name="fig3_compression_loss.json"):
+    return json.loads((sweep / name).read_text())["lines"]
 
 
 @pytest.fixture
@@ -45,6 +62,41 @@ def sweep(tmp_path):
     _job(s, 10)  # killed: neither file
     _job(s, 4, _result("magnitude", 0.2, 1.99))
     return s
+
+
+# Three seeds x {swp, magnitude} x two target sparsities, and the control once per seed: the
+# values are chosen so that means and sample stds are easy to check by hand.
+SEEDS = (1, 2, 3)
+DENSE = {1: 2.00, 2: 2.10, 3: 2.20}
+FINAL = {("swp", 0.5): (1.90, 2.00, 2.30), ("magnitude", 0.5): (1.95, 2.05, 2.15),
+         ("swp", 0.9): (2.50, 2.60, 2.70), ("magnitude", 0.9): (2.80, 2.95, 3.05)}
+CONTROL = (1.80, 1.85, 1.90)
+
+
+def _seeded_sweep(path, finetune_steps=50, metric="loss", headline=True):
+    path.mkdir(parents=True, exist_ok=True)
+    num = 0
+    extra = {"headline_metric": metric, "lower_is_better": True} if headline else {}
+    for (pruner, target), values in FINAL.items():
+        for seed, v in zip(SEEDS, values):
+            final = v if finetune_steps else v + 1
+            _job(path, num, _result(pruner, target, final, dense=DENSE[seed], metric=metric, seed=seed,
+                                    target_sparsity=target, **extra),
+                 overrides=(f"pruner={pruner}", f"target_sparsity={target}", f"seed={seed}"),
+                 finetune_steps=finetune_steps)
+            num += 1
+    if finetune_steps:
+        for seed, v in zip(SEEDS, CONTROL):
+            r = _result("none", 0.0, v, dense=DENSE[seed], metric=metric, seed=seed, target_sparsity=None, **extra)
+            r[f"pruned_val_{metric}"] = DENSE[seed]
+            _job(path, num, r, overrides=(f"seed={seed}", "pruner=none"), finetune_steps=finetune_steps)
+            num += 1
+    return path
+
+
+def _std(values):
+    m = sum(values) / len(values)
+    return math.sqrt(sum((v - m) ** 2 for v in values) / (len(values) - 1))
 
 
 def test_summary_csv_matches_jobs_and_lists_failures(sweep):
@@ -64,9 +116,125 @@ def test_summary_csv_matches_jobs_and_lists_failures(sweep):
 
 
 def test_curves_are_per_pruner_and_sorted_by_sparsity(sweep):
-    from swp.analysis.sweep_summary import collect
+    rows = collect(sweep)
+    lines = figure_lines(aggregate(rows, "loss"), rows, "loss")
+    curves = {ln["label"]: (ln["x"], ln["y"]) for ln in lines if ln["kind"] == "curve"}
+    assert curves == {"swp": ([20.0, 60.0], [1.95, 1.9]), "magnitude": ([20.0, 60.0], [1.99, 2.1])}
 
-    assert curves(collect(sweep), "loss") == {"swp": ([20.0, 60.0], [1.95, 1.9]), "magnitude": ([20.0, 60.0], [1.99, 2.1])}
+
+def test_aggregate_has_mean_std_n_per_point_and_the_control_row(tmp_path):
+    sweep = _seeded_sweep(tmp_path / "s")
+    result = summarize_sweep(sweep)
+    assert result["aggregate"].endswith("sweep_aggregate.csv") and result["metric"] == "loss"
+    rows = {(r["curve"], r["point"]): r for r in _read_csv(sweep / "sweep_aggregate.csv")}
+    assert set(rows) == {("swp", "0.5"), ("swp", "0.9"), ("magnitude", "0.5"), ("magnitude", "0.9"), ("none", "")}
+    for (pruner, target), values in FINAL.items():
+        r = rows[(pruner, str(target))]
+        assert int(r["n"]) == 3 and r["seeds"] == "1 2 3" and r["point_of"] == "target_sparsity"
+        assert float(r["val_loss_mean"]) == pytest.approx(sum(values) / 3)
+        assert float(r["val_loss_std"]) == pytest.approx(_std(values))
+        assert (float(r["val_loss_min"]), float(r["val_loss_max"])) == (min(values), max(values))
+        assert float(r["sparsity_mean"]) == pytest.approx(target) and float(r["sparsity_std"]) == 0.0
+        assert float(r["dense_val_loss_mean"]) == pytest.approx(2.1)
+    control = rows[("none", "")]
+    assert int(control["n"]) == 3 and float(control["val_loss_mean"]) == pytest.approx(1.85)
+    assert float(control["val_loss_std"]) == pytest.approx(0.05)
+
+
+def test_figure_draws_bands_and_both_reference_lines(tmp_path):
+    sweep = _seeded_sweep(tmp_path / "s")
+    result = summarize_sweep(sweep)
+    assert result["figure"].endswith("fig3_compression_loss.png") and (sweep / "fig3_compression_loss.png").exists()
+    data = json.loads((sweep / "fig3_compression_loss.json").read_text())
+    assert data["band"] == "std" and "std" in data["band_note"] and data["log_y"] is False
+    kinds = [ln["kind"] for ln in data["lines"]]
+    # one mean curve per pruner, its before-fine-tune curve, the dense line and the control line
+    assert sorted(kinds) == sorted(["curve", "curve", "before_finetune", "before_finetune", "dense", "control"])
+    by_label = {ln["label"]: ln for ln in data["lines"]}
+    swp = by_label["swp"]
+    assert swp["x"] == [50.0, 90.0] and swp["n"] == [3, 3]
+    mean, std = sum(FINAL[("swp", 0.9)]) / 3, _std(FINAL[("swp", 0.9)])
+    assert swp["y"][1] == pytest.approx(mean)
+    assert (swp["lo"][1], swp["hi"][1]) == (pytest.approx(mean - std), pytest.approx(mean + std))
+    assert by_label[DENSE_LABEL]["y"] == pytest.approx(2.1) and by_label[DENSE_LABEL]["n"] == 3
+    assert by_label[CONTROL_LABEL]["y"] == pytest.approx(1.85)
+    summarize_sweep(sweep, band="minmax")
+    swp = {ln["label"]: ln for ln in _lines(sweep)}["swp"]
+    assert (swp["lo"][1], swp["hi"][1]) == (2.5, 2.7)
+
+
+def test_a_sweep_without_fine_tune_draws_the_dense_line_only(tmp_path):
+    sweep = _seeded_sweep(tmp_path / "s", finetune_steps=0)
+    summarize_sweep(sweep)
+    kinds = sorted(ln["kind"] for ln in _lines(sweep))
+    assert kinds == ["curve", "curve", "dense"]
+
+
+@pytest.mark.parametrize("metric, figure, log_y", [
+    ("loss", "fig3_compression_loss", False), ("ppl", "fig3_compression_ppl", True),
+    ("mae", "fig4_compression_mae", False)])
+def test_the_headline_metric_comes_from_results_json(tmp_path, metric, figure, log_y):
+    sweep = _seeded_sweep(tmp_path / "s", metric=metric)
+    for folder in sweep.iterdir():  # every task also reports a loss: the declared key must win
+        r = json.loads((folder / "results.json").read_text())
+        others = {f"{stage}val_{m}": 9.0 for stage in ("", "dense_", "pruned_") for m in ("loss", "mae")}
+        own = {k: v for k, v in r.items() if k.endswith(f"val_{metric}")}
+        (folder / "results.json").write_text(json.dumps(r | others | own))
+    result = summarize_sweep(sweep)
+    assert result["metric"] == metric and result["figure"].endswith(figure + ".png")
+    data = json.loads((sweep / f"{figure}.json").read_text())
+    assert data["metric"] == metric and data["log_y"] is log_y
+    assert data["ylabel"] == {"loss": "validation loss (nats/char)", "ppl": "validation perplexity",
+                              "mae": "validation MAE ($)"}[metric]
+    assert {ln["label"]: ln for ln in data["lines"]}[CONTROL_LABEL]["y"] == pytest.approx(1.85)
+    assert summarize_sweep(sweep, log_y=False) and json.loads((sweep / f"{figure}.json").read_text())["log_y"] is False
+
+
+def test_without_the_headline_key_the_metric_is_guessed_as_before(tmp_path):
+    sweep = _seeded_sweep(tmp_path / "s", metric="mae", headline=False)
+    assert headline_metric(collect(sweep)) == "mae"
+
+
+def test_each_task_declares_its_headline_metric():
+    from swp.tasks.char_lm import CharLMTask
+    from swp.tasks.price import PriceTask
+    from swp.tasks.token_lm import TokenLMTask
+
+    assert [t.metrics[0] for t in (CharLMTask, TokenLMTask, PriceTask)] == ["loss", "ppl", "mae"]
+    assert all(t.lower_is_better for t in (CharLMTask, TokenLMTask, PriceTask))
+
+
+def test_variants_of_one_pruner_are_separate_curves(tmp_path):
+    sweep = tmp_path / "s"
+    jobs = [("magnitude", 1, 2.0), ("magnitude", 2, 2.2), ("signed", 1, 2.4), ("signed", 2, 2.6)]
+    for num, (avg, seed, loss) in enumerate(jobs):
+        _job(sweep, num, _result("swp", 0.5, loss, seed=seed, target_sparsity=0.5),
+             overrides=("pruner=swp", f"pruner.average_of={avg}", f"seed={seed}", "target_sparsity=0.5"))
+    _job(sweep, 4, _result("none", 0.0, 1.5, seed=1), overrides=("seed=1", "pruner=none"))
+    aggs = {a["curve"]: a for a in aggregate(collect(sweep), "loss")}
+    assert set(aggs) == {"swp average_of=magnitude", "swp average_of=signed", "none"}
+    signed = aggs["swp average_of=signed"]
+    assert signed["val_loss_mean"] == pytest.approx(2.5) and signed["n"] == 2
+
+
+def test_sweep_table_compares_two_pruners_paired_by_seed(tmp_path, capsys):
+    sweep = _seeded_sweep(tmp_path / "s")
+    sweep_table = load_script("sweep_table")
+    diffs = {d["point"]: d for d in sweep_table.paired_differences(collect(sweep), "swp", "magnitude", "loss")}
+    d = [a - b for a, b in zip(FINAL[("swp", 0.9)], FINAL[("magnitude", 0.9)])]  # -0.30, -0.35, -0.35
+    assert diffs[0.9]["n"] == 3 and diffs[0.9]["mean"] == pytest.approx(-1 / 3)
+    assert diffs[0.9]["std"] == pytest.approx(_std(d))
+    half = 4.303 * _std(d) / math.sqrt(3)  # t(2 dof, 97.5%) = 4.303: the interval [-0.405, -0.262] excludes 0
+    assert diffs[0.9]["lo"] == pytest.approx(-1 / 3 - half) and diffs[0.9]["hi"] == pytest.approx(-1 / 3 + half)
+    assert diffs[0.9]["beyond"] is True
+    assert diffs[0.5]["mean"] == pytest.approx((-0.05 - 0.05 + 0.15) / 3) and diffs[0.5]["beyond"] is False
+    vs_control = sweep_table.paired_differences(collect(sweep), "swp", "none", "loss")
+    assert [v["mean"] for v in vs_control] == [pytest.approx(sum(FINAL[("swp", 0.5)]) / 3 - 1.85),
+                                                pytest.approx(sum(FINAL[("swp", 0.9)]) / 3 - 1.85)]
+    assert sweep_table.main([str(sweep), "--compare", "swp", "magnitude", "--figure", str(tmp_path / "f.png")]) == 0
+    out = capsys.readouterr().out
+    assert "swp - magnitude" in out and "| 0.9 | 3 | -0.3333 |" in out and "| none | control | 3 |" in out
+    assert len(json.loads((tmp_path / "f.json").read_text())["lines"]) == 6
 
 
 def test_price_sweep_gets_the_mae_figure(tmp_path):
@@ -88,18 +256,21 @@ def test_sweep_run_logs_table_and_curves_to_wandb(sweep):
     rows = _read_csv(sweep / "sweep_results.csv")
     assert table["columns"] == list(rows[0])
     assert [[("" if v is None else str(v)) for v in r] for r in table["data"]] == [list(r.values()) for r in rows]
+    (agg_path,) = sweep.glob("wandb/offline-run-*/files/media/table/sweep/aggregate_*.table.json")
+    assert len(json.loads(agg_path.read_text())["data"]) == len(_read_csv(sweep / "sweep_aggregate.csv")) == 4
     (curve_path,) = sweep.glob("wandb/offline-run-*/files/media/table/sweep/compression_loss/final_table_*.table.json")
     points = {(r[1], r[0], r[2]) for r in json.loads(curve_path.read_text())["data"]}
     assert points == {("swp", 20.0, 1.95), ("swp", 60.0, 1.9), ("magnitude", 20.0, 1.99), ("magnitude", 60.0, 2.1)}
+    assert list(sweep.glob("wandb/offline-run-*/files/media/table/sweep/compression_loss/band_table_*.table.json"))
+    tables = "wandb/offline-run-*/files/media/table/sweep/compression_loss"
+    (ref_path,) = sweep.glob(f"{tables}/reference_table_*.table.json")
+    assert {r[1] for r in json.loads(ref_path.read_text())["data"]} == {DENSE_LABEL}  # no control in this sweep
+    assert wb.summary["reference/dense_val_loss"] == pytest.approx(2.0)
     assert any(f.startswith("media/images/sweep/fig3_compression_loss") for f in wb.files)
 
 
 def test_plot_sweep_script_rebuilds_from_disk(sweep, capsys):
-    sys.path.insert(0, str(ROOT / "scripts"))
-    try:
-        import plot_sweep
-    finally:
-        sys.path.pop(0)
+    plot_sweep = load_script("plot_sweep")
     assert plot_sweep.main([str(sweep)]) == 0
     assert "4/6 jobs ok" in capsys.readouterr().out
     assert len(_read_csv(sweep / "sweep_results.csv")) == 6 and (sweep / "fig3_compression_loss.png").exists()
@@ -108,10 +279,12 @@ def test_plot_sweep_script_rebuilds_from_disk(sweep, capsys):
 
 @pytest.mark.slow
 def test_real_multirun_writes_the_sweep_summary(tmp_path):
-    """`python train.py -m ...`: three jobs, then sweep_results.csv and Fig. 3 in the sweep folder."""
+    """`python train.py -m ...`: three jobs, then sweep_results.csv and Fig. 3 in the sweep folder
+    (the automatic control turned off: hydra.sweeper.control=false)."""
     sweep = tmp_path / "sweep"
     cmd = [sys.executable, "train.py", "-m", *TINY, "schedule.train_steps=30", "schedule.finetune_steps=10",
-           "trajectories.per_tensor=4", "pruner=swp", "prune_rate=0.3,0.6,1.2", f"hydra.sweep.dir={sweep}"]
+           "trajectories.per_tensor=4", "pruner=swp", "prune_rate=0.3,0.6,1.2", f"hydra.sweep.dir={sweep}",
+           "hydra.sweeper.control=false"]
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "sweep summary: 3/3 jobs ok" in proc.stdout
@@ -123,3 +296,31 @@ def test_real_multirun_writes_the_sweep_summary(tmp_path):
         assert (sweep / r["job"] / "fig1_trajectories.png").exists()
     assert float(rows[0]["sparsity"]) < float(rows[1]["sparsity"]) < float(rows[2]["sparsity"])
     assert (sweep / "fig3_compression_loss.png").read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.slow
+def test_real_seeded_multirun_gets_the_control_the_aggregate_and_bands(tmp_path):
+    """`python train.py -m pruner=swp,magnitude target_sparsity=0.3,0.6 seed=1,2`: 8 pruning jobs and
+    the control once per seed (2, not 4: ``none`` ignores the sparsity), the aggregate CSV with
+    n = 2 per point, and Fig. 3 whose data hold 2 curves, 2 before-fine-tune curves, the dense and
+    the control line."""
+    sweep = tmp_path / "sweep"
+    cmd = [sys.executable, "train.py", "-m", *TINY, "schedule.train_steps=20", "schedule.finetune_steps=5",
+           "trajectories.per_tensor=0", "energy=none", "dense_cache.enabled=true",
+           f"dense_cache.dir={tmp_path / 'cache'}",
+           "pruner=swp,magnitude", "target_sparsity=0.3,0.6", "seed=1,2", f"hydra.sweep.dir={sweep}"]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "sweep summary: 10/10 jobs ok" in proc.stdout
+    rows = _read_csv(sweep / "sweep_results.csv")
+    controls = [r for r in rows if r["pruner"] == "none"]
+    assert sorted(r["seed"] for r in controls) == ["1", "2"] and all(r["target_sparsity"] == "" for r in controls)
+    assert all(r["dense_cache"] == "hit" for r in controls)  # the control reuses its seed's dense phase
+    agg = {(r["curve"], r["point"]): r for r in _read_csv(sweep / "sweep_aggregate.csv")}
+    assert set(agg) == {("swp", "0.3"), ("swp", "0.6"), ("magnitude", "0.3"), ("magnitude", "0.6"), ("none", "")}
+    assert all(r["n"] == "2" and r["seeds"] == "1 2" and r["val_loss_std"] != "" for r in agg.values())
+    assert (sweep / "fig3_compression_loss.png").read_bytes()[:4] == b"\x89PNG"
+    lines = _lines(sweep)
+    assert len(lines) == 6 and sorted(ln["kind"] for ln in lines) == sorted(
+        ["curve", "curve", "before_finetune", "before_finetune", "dense", "control"])
+    assert all(lo < hi for ln in lines if ln["kind"] == "curve" for lo, hi in zip(ln["lo"], ln["hi"]))

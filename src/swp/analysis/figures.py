@@ -71,34 +71,51 @@ def trajectory_panels(
 
 def compression_curve(
     path: str | Path,
-    curves: dict[str, tuple[Sequence[float], Sequence[float]]],
-    metric: str,
-    dense: float | None = None,
-    before_finetune: dict[str, tuple[Sequence[float], Sequence[float]]] | None = None,
+    lines: Sequence[dict],
+    ylabel: str,
     title: str = "",
+    band_note: str = "",
+    log_y: bool = False,
 ) -> Path:
-    """Final validation `metric` versus sparsity (%), one line per pruner (Figs. 3-4).
+    """Validation metric versus sparsity (%) (Figs. 3-4) from the lines of
+    `swp.analysis.sweep_summary.figure_lines`, each a dict with ``label`` and ``kind``:
+
+    - ``curve``: ``x``, ``y`` (means over seeds) and ``lo``, ``hi`` (the band), one colour each;
+    - ``before_finetune``: ``x``, ``y``, drawn thin and dotted in its pruner's colour;
+    - ``dense`` and ``control``: a horizontal reference line at ``y`` with a light ``lo``-``hi`` band.
 
     Args:
-        curves: pruner -> (sparsity %, final metric), sorted by sparsity.
-        metric: the y-axis name (``loss`` or ``mae``).
-        dense: the dense model's metric, drawn as a horizontal reference line.
-        before_finetune: pruner -> (sparsity %, metric right after pruning), drawn thin and
-            dotted in the same colour, when the schedule fine-tuned.
+        ylabel: the y axis' name (the task's headline metric).
+        band_note: what the bands are (e.g. "band: mean ± 1 std over seeds"), the legend's title.
+        log_y: log-scale y axis (perplexity).
     """
-    fig = _figure(6.0, 4.2)
+    fig = _figure(6.4, 4.4)
     ax = fig.subplots()
     colours = {}
-    for name, (xs, ys) in curves.items():
-        (line,) = ax.plot(xs, ys, marker="o", lw=1.6, label=f"{name}")
-        colours[name] = line.get_color()
-    for name, (xs, ys) in (before_finetune or {}).items():
-        ax.plot(xs, ys, marker=".", lw=0.9, ls=":", alpha=0.7, color=colours.get(name), label=f"{name}, before fine-tune")
-    if dense is not None and np.isfinite(dense):
-        ax.axhline(dense, color="0.3", ls="--", lw=1.0, label=f"dense ({dense:.4g})")
+    for line in lines:
+        if line["kind"] != "curve":
+            continue
+        (drawn,) = ax.plot(line["x"], line["y"], marker="o", lw=1.6, label=line["label"])
+        colours[line["label"]] = drawn.get_color()
+        if any(lo != hi for lo, hi in zip(line["lo"], line["hi"])):
+            ax.fill_between(line["x"], line["lo"], line["hi"], color=drawn.get_color(), alpha=0.2, lw=0)
+    for line in lines:
+        if line["kind"] == "before_finetune":
+            base = line["label"].removesuffix(", before fine-tune")
+            ax.plot(line["x"], line["y"], marker=".", lw=0.9, ls=":", alpha=0.7, color=colours.get(base),
+                    label=line["label"])
+    styles = {"dense": ("0.45", "--"), "control": ("black", "-.")}
+    for line in lines:
+        if line["kind"] in styles and np.isfinite(line["y"]):
+            colour, ls = styles[line["kind"]]
+            ax.axhline(line["y"], color=colour, ls=ls, lw=1.1, label=f"{line['label']} ({line['y']:.4g})")
+            if line.get("lo") is not None and line["lo"] != line["hi"]:
+                ax.axhspan(line["lo"], line["hi"], color=colour, alpha=0.08, lw=0)
+    if log_y:
+        ax.set_yscale("log")
     ax.set_xlabel("sparsity of the pruned tensors (%)")
-    ax.set_ylabel(f"validation {metric}")
-    ax.set_title(title or f"Compression versus validation {metric}", fontsize=11)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title or f"Compression versus {ylabel}", fontsize=10)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=7, title=band_note or None, title_fontsize=7)
     return _save(fig, path)

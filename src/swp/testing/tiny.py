@@ -24,3 +24,13 @@ TINY = [
 def compose_cfg(overrides: list[str], out_dir: Path):
     """The real conf/train.yaml with overrides, as Hydra composes it for `python train.py`."""
     return compose_run_config(overrides, out_dir, CONF)
+
+
+def load_script(name: str):
+    """Imports `scripts/<name>.py` as a module (tests call its functions), without sys.path edits."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(f"swp_script_{name}", ROOT / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

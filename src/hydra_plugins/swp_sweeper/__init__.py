@@ -1,0 +1,1 @@
+"""Hydra sweeper plugin of the swp project (Hydra finds sweepers only under ``hydra_plugins``)."""
