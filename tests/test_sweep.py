@@ -131,10 +131,14 @@ def test_a_failing_job_does_not_stop_the_sweep(monkeypatch, capsys, tmp_path):
         f"dense_cache.dir={tmp_path / 'cache'}", "dense_cache.enabled=true", "pruner=swp", "target_sparsity=1.5,0.3",
         "seed=1", "hydra.sweeper.control=false",
     ])
-    swp_cli.hydra_app()()  # returns: the failure is recorded, not raised
+    with pytest.raises(SystemExit) as ended:  # every job runs; then the sweep exits 1 and names the failure
+        swp_cli.hydra_app()()
+    assert ended.value.code == 1
     failed, good = sweep / "0_swp_1.5_s1", sweep / "1_swp_0.3_s1"
     assert json.loads((failed / "error.json").read_text()) == {
         "type": "ConfigError", "error": "target_sparsity must be a finite number in [0, 1) or null; got 1.5"}
     assert not (failed / "results.json").exists()
     assert json.loads((good / "results.json").read_text())["target_sparsity"] == 0.3
-    assert "error: target_sparsity must be a finite number in [0, 1) or null; got 1.5" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "error: target_sparsity must be a finite number in [0, 1) or null; got 1.5" in err
+    assert "sweep: 1 job(s) failed: 0_swp_1.5_s1 (see their error.json)" in err

@@ -18,6 +18,7 @@ import json
 import logging
 import math
 import os
+import sys
 from collections import Counter
 from pathlib import Path
 
@@ -411,12 +412,16 @@ class SweepSummaryCallback(Callback):
 
     def __init__(self, band: str = "std", log_y: bool | None = None):
         self.band, self.log_y = band, log_y
+        self.failed: list[str] = []  # job folders of this launch that left no results.json
 
     def on_job_end(self, config, job_return, **kwargs) -> None:
         from hydra.types import RunMode
 
         if config.hydra.mode != RunMode.MULTIRUN:
             return
+        job_dir = Path(config.hydra.runtime.output_dir)
+        if not (job_dir / "results.json").is_file():
+            self.failed.append(job_dir.name)
         try:
             summarize_sweep(config.hydra.sweep.dir, band=self.band, log_y=self.log_y)
         except Exception as exc:  # the summary must never fail the job it follows
@@ -441,3 +446,7 @@ class SweepSummaryCallback(Callback):
         finally:
             if logger is not None:
                 logger.finish(ok)
+        if self.failed:  # the other jobs ran; a cluster script or CI must still notice
+            print(f"sweep: {len(self.failed)} job(s) failed: {', '.join(self.failed)} (see their error.json)",
+                  file=sys.stderr)
+            sys.exit(1)
