@@ -72,7 +72,8 @@ def main() -> None:
         f"on {os.cpu_count()} cores"
     )
     print(
-        f"val MAE (USD): dense {r['dense_val_mae']:.0f} | pruned {r['pruned_val_mae']:.0f} | final {r['val_mae']:.0f} | "
+        f"val MAE (USD): dense {r['dense_val_mae']:.0f} | pruned {r['pruned_val_mae']:.0f} | "
+        f"final {r['val_mae']:.0f} | "
         f"mean baseline {r['baseline_val_mae']:.0f}"
     )
     print(

@@ -70,13 +70,15 @@ def main() -> None:
             losses[arm] = results["val_loss"]
             status = results["dense_cache"]
         print(
-            f"{s:>8} | {times['without']:>10.1f} | {times['with']:>8.1f} | {status:>5} | {losses['with'] == losses['without']}",
+            f"{s:>8} | {times['without']:>10.1f} | {times['with']:>8.1f} | {status:>5} | "
+            f"{losses['with'] == losses['without']}",
             flush=True,
         )
     ratio = seconds["with"] / seconds["without"]
     print(
         f"\n5-point sweep, {args.train_steps} dense + {args.finetune_steps} fine-tune steps per point: "
-        f"without cache {seconds['without']:.1f} s, with cache {seconds['with']:.1f} s, ratio {ratio:.3f} (target <= 0.35); "
+        f"without cache {seconds['without']:.1f} s, with cache {seconds['with']:.1f} s, "
+        f"ratio {ratio:.3f} (target <= 0.35); "
         f"CPU time {cpu['without']:.1f} s vs {cpu['with']:.1f} s, ratio {cpu['with'] / cpu['without']:.3f}"
     )
 

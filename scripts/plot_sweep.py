@@ -39,7 +39,13 @@ def main(argv: list[str] | None = None) -> int:
 
         from swp.logging.wandb_logger import WandbLogger
 
-        factory = partial(WandbLogger, project=args.project, group=args.group, name=f"sweep {args.sweep_dir.name}", job_type="sweep_summary")
+        factory = partial(
+            WandbLogger,
+            project=args.project,
+            group=args.group,
+            name=f"sweep {args.sweep_dir.name}",
+            job_type="sweep_summary",
+        )
         logger = sweep_logger(factory, args.sweep_dir, overrides=[])
     ok = False
     try:
@@ -48,7 +54,10 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if logger is not None:
             logger.finish(ok)
-    print(f"{result['ok']}/{result['jobs']} jobs ok -> {result['csv']}" + (f", {result['figure']}" if result["figure"] else " (no successful job to plot)"))
+    print(
+        f"{result['ok']}/{result['jobs']} jobs ok -> {result['csv']}"
+        + (f", {result['figure']}" if result["figure"] else " (no successful job to plot)")
+    )
     return 0
 
 

@@ -23,7 +23,15 @@ SHORT = ["schedule.train_steps=30", "schedule.finetune_steps=10", "dataset.eval_
 def cli(monkeypatch, capsys, out, *overrides, hydra_dir=None):
     """Runs `python train.py <tiny> <overrides>`; returns (exit status, stderr)."""
     hydra_dir = hydra_dir or out.parent / "hydra"
-    argv = ["train.py", f"--config-path={CONF}", *TINY, *SHORT, f"output_dir={out}", f"hydra.run.dir={hydra_dir}", *overrides]
+    argv = [
+        "train.py",
+        f"--config-path={CONF}",
+        *TINY,
+        *SHORT,
+        f"output_dir={out}",
+        f"hydra.run.dir={hydra_dir}",
+        *overrides,
+    ]
     monkeypatch.setattr(sys, "argv", argv)
     try:
         swp_cli.hydra_app()()
@@ -116,8 +124,15 @@ def test_local_text_files_train(tiny_cfg, tmp_path):
 def test_hf_datasets_source_reads_local_files_offline(tiny_cfg, tmp_path):
     corpus = tmp_path / "lines.txt"
     corpus.write_text("\n".join(f"line {i}: all the world's a stage." for i in range(2000)))
-    r = swp_cli.run(tiny_cfg("dataset=hf_chars", "dataset.text.name=text", "dataset.text.config=null",
-                           f"dataset.text.data_files=[{corpus}]", "schedule.train_steps=10"))
+    r = swp_cli.run(
+        tiny_cfg(
+            "dataset=hf_chars",
+            "dataset.text.name=text",
+            "dataset.text.config=null",
+            f"dataset.text.data_files=[{corpus}]",
+            "schedule.train_steps=10",
+        )
+    )
     assert r["dataset"] == "hf_chars" and r["val_loss"] > 0
 
 
@@ -158,7 +173,10 @@ def test_resume_with_a_different_model_shape(monkeypatch, capsys, interrupted):
 
 def test_resume_with_another_pruner(monkeypatch, capsys, interrupted):
     code, err = cli(monkeypatch, capsys, interrupted, "pruner=magnitude")
-    assert code == 2 and "pruner._target_: swp.methods.swp.SWPPruner -> swp.methods.simple.MagnitudePruner" in _one_line_error(err)
+    assert (
+        code == 2
+        and "pruner._target_: swp.methods.swp.SWPPruner -> swp.methods.simple.MagnitudePruner" in _one_line_error(err)
+    )
 
 
 @pytest.mark.parametrize("damage", ["corrupt", "truncated", "incomplete"])
@@ -216,7 +234,10 @@ def test_finished_folder_with_another_config(monkeypatch, capsys, tmp_path):
     assert cli(monkeypatch, capsys, tmp_path / "run", "schedule.finetune_steps=0")[0] == 0
     before = (tmp_path / "run" / "results.json").read_text()
     code, err = cli(monkeypatch, capsys, tmp_path / "run", "schedule.finetune_steps=0", "seed=1")
-    assert code == 2 and "holds a finished run that was made with a different config (seed: 1337 -> 1)" in _one_line_error(err)
+    assert (
+        code == 2
+        and "holds a finished run that was made with a different config (seed: 1337 -> 1)" in _one_line_error(err)
+    )
     assert (tmp_path / "run" / "results.json").read_text() == before and not (tmp_path / "run" / "error.json").exists()
     # The same command again is answered from the finished run, without training.
     code, err = cli(monkeypatch, capsys, tmp_path / "run", "schedule.finetune_steps=0")
@@ -243,8 +264,13 @@ class ExplodingLogger(Logger):
 
 @pytest.mark.parametrize("fail_at_start", [False, True])
 def test_logger_failure_never_stops_training(monkeypatch, capsys, tmp_path, fail_at_start):
-    code, err = cli(monkeypatch, capsys, tmp_path / "run", f"+logger.fail_at_start={fail_at_start}",
-                    f"logger._target_={__name__}.ExplodingLogger")
+    code, err = cli(
+        monkeypatch,
+        capsys,
+        tmp_path / "run",
+        f"+logger.fail_at_start={fail_at_start}",
+        f"logger._target_={__name__}.ExplodingLogger",
+    )
     assert code == 0 and "warning: logger" in err
     assert ("could not start" in err) if fail_at_start else ("failed in log()" in err)
     steps = [json.loads(ln).get("step") for ln in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
@@ -269,7 +295,10 @@ def test_sigterm_through_the_entrypoint_exits_143_and_the_rerun_resumes(monkeypa
     folder = tmp_path / "run"
     code, err = cli(monkeypatch, capsys, folder)
     assert code == 128 + signal.SIGTERM
-    assert f"stopped: interrupted by SIGTERM at train step 12; checkpoint {folder / 'checkpoints' / '000000012-0-train'}" in err
+    assert (
+        f"stopped: interrupted by SIGTERM at train step 12; checkpoint {folder / 'checkpoints' / '000000012-0-train'}"
+        in err
+    )
     assert json.loads((folder / "error.json").read_text())["type"] == "RunInterrupted"
     assert not (folder / "results.json").exists()
     monkeypatch.setattr(CharLMTask, "train_batch", original)
@@ -289,9 +318,15 @@ def test_a_second_run_on_a_folder_in_use_stops_at_once(monkeypatch, capsys, tmp_
 
     folder = tmp_path / "run"
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time\nfrom swp.infra.run_folder import lock\n"
-         f"with lock({str(folder)!r}):\n    print('held', flush=True)\n    time.sleep(120)"],
-        stdout=subprocess.PIPE, text=True, env=os.environ | {"PYTHONPATH": str(CONF.parent / "src")},
+        [
+            sys.executable,
+            "-c",
+            "import sys, time\nfrom swp.infra.run_folder import lock\n"
+            f"with lock({str(folder)!r}):\n    print('held', flush=True)\n    time.sleep(120)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=os.environ | {"PYTHONPATH": str(CONF.parent / "src")},
     )
     try:
         assert holder.stdout.readline().strip() == "held"
@@ -336,6 +371,7 @@ def test_finished_folder_that_cannot_say_what_it_finished(monkeypatch, capsys, f
         (finished / "config.yaml").write_text("- 1\n- 2\n")
     else:
         (finished / "results.json").write_text('{"val_loss": 1.')
+
     def files():
         return {p.name: p.read_bytes() for p in finished.iterdir() if p.is_file() and p.name != ".lock"}
 
@@ -468,8 +504,11 @@ def test_write_failure_that_is_not_a_full_disk_is_not_disguised(tmp_path):
 def test_pruning_a_whole_tensor_warns_and_max_sparsity_allows_it(capsys):
     from swp.pruning.guardrails import overpruned, warn_overpruned
 
-    keep = {"a": torch.ones(100, dtype=torch.bool), "b": torch.zeros(100, dtype=torch.bool),
-            "c": torch.arange(1000) < 5}
+    keep = {
+        "a": torch.ones(100, dtype=torch.bool),
+        "b": torch.zeros(100, dtype=torch.bool),
+        "c": torch.arange(1000) < 5,
+    }
     assert overpruned(keep, 0.99) == {"b": 1.0, "c": pytest.approx(0.995)}
     found = warn_overpruned(keep, 0.99)
     err = capsys.readouterr().err.strip().splitlines()

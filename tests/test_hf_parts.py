@@ -128,7 +128,8 @@ def test_perplexity_windows_are_consecutive_non_overlapping_and_weighted_per_tok
         assert metrics["loss"] == pytest.approx(expected, rel=1e-6)
         assert metrics["ppl"] == pytest.approx(math.exp(expected), rel=1e-6)
     info = one.extra_results()
-    assert (info["eval_seq_len"], info["eval_windows"], info["eval_tokens"], info["eval_split"]) == (24, 7, 7 * 23, "test")
+    seen = (info["eval_seq_len"], info["eval_windows"], info["eval_tokens"], info["eval_split"])
+    assert seen == (24, 7, 7 * 23, "test")
     assert one.model_kwargs() == {"vocab_size": 320, "seq_len": 24}
     assert one.train_blocks.shape[1] == 16 and one.tokens_per_batch == 8 * 16
 

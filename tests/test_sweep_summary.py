@@ -245,7 +245,8 @@ def test_price_sweep_gets_the_mae_figure(tmp_path):
 
 
 def test_sweep_run_logs_table_and_curves_to_wandb(sweep):
-    logger = WandbLogger(config={"sweep_dir": str(sweep)}, out_dir=str(sweep), project="swp-test", job_type="sweep_summary")
+    logger = WandbLogger(config={"sweep_dir": str(sweep)}, out_dir=str(sweep), project="swp-test",
+                         job_type="sweep_summary")
     summarize_sweep(sweep, logger)
     logger.finish(True)
     (path,) = find_run_files(sweep)
@@ -282,9 +283,19 @@ def test_real_multirun_writes_the_sweep_summary(tmp_path):
     """`python train.py -m ...`: three jobs, then sweep_results.csv and Fig. 3 in the sweep folder
     (the automatic control turned off: hydra.sweeper.control=false)."""
     sweep = tmp_path / "sweep"
-    cmd = [sys.executable, "train.py", "-m", *TINY, "schedule.train_steps=30", "schedule.finetune_steps=10",
-           "trajectories.per_tensor=4", "pruner=swp", "prune_rate=0.3,0.6,1.2", f"hydra.sweep.dir={sweep}",
-           "hydra.sweeper.control=false"]
+    cmd = [
+        sys.executable,
+        "train.py",
+        "-m",
+        *TINY,
+        "schedule.train_steps=30",
+        "schedule.finetune_steps=10",
+        "trajectories.per_tensor=4",
+        "pruner=swp",
+        "prune_rate=0.3,0.6,1.2",
+        f"hydra.sweep.dir={sweep}",
+        "hydra.sweeper.control=false",
+    ]
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "sweep summary: 3/3 jobs ok" in proc.stdout
@@ -305,10 +316,22 @@ def test_real_seeded_multirun_gets_the_control_the_aggregate_and_bands(tmp_path)
     n = 2 per point, and Fig. 3 whose data hold 2 curves, 2 before-fine-tune curves, the dense and
     the control line."""
     sweep = tmp_path / "sweep"
-    cmd = [sys.executable, "train.py", "-m", *TINY, "schedule.train_steps=20", "schedule.finetune_steps=5",
-           "trajectories.per_tensor=0", "energy=none", "dense_cache.enabled=true",
-           f"dense_cache.dir={tmp_path / 'cache'}",
-           "pruner=swp,magnitude", "target_sparsity=0.3,0.6", "seed=1,2", f"hydra.sweep.dir={sweep}"]
+    cmd = [
+        sys.executable,
+        "train.py",
+        "-m",
+        *TINY,
+        "schedule.train_steps=20",
+        "schedule.finetune_steps=5",
+        "trajectories.per_tensor=0",
+        "energy=none",
+        "dense_cache.enabled=true",
+        f"dense_cache.dir={tmp_path / 'cache'}",
+        "pruner=swp,magnitude",
+        "target_sparsity=0.3,0.6",
+        "seed=1,2",
+        f"hydra.sweep.dir={sweep}",
+    ]
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "sweep summary: 10/10 jobs ok" in proc.stdout
@@ -322,5 +345,6 @@ def test_real_seeded_multirun_gets_the_control_the_aggregate_and_bands(tmp_path)
     assert (sweep / "fig3_compression_loss.png").read_bytes()[:4] == b"\x89PNG"
     lines = _lines(sweep)
     assert len(lines) == 6 and sorted(ln["kind"] for ln in lines) == sorted(
-        ["curve", "curve", "before_finetune", "before_finetune", "dense", "control"])
+        ["curve", "curve", "before_finetune", "before_finetune", "dense", "control"]
+    )
     assert all(lo < hi for ln in lines if ln["kind"] == "curve" for lo, hi in zip(ln["lo"], ln["hi"]))

@@ -42,7 +42,9 @@ class PriceExamples:
         return int(self.images[np.arange(1)].shape[1])
 
 
-def split_rows(n: int, val_fraction: float, test_fraction: float, seed: int, max_rows: int | None = None) -> dict[str, np.ndarray]:
+def split_rows(
+    n: int, val_fraction: float, test_fraction: float, seed: int, max_rows: int | None = None
+) -> dict[str, np.ndarray]:
     """A seeded permutation of the rows cut into train/val/test (each in permuted order).
 
     The permutation depends only on (n, seed), so the same rows are held out in every run of
@@ -50,7 +52,9 @@ def split_rows(n: int, val_fraction: float, test_fraction: float, seed: int, max
     runs) before cutting, so a capped run is a random sample, not the head of the table.
     """
     if not (0 < val_fraction < 1 and 0 <= test_fraction < 1 and val_fraction + test_fraction < 1):
-        raise ConfigError(f"val_fraction ({val_fraction}) and test_fraction ({test_fraction}) must be in [0, 1) and sum below 1")
+        raise ConfigError(
+            f"val_fraction ({val_fraction}) and test_fraction ({test_fraction}) must be in [0, 1) and sum below 1"
+        )
     order = np.random.default_rng(seed).permutation(n)
     if max_rows is not None:
         if max_rows < 3:

@@ -37,7 +37,9 @@ def export_compressed(dense_path: Path, out_path: Path, pruned: list[str] | None
         "compressed_file_bytes": sparse_file,
         "file_ratio": sparse_file / dense_file,
         "sparsity_overall": _weighted(index, list(index), "sparsity"),
-        "encodings": {enc: sum(1 for i in index.values() if i["encoding"] == enc) for enc in ("dense", "bitmask", "csr")},
+        "encodings": {
+            enc: sum(1 for i in index.values() if i["encoding"] == enc) for enc in ("dense", "bitmask", "csr")
+        },
         "bit_identical": True,
         "tensors": index,
     }

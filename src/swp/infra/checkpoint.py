@@ -102,7 +102,9 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def write_checkpoint(path: Path, model: nn.Module, state: dict, config: dict, extra_files: dict[str, bytes] | None = None) -> Path:
+def write_checkpoint(
+    path: Path, model: nn.Module, state: dict, config: dict, extra_files: dict[str, bytes] | None = None
+) -> Path:
     """Writes a checkpoint folder atomically (temporary folder, fsync, manifest, rename).
 
     Raises:
@@ -224,7 +226,9 @@ class CheckpointStore:
         paths = self.paths()
         return read_checkpoint(paths[-1]) if paths else None
 
-    def save(self, model: nn.Module, state: dict, global_step: int, extra_files: dict[str, bytes] | None = None) -> Path:
+    def save(
+        self, model: nn.Module, state: dict, global_step: int, extra_files: dict[str, bytes] | None = None
+    ) -> Path:
         """Writes a checkpoint for `state` (which names its stage and step), then drops old ones."""
         rank = STAGES.index(state["stage"])
         path = self.folder / f"{global_step:09d}-{rank}-{state['stage']}"

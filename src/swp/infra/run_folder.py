@@ -41,7 +41,9 @@ def check_writable(folder: Path) -> None:
         probe.write_bytes(b"ok")
         probe.unlink()
     except OSError as exc:
-        raise ConfigError(f"output folder {folder} is not writable ({exc.strerror or exc}); set output_dir to a writable folder") from None
+        raise ConfigError(
+            f"output folder {folder} is not writable ({exc.strerror or exc}); set output_dir to a writable folder"
+        ) from None
 
 
 LOCK = ".lock"
@@ -97,7 +99,11 @@ def _locked_by_another(folder: Path) -> bool:
 def differences(saved: dict, current: dict) -> list[str]:
     """`key: saved -> current` for every setting that differs, runtime-only keys excepted."""
     a, b = _flatten(_drop(saved)), _flatten(_drop(current))
-    return [f"{k}: {a.get(k, '<unset>')} -> {b.get(k, '<unset>')}" for k in sorted(set(a) | set(b)) if a.get(k, "<unset>") != b.get(k, "<unset>")]
+    return [
+        f"{k}: {a.get(k, '<unset>')} -> {b.get(k, '<unset>')}"
+        for k in sorted(set(a) | set(b))
+        if a.get(k, "<unset>") != b.get(k, "<unset>")
+    ]
 
 
 def _drop(cfg: dict) -> dict:
@@ -115,7 +121,9 @@ def _flatten(d, prefix: str = "") -> dict:
 
 def _mismatch(what: str, diffs: list[str]) -> ConfigError:
     shown = "; ".join(diffs[:4]) + (f"; and {len(diffs) - 4} more" if len(diffs) > 4 else "")
-    return ConfigError(f"{what} was made with a different config ({shown}); use a new output_dir or the original settings")
+    return ConfigError(
+        f"{what} was made with a different config ({shown}); use a new output_dir or the original settings"
+    )
 
 
 def finished_results(folder: Path, config: dict) -> dict | None:
@@ -169,7 +177,10 @@ def prepare_metrics(path: Path, resume: Checkpoint | None) -> None:
         return
     keep = int(resume.state.get("metrics_bytes", 0)) if resume is not None else 0
     if keep > path.stat().st_size:
-        raise CheckpointError(f"checkpoint {resume.path} expects {keep} bytes of {path}, which is shorter; it was changed after the checkpoint")
+        raise CheckpointError(
+            f"checkpoint {resume.path} expects {keep} bytes of {path}, which is shorter; "
+            "it was changed after the checkpoint"
+        )
     with open(path, "r+b") as f:
         f.truncate(keep)
 

@@ -68,7 +68,9 @@ class VLMPriceRegressor(nn.Module):
 
         pics = images.permute(0, 2, 3, 1).cpu().numpy()
         feats = [
-            self.processor(text=self.prompt.format(text=t), images=Image.fromarray(np.ascontiguousarray(p)), return_tensors="pt")
+            self.processor(
+                text=self.prompt.format(text=t), images=Image.fromarray(np.ascontiguousarray(p)), return_tensors="pt"
+            )
             for p, t in zip(pics, texts)
         ]
         device, dtype = self.head.weight.device, self.backbone.dtype
@@ -83,7 +85,9 @@ class VLMPriceRegressor(nn.Module):
             batch[key] = t.to(device, dtype=dtype if t.is_floating_point() else None)
         return batch
 
-    def forward(self, images: torch.Tensor, tokens: torch.Tensor | None = None, texts: Sequence[str] | None = None) -> torch.Tensor:
+    def forward(
+        self, images: torch.Tensor, tokens: torch.Tensor | None = None, texts: Sequence[str] | None = None
+    ) -> torch.Tensor:
         """Predicted standardised log price, (B,), from uint8 images (B, 3, H, W) and raw texts.
 
         Args:
@@ -135,8 +139,12 @@ def pretrained_vlm(
         raise ConfigError(f"unknown torch dtype {dtype!r} (model.dtype)")
     extra = {"attn_implementation": attn_implementation} if attn_implementation else {}
     try:
-        processor = transformers.AutoProcessor.from_pretrained(name, trust_remote_code=trust_remote_code, **(processor_kwargs or {}))
-        full = getattr(transformers, auto_class).from_pretrained(name, trust_remote_code=trust_remote_code, dtype=getattr(torch, dtype), **extra)
+        processor = transformers.AutoProcessor.from_pretrained(
+            name, trust_remote_code=trust_remote_code, **(processor_kwargs or {})
+        )
+        full = getattr(transformers, auto_class).from_pretrained(
+            name, trust_remote_code=trust_remote_code, dtype=getattr(torch, dtype), **extra
+        )
     except OSError as exc:  # missing weights offline, unknown name, no access
         raise ConfigError(f"cannot load {name!r}: {exc}") from exc
     # The base model alone: the LM head is never used by a regression head.
@@ -181,7 +189,9 @@ def tiny_random_llava(
         from transformers import CLIPImageProcessor
 
     if data_info.get("image_size", image_size) != image_size:
-        raise ConfigError(f"model.image_size ({image_size}) must equal the data's image size ({data_info['image_size']})")
+        raise ConfigError(
+            f"model.image_size ({image_size}) must equal the data's image size ({data_info['image_size']})"
+        )
     if image_size % patch_size:
         raise ConfigError(f"model.image_size ({image_size}) must be a multiple of patch_size ({patch_size})")
     specials = ["<pad>", "<unk>", "<image>"]
@@ -189,22 +199,39 @@ def tiny_random_llava(
     core = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
     core.pre_tokenizer = pre_tokenizers.Split(Regex(r"<image>|."), behavior="isolated")  # characters
     tokenizer = PreTrainedTokenizerFast(tokenizer_object=core, unk_token="<unk>", pad_token="<pad>")
-    image_processor = CLIPImageProcessor(size={"shortest_edge": image_size}, crop_size={"height": image_size, "width": image_size})
+    image_processor = CLIPImageProcessor(
+        size={"shortest_edge": image_size}, crop_size={"height": image_size, "width": image_size}
+    )
     processor = LlavaProcessor(
-        image_processor=image_processor, tokenizer=tokenizer, patch_size=patch_size,
-        vision_feature_select_strategy="default", num_additional_image_tokens=1, image_token="<image>",
+        image_processor=image_processor,
+        tokenizer=tokenizer,
+        patch_size=patch_size,
+        vision_feature_select_strategy="default",
+        num_additional_image_tokens=1,
+        image_token="<image>",
     )
     config = LlavaConfig(
         vision_config=CLIPVisionConfig(
-            hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=1, num_attention_heads=heads,
-            image_size=image_size, patch_size=patch_size,
+            hidden_size=hidden,
+            intermediate_size=2 * hidden,
+            num_hidden_layers=1,
+            num_attention_heads=heads,
+            image_size=image_size,
+            patch_size=patch_size,
         ),
         text_config=LlamaConfig(
-            vocab_size=len(vocab), hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=layers,
-            num_attention_heads=heads, num_key_value_heads=heads, pad_token_id=vocab["<pad>"],
+            vocab_size=len(vocab),
+            hidden_size=hidden,
+            intermediate_size=2 * hidden,
+            num_hidden_layers=layers,
+            num_attention_heads=heads,
+            num_key_value_heads=heads,
+            pad_token_id=vocab["<pad>"],
             max_position_embeddings=1024,
         ),
-        image_token_id=vocab["<image>"], vision_feature_select_strategy="default", vision_feature_layer=-1,
+        image_token_id=vocab["<image>"],
+        vision_feature_select_strategy="default",
+        vision_feature_layer=-1,
     )
     with torch.random.fork_rng():
         torch.manual_seed(seed)

@@ -19,8 +19,9 @@ def prunable_parameters(
     """The 2-D weights of the model's Linear layers, minus its output head, filtered by name.
 
     "Linear layers" are found by module type: ``nn.Linear`` and the other types of
-    `linear_types()` (Hugging Face GPT-2's ``Conv1D``), never by model-family names. The output head (``model.get_output_embeddings()`` where the model has one, as Hugging Face
-    models and ours do) stays dense, as do embeddings, norms and biases, because they are not
+    `linear_types()` (Hugging Face GPT-2's ``Conv1D``), never by model-family names. The output
+    head (``model.get_output_embeddings()`` where the model has one, as Hugging Face models and
+    ours do) stays dense, as do embeddings, norms and biases, because they are not
     Linear weights. A model may also name weights to keep dense in a ``keep_dense`` attribute
     (regexes; the vision-language wrapper keeps its vision tower dense this way unless its config
     empties the list). Patterns are regular expressions searched in the parameter's state-dict name.

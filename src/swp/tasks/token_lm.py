@@ -76,7 +76,11 @@ class TokenLMTask:
             raise ConfigError("dataset.tokenizer is empty: give the model's tokenizer (name or folder)")
         if text is not None and not 0.0 < eval_fraction < 1.0:
             raise ConfigError(f"dataset.eval_fraction must be in (0, 1), got {eval_fraction}")
-        for key, value in (("block_size", block_size), ("batch_size", batch_size), ("eval_batch_size", eval_batch_size)):
+        for key, value in (
+            ("block_size", block_size),
+            ("batch_size", batch_size),
+            ("eval_batch_size", eval_batch_size),
+        ):
             if value < 1:
                 raise ConfigError(f"dataset.{key} must be >= 1, got {value}")
         self.tokenizer = _load_tokenizer(tokenizer, revision, trust_remote_code, gguf_file)
@@ -84,15 +88,25 @@ class TokenLMTask:
         self.eval_seq_len = eval_seq_len or block_size
         self.eval_batch_size = eval_batch_size
         self.tokens_per_batch = batch_size * block_size
-        self._info = {"dataset_path": path, "dataset_name": name, "tokenizer": tokenizer,
-                      "train_split": train_split, "eval_split": eval_split}
+        self._info = {
+            "dataset_path": path,
+            "dataset_name": name,
+            "tokenizer": tokenizer,
+            "train_split": train_split,
+            "eval_split": eval_split,
+        }
         if text is not None:
             train_text, eval_text = split_tail(text, eval_fraction)
-            train_text, eval_text = train_text[:max_train_chars or None], eval_text[:max_eval_chars or None]
+            train_text, eval_text = train_text[: max_train_chars or None], eval_text[: max_eval_chars or None]
             train_split, eval_split = "train", "eval"
-            self._info = {"dataset_path": None, "dataset_name": None, "tokenizer": tokenizer,
-                          "train_split": f"first {1 - eval_fraction:.0%}", "eval_split": f"last {eval_fraction:.0%}",
-                          "eval_fraction": eval_fraction}
+            self._info = {
+                "dataset_path": None,
+                "dataset_name": None,
+                "tokenizer": tokenizer,
+                "train_split": f"first {1 - eval_fraction:.0%}",
+                "eval_split": f"last {eval_fraction:.0%}",
+                "eval_fraction": eval_fraction,
+            }
         else:
             source = dict(path=path, name=name, data_files=data_files, column=column, join=join, revision=revision)
             train_text = load_split_text(split=train_split, max_chars=max_train_chars, **source)
@@ -102,7 +116,9 @@ class TokenLMTask:
         train_ids = self._tokenize(train_text)
         n_blocks = len(train_ids) // block_size
         if n_blocks < 1:
-            raise ConfigError(f"block_size {block_size} is longer than the {train_split!r} split ({len(train_ids)} tokens)")
+            raise ConfigError(
+                f"block_size {block_size} is longer than the {train_split!r} split ({len(train_ids)} tokens)"
+            )
         self.train_blocks = train_ids[: n_blocks * block_size].view(n_blocks, block_size)
 
         eval_ids = self._tokenize(eval_text)
