@@ -87,8 +87,8 @@ def arithmetic(name: str, fields: dict) -> None:
         print(f"  {label:<52} {b / GiB:7.1f} GiB  ({b / w:.2f} x weights)")
     train = 8 * total
     print(f"  => dense fine-tuning (weights+grads+AdamW, no activations): {train / GiB:.1f} GiB; "
-          f"+ bf16 state on GPU: {(train + 2 * pruned) / GiB:.1f} GiB (+{2 * pruned / train:.0%}); "
-          f"state on CPU: +0 GiB on GPU, {2 * pruned / GiB:.1f} GiB of host RAM")
+          f"+ float32 state on GPU: {(train + 4 * pruned) / GiB:.1f} GiB (+{4 * pruned / train:.0%}); "
+          f"state on CPU: +0 GiB on GPU, {4 * pruned / GiB:.1f} GiB of host RAM")
 
 
 def prune_step_peak() -> None:

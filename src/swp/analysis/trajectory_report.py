@@ -41,6 +41,15 @@ def publish_trajectories(
     out_dir = Path(out_dir)
     traj.save(out_dir / NPZ)
     rows = choose_rows(traj, show, seed)
+    _draw(traj, rows, out_dir, title)
+    _log_charts(traj, rows, logger)
+    logger.log_image("trajectories/fig1", str(out_dir / FIG1))
+    logger.log_image("trajectories/fig2", str(out_dir / FIG2))
+    return rows
+
+
+def _draw(traj: Trajectories, rows: dict[str, np.ndarray], out_dir: Path, title: str) -> None:
+    """Fig. 1 (random; kept and pruned) and Fig. 2 (the patterns) as PNGs in the run folder."""
     n_pruned = int(traj.pruned.sum())
     trajectory_panels(
         out_dir / FIG1,
@@ -58,6 +67,10 @@ def publish_trajectories(
         [(f"({chr(97 + i)}) {label}", rows[name]) for i, (name, (_, label)) in enumerate(CATEGORIES.items())],
         f"{title}: trajectory patterns",
     )
+
+
+def _log_charts(traj: Trajectories, rows: dict[str, np.ndarray], logger: Logger) -> None:
+    """One line chart per category and the table of every sampled weight."""
     steps = traj.steps.tolist()
     for name, chosen in rows.items():
         logger.log_series(
@@ -88,6 +101,3 @@ def publish_trajectories(
             for i in range(len(traj.values))
         ],
     )
-    logger.log_image("trajectories/fig1", str(out_dir / FIG1))
-    logger.log_image("trajectories/fig2", str(out_dir / FIG2))
-    return rows

@@ -85,24 +85,7 @@ class SWPPruner(Pruner):
         self.calibration_seed = calibration_seed
         if activation_aware and calibration_batches < 1:
             raise ConfigError(f"pruner.calibration_batches must be >= 1, got {calibration_batches}")
-        if window is not None and window < 0:
-            raise ConfigError(f"pruner.window must be null or >= 0, got {window}")
-        if compare not in ("importance", "current"):
-            raise ConfigError(f"pruner.compare must be 'importance' or 'current', got {compare!r}")
-        if average_of not in ("magnitude", "signed"):
-            raise ConfigError(f"pruner.average_of must be 'magnitude' or 'signed', got {average_of!r}")
-        if spread not in ("auto", "abs", "signed"):
-            raise ConfigError(f"pruner.spread must be 'auto', 'abs' or 'signed', got {spread!r}")
-        if compare == "current" and self.nm:
-            raise ConfigError(
-                "pruner.compare=current with pruner.nm ignores the tracked history (N:M ranks today's |W| "
-                "within each group, exactly magnitude N:M): use compare=importance, or pruner=magnitude"
-            )
-        if state_dtype not in DTYPES:
-            raise ConfigError(
-                f"pruner.state_dtype must be float32, got {state_dtype!r}: a 16-bit SWP state loses late "
-                "tracking points (use pruner.state_device=cpu to spare GPU memory)"
-            )
+        _check_options(window, compare, average_of, spread, state_dtype, self.nm)
         warn_low_precision_tracking(self.params)
         self.window, self.average_of, self.compare = window, average_of, compare
         self.spread = spread if spread != "auto" else ("signed" if compare == "current" else "abs")
@@ -210,4 +193,26 @@ def warn_low_precision_tracking(params: dict[str, torch.Tensor]) -> None:
             f"SWP tracks {'/'.join(low)} weights: small fine-tuning updates are rounded away, so the "
             "tracked history barely moves; set model.dtype=float32 (with precision=bf16 for bf16 compute)",
             stacklevel=3,
+        )
+
+
+def _check_options(window, compare: str, average_of: str, spread: str, state_dtype: str, nm) -> None:
+    """The constructor's own checks (library users get them too; the CLI checks first)."""
+    if window is not None and window < 0:
+        raise ConfigError(f"pruner.window must be null or >= 0, got {window}")
+    if compare not in ("importance", "current"):
+        raise ConfigError(f"pruner.compare must be 'importance' or 'current', got {compare!r}")
+    if average_of not in ("magnitude", "signed"):
+        raise ConfigError(f"pruner.average_of must be 'magnitude' or 'signed', got {average_of!r}")
+    if spread not in ("auto", "abs", "signed"):
+        raise ConfigError(f"pruner.spread must be 'auto', 'abs' or 'signed', got {spread!r}")
+    if compare == "current" and nm:
+        raise ConfigError(
+            "pruner.compare=current with pruner.nm ignores the tracked history (N:M ranks today's |W| "
+            "within each group, exactly magnitude N:M): use compare=importance, or pruner=magnitude"
+        )
+    if state_dtype not in DTYPES:
+        raise ConfigError(
+            f"pruner.state_dtype must be float32, got {state_dtype!r}: a 16-bit SWP state loses late "
+            "tracking points (use pruner.state_device=cpu to spare GPU memory)"
         )
