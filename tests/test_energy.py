@@ -37,6 +37,7 @@ def test_real_run_reports_energy_per_phase_and_writes_no_file(tiny_cfg, tmp_path
     summary = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if '"summary"' in line]
     assert summary[-1]["summary"]["energy_kwh"] == results["energy_kwh"]
     assert sorted(os.listdir(run_dir)) == [
+        ".lock",  # the run folder's lock file stays (removing it could let two runs in)
         "config.yaml",
         "fig1_trajectories.png",
         "fig2_patterns.png",

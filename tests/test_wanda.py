@@ -155,7 +155,7 @@ def test_pinned_tiny_activation_aware_swp_run(tiny_cfg):
 @pytest.mark.parametrize("override, message", [
     ("pruner.allocation=shared_rate", "sequential=true needs allocation=uniform"),
     ("pruner.allocation=everywhere", "pruner.allocation must be one of"),
-    ("pruner.calibration_batches=0", "pruner.calibration_batches must be >= 1"),
+    ("pruner.calibration_batches=0", "pruner.calibration_batches must be an integer >= 1"),
 ])
 def test_bad_wanda_settings_fail_before_training(override, message, tiny_cfg, tmp_path):
     from swp.errors import ConfigError

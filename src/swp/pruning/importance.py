@@ -11,6 +11,8 @@ from typing import Sequence
 
 import torch
 
+from swp.pruning.threshold import spreads
+
 
 def tracked_value(weight: torch.Tensor, average_of: str) -> torch.Tensor:
     """The value averaged at a tracking point: |w| (``magnitude``) or w itself (``signed``)."""
@@ -65,12 +67,4 @@ def signed_spreads(values: dict[str, torch.Tensor], scope: str) -> dict[str, flo
     average has both signs (``average_of: signed``). Unbiased std, 0 for a one-element tensor,
     as `swp.pruning.threshold.spreads`.
     """
-    def std(x: torch.Tensor) -> float:
-        return float(x.float().std()) if x.numel() > 1 else 0.0
-
-    if scope == "layer":
-        return {n: std(v.flatten()) for n, v in values.items()}
-    if scope == "global":
-        g = std(torch.cat([v.flatten().float() for v in values.values()]))
-        return {n: g for n in values}
-    raise ValueError(f"scope must be 'layer' or 'global', got {scope!r}")
+    return spreads(values, scope, absolute=False)

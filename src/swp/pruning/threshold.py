@@ -21,16 +21,21 @@ import torch
 from swp.distributed.sharding import count, distribute_like, full
 
 
-def spreads(scores: dict[str, torch.Tensor], scope: str) -> dict[str, float]:
-    """std(|score|) per tensor (``layer``) or one std over all tensors together (``global``).
+def spreads(scores: dict[str, torch.Tensor], scope: str, absolute: bool = True) -> dict[str, float]:
+    """std(|score|) per tensor (``layer``) or one std over all tensors together (``global``);
+    ``absolute=False`` takes the std of the signed values (the authors' code's spread).
 
     Uses the unbiased std (torch's default, as the authors' PyTorch code); a one-element
-    tensor has no spread and gets 0, so it is pruned only when its score is 0.
+    tensor has no spread and gets 0, so it is pruned only when its score is 0. Sharded
+    (DTensor) scores are gathered one tensor at a time, so the spread is the one-process spread.
     """
+    def values(s: torch.Tensor) -> torch.Tensor:
+        return (full(s).abs() if absolute else full(s)).flatten()
+
     if scope == "layer":
-        return {n: _std(full(s).abs().flatten()) for n, s in scores.items()}
+        return {n: _std(values(s)) for n, s in scores.items()}
     if scope == "global":
-        everything = torch.cat([full(s).abs().flatten().float() for s in scores.values()])
+        everything = torch.cat([values(s).float() for s in scores.values()])
         g = _std(everything)
         return {n: g for n in scores}
     raise ValueError(f"scope must be 'layer' or 'global', got {scope!r}")
