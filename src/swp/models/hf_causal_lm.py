@@ -119,27 +119,47 @@ def hf_causal_lm(
         # quantizer stays attached and refuses save_pretrained.
         extra |= {"gguf_file": gguf_file, "quantization_config": transformers.GgufConfig(dequantize=True)}
     if config is not None:
-        fields = dict(config)
-        model_type = fields.pop("model_type", None)
-        if model_type is None:
-            raise ConfigError("model.config needs a model_type (e.g. llama, gpt2, qwen2, mistral)")
-        if vocab_size is not None:
-            fields.setdefault("vocab_size", vocab_size)
-        try:
-            cfg = transformers.AutoConfig.for_model(model_type, **fields)
-        except Exception as exc:  # unknown type or invalid fields; the user needs one line
-            raise ConfigError(f"invalid model.config for {model_type!r}: {exc}") from exc
-        model = transformers.AutoModelForCausalLM.from_config(
-            cfg, dtype=torch_dtype, trust_remote_code=trust_remote_code, **extra
-        )
+        model = _from_config(transformers, config, vocab_size, torch_dtype, trust_remote_code, extra)
     else:
-        try:
-            model = transformers.AutoModelForCausalLM.from_pretrained(
-                name_or_path, dtype=torch_dtype, trust_remote_code=trust_remote_code, revision=revision, **extra
-            )
-        except (OSError, ValueError, ImportError) as exc:  # ImportError: gguf or accelerate missing
-            hint = f" (run {SETUP_LLM})" if gguf_file else ""
-            raise ConfigError(f"cannot load model {name_or_path!r}: {str(exc).splitlines()[0]}{hint}") from exc
+        model = _from_pretrained(transformers, name_or_path, torch_dtype, trust_remote_code, revision, extra,
+                                 gguf_file)
+    _check_fits(model, vocab_size, seq_len)
+    if gradient_checkpointing:
+        model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+    return model
+
+
+def _from_config(transformers, config: Mapping[str, Any], vocab_size, torch_dtype, trust_remote_code: bool,
+                 extra: dict):
+    """A randomly initialised model from a config dict with its ``model_type``."""
+    fields = dict(config)
+    model_type = fields.pop("model_type", None)
+    if model_type is None:
+        raise ConfigError("model.config needs a model_type (e.g. llama, gpt2, qwen2, mistral)")
+    if vocab_size is not None:
+        fields.setdefault("vocab_size", vocab_size)
+    try:
+        cfg = transformers.AutoConfig.for_model(model_type, **fields)
+    except Exception as exc:  # unknown type or invalid fields; the user needs one line
+        raise ConfigError(f"invalid model.config for {model_type!r}: {exc}") from exc
+    return transformers.AutoModelForCausalLM.from_config(cfg, dtype=torch_dtype, trust_remote_code=trust_remote_code,
+                                                         **extra)
+
+
+def _from_pretrained(transformers, name_or_path: str, torch_dtype, trust_remote_code: bool, revision, extra: dict,
+                     gguf_file):
+    """Pretrained weights from a Hub name, a folder or a packaged GGUF file."""
+    try:
+        return transformers.AutoModelForCausalLM.from_pretrained(
+            name_or_path, dtype=torch_dtype, trust_remote_code=trust_remote_code, revision=revision, **extra
+        )
+    except (OSError, ValueError, ImportError) as exc:  # ImportError: gguf or accelerate missing
+        hint = f" (run {SETUP_LLM})" if gguf_file else ""
+        raise ConfigError(f"cannot load model {name_or_path!r}: {str(exc).splitlines()[0]}{hint}") from exc
+
+
+def _check_fits(model, vocab_size: int | None, seq_len: int | None) -> None:
+    """The model covers every id the tokenizer makes and every position the task feeds."""
     rows = model.get_input_embeddings().num_embeddings
     if vocab_size is not None and rows < vocab_size:
         raise ConfigError(
@@ -152,6 +172,3 @@ def hf_causal_lm(
             f"the task feeds {seq_len} tokens but the model has {positions} positions: "
             "lower dataset.block_size / dataset.eval_seq_len"
         )
-    if gradient_checkpointing:
-        model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
-    return model
