@@ -76,11 +76,8 @@ class TokenLMTask:
             raise ConfigError("dataset.tokenizer is empty: give the model's tokenizer (name or folder)")
         if text is not None and not 0.0 < eval_fraction < 1.0:
             raise ConfigError(f"dataset.eval_fraction must be in (0, 1), got {eval_fraction}")
-        for key, value in (
-            ("block_size", block_size),
-            ("batch_size", batch_size),
-            ("eval_batch_size", eval_batch_size),
-        ):
+        sizes = (("block_size", block_size), ("batch_size", batch_size), ("eval_batch_size", eval_batch_size))
+        for key, value in sizes:
             if value < 1:
                 raise ConfigError(f"dataset.{key} must be >= 1, got {value}")
         self.tokenizer = _load_tokenizer(tokenizer, revision, trust_remote_code, gguf_file)
@@ -88,49 +85,45 @@ class TokenLMTask:
         self.eval_seq_len = eval_seq_len or block_size
         self.eval_batch_size = eval_batch_size
         self.tokens_per_batch = batch_size * block_size
-        self._info = {
-            "dataset_path": path,
-            "dataset_name": name,
-            "tokenizer": tokenizer,
-            "train_split": train_split,
-            "eval_split": eval_split,
-        }
+        self._info = {"dataset_path": path, "dataset_name": name, "tokenizer": tokenizer,
+                      "train_split": train_split, "eval_split": eval_split}
         if text is not None:
             train_text, eval_text = split_tail(text, eval_fraction)
             train_text, eval_text = train_text[: max_train_chars or None], eval_text[: max_eval_chars or None]
             train_split, eval_split = "train", "eval"
-            self._info = {
-                "dataset_path": None,
-                "dataset_name": None,
-                "tokenizer": tokenizer,
-                "train_split": f"first {1 - eval_fraction:.0%}",
-                "eval_split": f"last {eval_fraction:.0%}",
-                "eval_fraction": eval_fraction,
-            }
+            self._info = {"dataset_path": None, "dataset_name": None, "tokenizer": tokenizer,
+                          "train_split": f"first {1 - eval_fraction:.0%}", "eval_split": f"last {eval_fraction:.0%}",
+                          "eval_fraction": eval_fraction}
         else:
             source = dict(path=path, name=name, data_files=data_files, column=column, join=join, revision=revision)
             train_text = load_split_text(split=train_split, max_chars=max_train_chars, **source)
             eval_text = load_split_text(split=eval_split, max_chars=max_eval_chars, **source)
         if gguf_file:
             self._info["gguf_file"] = gguf_file
-        train_ids = self._tokenize(train_text)
-        n_blocks = len(train_ids) // block_size
+        self.train_blocks = self._blocks(self._tokenize(train_text), train_split)
+        eval_ids = self._tokenize(eval_text)
+        self.eval_windows = self._windows(eval_ids, max_eval_windows, eval_split)
+        self._info |= {"eval_stream_tokens": len(eval_ids), "train_tokens": self.train_blocks.numel()}
+
+    def _blocks(self, train_ids: torch.Tensor, split: str) -> torch.Tensor:
+        """The training stream packed into non-overlapping blocks (the remainder dropped)."""
+        n_blocks = len(train_ids) // self.block_size
         if n_blocks < 1:
             raise ConfigError(
-                f"block_size {block_size} is longer than the {train_split!r} split ({len(train_ids)} tokens)"
+                f"block_size {self.block_size} is longer than the {split!r} split ({len(train_ids)} tokens)"
             )
-        self.train_blocks = train_ids[: n_blocks * block_size].view(n_blocks, block_size)
+        return train_ids[: n_blocks * self.block_size].view(n_blocks, self.block_size)
 
-        eval_ids = self._tokenize(eval_text)
+    def _windows(self, eval_ids: torch.Tensor, max_windows: int | None, split: str) -> torch.Tensor:
+        """The evaluation stream cut into non-overlapping windows of eval_seq_len (the published protocol)."""
         n_windows = len(eval_ids) // self.eval_seq_len
-        if max_eval_windows is not None:
-            n_windows = min(n_windows, max_eval_windows)
+        if max_windows is not None:
+            n_windows = min(n_windows, max_windows)
         if n_windows < 1:
             raise ConfigError(
-                f"eval_seq_len {self.eval_seq_len} is longer than the {eval_split!r} split ({len(eval_ids)} tokens)"
+                f"eval_seq_len {self.eval_seq_len} is longer than the {split!r} split ({len(eval_ids)} tokens)"
             )
-        self.eval_windows = eval_ids[: n_windows * self.eval_seq_len].view(n_windows, self.eval_seq_len)
-        self._info |= {"eval_stream_tokens": len(eval_ids), "train_tokens": n_blocks * block_size}
+        return eval_ids[: n_windows * self.eval_seq_len].view(n_windows, self.eval_seq_len)
 
     def _tokenize(self, text: str) -> torch.Tensor:
         # One stream with the tokenizer's own special tokens (e.g. Llama's leading BOS), as the
