@@ -173,12 +173,28 @@ def tiny_random_llava(
         prompt, keep_dense, gradient_checkpointing: see `VLMPriceRegressor`.
         **data_info: the task's vocab_size / image_size; image_size is checked.
     """
+    if data_info.get("image_size", image_size) != image_size:
+        raise ConfigError(
+            f"model.image_size ({image_size}) must equal the data's image size ({data_info['image_size']})"
+        )
+    if image_size % patch_size:
+        raise ConfigError(f"model.image_size ({image_size}) must be a multiple of patch_size ({patch_size})")
+    from transformers import LlavaModel
+
+    processor, config = _tiny_llava_parts(image_size, patch_size, hidden, layers, heads)
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        backbone = LlavaModel(config)
+    return VLMPriceRegressor(backbone, processor, prompt, keep_dense, gradient_checkpointing)
+
+
+def _tiny_llava_parts(image_size: int, patch_size: int, hidden: int, layers: int, heads: int):
+    """The tiny LLaVA's processor (a character tokenizer in memory, the PIL image processor) and config."""
     from tokenizers import Regex, Tokenizer, models, pre_tokenizers
     from transformers import (
         CLIPVisionConfig,
         LlamaConfig,
         LlavaConfig,
-        LlavaModel,
         LlavaProcessor,
         PreTrainedTokenizerFast,
     )
@@ -188,12 +204,6 @@ def tiny_random_llava(
     except ImportError:
         from transformers import CLIPImageProcessor
 
-    if data_info.get("image_size", image_size) != image_size:
-        raise ConfigError(
-            f"model.image_size ({image_size}) must equal the data's image size ({data_info['image_size']})"
-        )
-    if image_size % patch_size:
-        raise ConfigError(f"model.image_size ({image_size}) must be a multiple of patch_size ({patch_size})")
     specials = ["<pad>", "<unk>", "<image>"]
     vocab = {t: i for i, t in enumerate(specials + [chr(c) for c in range(32, 127)])}
     core = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
@@ -233,7 +243,4 @@ def tiny_random_llava(
         vision_feature_select_strategy="default",
         vision_feature_layer=-1,
     )
-    with torch.random.fork_rng():
-        torch.manual_seed(seed)
-        backbone = LlavaModel(config)
-    return VLMPriceRegressor(backbone, processor, prompt, keep_dense, gradient_checkpointing)
+    return processor, config
