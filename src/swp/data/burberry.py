@@ -88,25 +88,13 @@ def rows_to_examples(
         cache.mkdir(parents=True, exist_ok=True)
     images, texts, prices, skipped = [], [], [], 0
     for row in rows:
-        price = row.get(price_column)
-        try:
-            price = float(price)
-        except (TypeError, ValueError):
-            price = float("nan")
-        if not np.isfinite(price) or price <= 0:
+        price, pic = _row_price(row.get(price_column)), None
+        if price is not None:
+            pic = _row_image(row, image_column, url_column, fetch, cache, image_size)
+        if pic is None:  # no price > 0, or a dead link / broken file: one row, not the run
             skipped += 1
             continue
-        try:
-            pic = row.get(image_column)
-            if pic is None:
-                url = row.get(url_column)
-                if not url:
-                    raise ValueError("no image and no image URL")
-                pic = _cached_fetch(str(url), fetch, cache)
-            images.append(square_rgb(pic, image_size))
-        except Exception:  # a dead link or a broken file costs one row, not the run
-            skipped += 1
-            continue
+        images.append(pic)
         texts.append(product_text(row.get(title_column, ""), row.get(category_column) if category_column else None))
         prices.append(price)
     if len(prices) < 3:
@@ -116,6 +104,29 @@ def rows_to_examples(
         images=np.stack(images), texts=texts, prices=np.asarray(prices, dtype=np.float64), split=split,
         source=f"{source} ({skipped} rows skipped)" if skipped else source,
     )
+
+
+def _row_price(value) -> float | None:
+    """The price as a float, None when it is missing, not a number or not above 0."""
+    try:
+        price = float(value)
+    except (TypeError, ValueError):
+        return None
+    return price if np.isfinite(price) and price > 0 else None
+
+
+def _row_image(row: dict, image_column: str, url_column: str, fetch, cache: Path | None, image_size: int):
+    """The row's square RGB image, or None when it has none that can be read."""
+    try:
+        pic = row.get(image_column)
+        if pic is None:
+            url = row.get(url_column)
+            if not url:
+                return None
+            pic = _cached_fetch(str(url), fetch, cache)
+        return square_rgb(pic, image_size)
+    except Exception:  # a dead link or a broken file costs one row, not the run
+        return None
 
 
 def _cached_fetch(url: str, fetch: Callable[[str], bytes] | None, cache: Path | None) -> bytes:
