@@ -62,12 +62,7 @@ def export_hf_pretrained(
         tokenizer.save_pretrained(target)
 
     reloaded = AutoModelForCausalLM.from_pretrained(target, dtype=next(model.parameters()).dtype).to(device)
-    saved, loaded = model.state_dict(), reloaded.state_dict()
-    for name, tensor in saved.items():
-        if name not in loaded:
-            raise ExportMismatchError(f"{name} is missing from the reloaded export in {target}")
-        if not torch.equal(loaded[name], tensor):
-            raise ExportMismatchError(f"{name} differs after reloading the export in {target}")
+    _check_equal(model.state_dict(), reloaded.state_dict(), target)
     out = {
         "export_dir": str(target),
         "export_bytes": sum(f.stat().st_size for f in target.iterdir() if f.is_file()),
@@ -77,3 +72,12 @@ def export_hf_pretrained(
         out |= {f"export_val_{k}": v for k, v in task.evaluate(reloaded, device, autocast).items()}
     del reloaded
     return out
+
+
+def _check_equal(saved: dict, loaded: dict, target: Path) -> None:
+    """Every saved tensor came back bit for bit (so the export's sparsity is the run's)."""
+    for name, tensor in saved.items():
+        if name not in loaded:
+            raise ExportMismatchError(f"{name} is missing from the reloaded export in {target}")
+        if not torch.equal(loaded[name], tensor):
+            raise ExportMismatchError(f"{name} differs after reloading the export in {target}")
