@@ -102,9 +102,8 @@ def hf_causal_lm(
             model's position table where it has one.
 
     Raises:
-        ConfigError: neither or both of name_or_path and config, a load failure, or a model
-            whose embeddings are smaller than the tokenizer's vocabulary, or sequences longer than the
-            model's positions.
+        ConfigError: not exactly one source, a load failure, or a model smaller than the task
+            (embeddings below the tokenizer's vocabulary, positions below its sequences).
     """
     name_or_path = model_source(name_or_path, package, gguf_file)
     if (name_or_path is None) == (config is None):
@@ -112,12 +111,7 @@ def hf_causal_lm(
     import transformers  # imported here: the GPT path of the project needs none of it
 
     torch_dtype = weights_dtype(dtype, device)
-    extra = {"attn_implementation": attn_implementation} if attn_implementation else {}
-    if gguf_file is not None:
-        # Unpacked into plain nn.Linear weights (trainable, prunable, savable): without this,
-        # transformers keeps GGUF blocks where a matmul kernel is installed, and its GGUF
-        # quantizer stays attached and refuses save_pretrained.
-        extra |= {"gguf_file": gguf_file, "quantization_config": transformers.GgufConfig(dequantize=True)}
+    extra = _load_options(transformers, attn_implementation, gguf_file)
     if config is not None:
         model = _from_config(transformers, config, vocab_size, torch_dtype, trust_remote_code, extra)
     else:
@@ -127,6 +121,17 @@ def hf_causal_lm(
     if gradient_checkpointing:
         model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
     return model
+
+
+def _load_options(transformers, attn_implementation: str | None, gguf_file: str | None) -> dict:
+    """Keyword arguments shared by both ways of building the model."""
+    extra = {"attn_implementation": attn_implementation} if attn_implementation else {}
+    if gguf_file is not None:
+        # Unpacked into plain nn.Linear weights (trainable, prunable, savable): without this,
+        # transformers keeps GGUF blocks where a matmul kernel is installed, and its GGUF
+        # quantizer stays attached and refuses save_pretrained.
+        extra |= {"gguf_file": gguf_file, "quantization_config": transformers.GgufConfig(dequantize=True)}
+    return extra
 
 
 def _from_config(transformers, config: Mapping[str, Any], vocab_size, torch_dtype, trust_remote_code: bool,

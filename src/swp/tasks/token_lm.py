@@ -72,14 +72,7 @@ class TokenLMTask:
         trust_remote_code: bool = False,
     ):
         tokenizer = model_source(tokenizer, tokenizer_package, gguf_file)
-        if not tokenizer:
-            raise ConfigError("dataset.tokenizer is empty: give the model's tokenizer (name or folder)")
-        if text is not None and not 0.0 < eval_fraction < 1.0:
-            raise ConfigError(f"dataset.eval_fraction must be in (0, 1), got {eval_fraction}")
-        sizes = (("block_size", block_size), ("batch_size", batch_size), ("eval_batch_size", eval_batch_size))
-        for key, value in sizes:
-            if value < 1:
-                raise ConfigError(f"dataset.{key} must be >= 1, got {value}")
+        _check_settings(tokenizer, text, eval_fraction, block_size, batch_size, eval_batch_size)
         self.tokenizer = _load_tokenizer(tokenizer, revision, trust_remote_code, gguf_file)
         self.block_size, self.batch_size = block_size, batch_size
         self.eval_seq_len = eval_seq_len or block_size
@@ -184,6 +177,18 @@ def split_tail(text: str, fraction: float) -> tuple[str, str]:
     newline = text.find("\n", max(cut - 1, 0))  # cut - 1: a cut already at a line start stays
     cut = newline + 1 if 0 <= newline < len(text) - 1 else cut
     return text[:cut], text[cut:]
+
+
+def _check_settings(tokenizer, text, eval_fraction: float, block_size: int, batch_size: int,
+                    eval_batch_size: int) -> None:
+    """The constructor's own checks (library users get them too; the CLI checks first)."""
+    if not tokenizer:
+        raise ConfigError("dataset.tokenizer is empty: give the model's tokenizer (name or folder)")
+    if text is not None and not 0.0 < eval_fraction < 1.0:
+        raise ConfigError(f"dataset.eval_fraction must be in (0, 1), got {eval_fraction}")
+    for key, value in (("block_size", block_size), ("batch_size", batch_size), ("eval_batch_size", eval_batch_size)):
+        if value < 1:
+            raise ConfigError(f"dataset.{key} must be >= 1, got {value}")
 
 
 def _load_tokenizer(name_or_path: str, revision: str | None, trust_remote_code: bool, gguf_file: str | None = None):
