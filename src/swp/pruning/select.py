@@ -39,6 +39,24 @@ def prunable_parameters(
     Raises:
         ConfigError: an include pattern matches no candidate, or nothing is left to prune.
     """
+    candidates = _linear_weights(model)
+    if include:
+        for pattern in include:
+            if not any(re.search(pattern, n) for n in candidates):
+                raise ConfigError(
+                    f"include pattern {pattern!r} matches no prunable parameter "
+                    f"(candidates look like {sorted(candidates)[:3]})"
+                )
+        candidates = {n: p for n, p in candidates.items() if any(re.search(q, n) for q in include)}
+    if exclude:
+        candidates = {n: p for n, p in candidates.items() if not any(re.search(q, n) for q in exclude)}
+    if not candidates:
+        raise ConfigError("no parameter is left to prune after the include/exclude patterns")
+    return candidates
+
+
+def _linear_weights(model: nn.Module) -> dict[str, nn.Parameter]:
+    """Every Linear weight once (shared ones under their first name), minus the head and keep_dense."""
     head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
     head_weight = getattr(head, "weight", None)
     keep_dense = tuple(getattr(model, "keep_dense", ()) or ())
@@ -52,18 +70,6 @@ def prunable_parameters(
             name = f"{mod_name}.weight" if mod_name else "weight"
             if not any(re.search(q, name) for q in keep_dense):
                 candidates[name] = module.weight
-    if include:
-        for pattern in include:
-            if not any(re.search(pattern, n) for n in candidates):
-                raise ConfigError(
-                    f"include pattern {pattern!r} matches no prunable parameter "
-                    f"(candidates look like {sorted(candidates)[:3]})"
-                )
-        candidates = {n: p for n, p in candidates.items() if any(re.search(q, n) for q in include)}
-    if exclude:
-        candidates = {n: p for n, p in candidates.items() if not any(re.search(q, n) for q in exclude)}
-    if not candidates:
-        raise ConfigError("no parameter is left to prune after the include/exclude patterns")
     return candidates
 
 
