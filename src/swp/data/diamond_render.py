@@ -81,7 +81,13 @@ def render_diamonds(
     tint = ((1 - t) * _COLOURLESS + t * _YELLOW).astype(np.float32)  # (n, 1, 1, 3)
     grey = np.where(shadow, np.float32(0.05), np.float32(_BACKGROUND))
     img = np.where(stone[..., None], shade[..., None] * tint, grey[..., None])
-    # Inclusions: dark specks at hashed positions inside 80% of the outline.
+    _add_inclusions(img, tint, clarity, row_ids, centre, rx, ry, size)
+    return np.rint(img * 255).astype(np.uint8)
+
+
+def _add_inclusions(img: np.ndarray, tint: np.ndarray, clarity, row_ids, centre: float, rx: np.ndarray,
+                    ry: np.ndarray, size: int) -> None:
+    """Dark specks at hashed positions inside 80% of the outline, as many as the clarity grade has."""
     k = max(INCLUSIONS)
     count = np.asarray(INCLUSIONS)[np.asarray(clarity, dtype=np.int64)]
     ids = np.asarray(row_ids, dtype=np.int64)
@@ -91,4 +97,3 @@ def render_diamonds(
     rows = np.rint(centre + r * np.sin(theta) * ry[:, 0, 0, None]).astype(np.int64).clip(0, size - 1)
     which, slot = np.nonzero(np.arange(k)[None, :] < count[:, None])
     img[which, rows[which, slot], cols[which, slot]] = 0.25 * tint[which, 0, 0]
-    return np.rint(img * 255).astype(np.uint8)
