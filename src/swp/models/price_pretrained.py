@@ -190,25 +190,14 @@ def tiny_random_llava(
 
 def _tiny_llava_parts(image_size: int, patch_size: int, hidden: int, layers: int, heads: int):
     """The tiny LLaVA's processor (a character tokenizer in memory, the PIL image processor) and config."""
-    from tokenizers import Regex, Tokenizer, models, pre_tokenizers
-    from transformers import (
-        CLIPVisionConfig,
-        LlamaConfig,
-        LlavaConfig,
-        LlavaProcessor,
-        PreTrainedTokenizerFast,
-    )
+    from transformers import CLIPVisionConfig, LlamaConfig, LlavaConfig, LlavaProcessor
 
     try:  # the PIL image processor: the default one wants torchvision, which we don't install
         from transformers import CLIPImageProcessorPil as CLIPImageProcessor
     except ImportError:
         from transformers import CLIPImageProcessor
 
-    specials = ["<pad>", "<unk>", "<image>"]
-    vocab = {t: i for i, t in enumerate(specials + [chr(c) for c in range(32, 127)])}
-    core = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
-    core.pre_tokenizer = pre_tokenizers.Split(Regex(r"<image>|."), behavior="isolated")  # characters
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=core, unk_token="<unk>", pad_token="<pad>")
+    tokenizer, vocab = _character_tokenizer()
     image_processor = CLIPImageProcessor(
         size={"shortest_edge": image_size}, crop_size={"height": image_size, "width": image_size}
     )
@@ -244,3 +233,15 @@ def _tiny_llava_parts(image_size: int, patch_size: int, hidden: int, layers: int
         vision_feature_layer=-1,
     )
     return processor, config
+
+
+def _character_tokenizer():
+    """A fast tokenizer of printable ASCII characters plus <pad>, <unk> and <image>, in memory."""
+    from tokenizers import Regex, Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    specials = ["<pad>", "<unk>", "<image>"]
+    vocab = {t: i for i, t in enumerate(specials + [chr(c) for c in range(32, 127)])}
+    core = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    core.pre_tokenizer = pre_tokenizers.Split(Regex(r"<image>|."), behavior="isolated")  # characters
+    return PreTrainedTokenizerFast(tokenizer_object=core, unk_token="<unk>", pad_token="<pad>"), vocab
