@@ -86,12 +86,12 @@ def rows_to_examples(
     cache = Path(image_dir) if image_dir else None
     if cache:
         cache.mkdir(parents=True, exist_ok=True)
-    images, texts, prices, skipped = [], [], [], 0
+    images, texts, prices, skipped = [], [], [], 0  # skipped: no price > 0, or no readable image
     for row in rows:
         price, pic = _row_price(row.get(price_column)), None
         if price is not None:
             pic = _row_image(row, image_column, url_column, fetch, cache, image_size)
-        if pic is None:  # no price > 0, or a dead link / broken file: one row, not the run
+        if pic is None:  # a bad row costs that row, not the run
             skipped += 1
             continue
         images.append(pic)
@@ -100,10 +100,8 @@ def rows_to_examples(
     if len(prices) < 3:
         raise ConfigError(f"only {len(prices)} usable products ({skipped} skipped: no price or no image)")
     split = split_rows(len(prices), val_fraction, test_fraction, split_seed, max_rows)
-    return PriceExamples(
-        images=np.stack(images), texts=texts, prices=np.asarray(prices, dtype=np.float64), split=split,
-        source=f"{source} ({skipped} rows skipped)" if skipped else source,
-    )
+    return PriceExamples(images=np.stack(images), texts=texts, prices=np.asarray(prices, dtype=np.float64),
+                         split=split, source=f"{source} ({skipped} rows skipped)" if skipped else source)
 
 
 def _row_price(value) -> float | None:
