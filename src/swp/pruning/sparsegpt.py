@@ -68,19 +68,7 @@ def sparsegpt_prune(
     """
     rows, columns = weight.shape
     W = weight.detach().float().clone()
-    H = hessian.detach().float().clone().to(W.device)
-    dead = torch.diag(H) == 0  # inputs that were always zero: their weights never mattered
-    H[dead, dead] = 1.0
-    W[:, dead] = 0.0
-    diag = torch.arange(columns, device=W.device)
-    H[diag, diag] += percdamp * torch.mean(torch.diag(H))
-    L, info = torch.linalg.cholesky_ex(H)
-    if info == 0:
-        L, info = torch.linalg.cholesky_ex(torch.cholesky_inverse(L), upper=True)
-    if info != 0:
-        raise ValueError("SparseGPT: the calibration Hessian is not positive definite after dampening; "
-                         "use more calibration batches or a larger percdamp")
-    Hinv = L
+    Hinv = _upper_inverse_cholesky(W, hessian, percdamp)
     keep = torch.ones_like(W, dtype=torch.bool)
     losses = torch.zeros(rows, device=W.device)  # summed on the device: no sync per column
     for i1 in range(0, columns, blocksize):
@@ -90,17 +78,7 @@ def sparsegpt_prune(
         Err1 = torch.zeros_like(W1)
         Hinv1 = Hinv[i1:i2, i1:i2]
         d = torch.diag(Hinv1)
-        if mask is not None:
-            keep1 = mask[:, i1:i2].to(W.device, torch.bool).clone()
-        elif nm is None:
-            # This block's share of the exact total, pruned by lowest saliency.
-            k = round(sparsity * rows * i2) - round(sparsity * rows * i1)
-            saliency = (W1 ** 2 / d.view(1, -1) ** 2).flatten()
-            keep1 = torch.ones(saliency.numel(), dtype=torch.bool, device=W.device)
-            keep1[torch.sort(saliency, stable=True).indices[:k]] = False
-            keep1 = keep1.view_as(W1)
-        else:
-            keep1 = torch.ones_like(W1, dtype=torch.bool)
+        keep1 = _block_keep(W1, d, mask, nm, sparsity, rows, i1, i2)
         for i in range(i2 - i1):
             if mask is None and nm is not None and i % nm[1] == 0:
                 g = slice(i, i + nm[1])
@@ -116,3 +94,37 @@ def sparsegpt_prune(
         keep[:, i1:i2] = keep1
         W[:, i2:] -= Err1 @ Hinv[i1:i2, i2:]
     return W.to(weight.dtype), keep, float(losses.sum())
+
+
+def _upper_inverse_cholesky(W: torch.Tensor, hessian: torch.Tensor, percdamp: float) -> torch.Tensor:
+    """Cholesky factor (upper) of the dampened H^-1; zeroes W's columns of dead inputs in place."""
+    columns = W.shape[1]
+    H = hessian.detach().float().clone().to(W.device)
+    dead = torch.diag(H) == 0  # inputs that were always zero: their weights never mattered
+    H[dead, dead] = 1.0
+    W[:, dead] = 0.0
+    diag = torch.arange(columns, device=W.device)
+    H[diag, diag] += percdamp * torch.mean(torch.diag(H))
+    L, info = torch.linalg.cholesky_ex(H)
+    if info == 0:
+        L, info = torch.linalg.cholesky_ex(torch.cholesky_inverse(L), upper=True)
+    if info != 0:
+        raise ValueError("SparseGPT: the calibration Hessian is not positive definite after dampening; "
+                         "use more calibration batches or a larger percdamp")
+    return L
+
+
+def _block_keep(W1: torch.Tensor, d: torch.Tensor, mask, nm, sparsity: float, rows: int, i1: int,
+                i2: int) -> torch.Tensor:
+    """The keep-mask of one block: given, by saliency at this block's exact share, or all kept
+    for N:M (chosen per group of M columns as the block is swept)."""
+    if mask is not None:
+        return mask[:, i1:i2].to(W1.device, torch.bool).clone()
+    if nm is not None:
+        return torch.ones_like(W1, dtype=torch.bool)
+    # This block's share of the exact total, pruned by lowest saliency.
+    k = round(sparsity * rows * i2) - round(sparsity * rows * i1)
+    saliency = (W1 ** 2 / d.view(1, -1) ** 2).flatten()
+    keep1 = torch.ones(saliency.numel(), dtype=torch.bool, device=W1.device)
+    keep1[torch.sort(saliency, stable=True).indices[:k]] = False
+    return keep1.view_as(W1)
