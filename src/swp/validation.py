@@ -650,19 +650,7 @@ def _check_value(key: str, value, hint, meta):
     if is_dataclass(hint):
         return check_node(hint, value, key + ".", key)
     if origin in (list, List):
-        (item,) = typing.get_args(hint) or (Any,)
-        kind = {str: "strings", int: "integers"}.get(item, "values")
-        if not isinstance(value, list):
-            eg = f" (e.g. [{value}])" if isinstance(value, str) else ""
-            raise _key_err(key, f"a list of {kind}{eg}" + (null if optional else ""), value)
-        for i, v in enumerate(value):
-            _check_value(f"{key}[{i}]", v, item, {k: m for k, m in meta.items() if k in ("span", "why")})
-            if meta.get("regex"):
-                try:
-                    re.compile(v)
-                except re.error as exc:
-                    raise _key_err(f"{key}[{i}]", f"a valid regular expression ({exc})", v) from None
-        return value
+        return _check_list(key, value, hint, meta, null if optional else "")
     if origin in (dict, Dict):
         if not isinstance(value, dict):
             raise _key_err(key, "a mapping" + (null if optional else ""), value)
@@ -676,14 +664,7 @@ def _check_value(key: str, value, hint, meta):
             raise _key_err(key, "true or false" + (null if optional else ""), value)
         return value
     if hint is str:
-        if not isinstance(value, str):
-            raise _key_err(key, "a string" + (null if optional else ""), value)
-        if "one_of" in meta and value not in meta["one_of"]:
-            raise _key_err(key, _choices(meta["one_of"]) + (null if optional else ""), value)
-        if meta.get("device") and not (DEVICE.match(value) or (meta.get("auto") and value == "auto")):
-            names = "auto, cpu, cuda or cuda:N" if meta.get("auto") else "cpu, cuda or cuda:N"
-            raise _key_err(key, f"a device name ({names})" + (null if optional else ""), value)
-        return value
+        return _check_str(key, value, meta, null if optional else "")
     if hint is int:
         if isinstance(value, bool) or not isinstance(value, int):
             raise _key_err(key, _describe(hint, meta) + (null if optional else ""), value)
@@ -692,6 +673,35 @@ def _check_value(key: str, value, hint, meta):
             raise _key_err(key, _describe(hint, meta) + (null if optional else ""), value)
     if "span" in meta and not _inside(value, meta["span"]):
         raise _key_err(key, _describe(hint, meta) + (null if optional else ""), value)
+    return value
+
+
+def _check_list(key: str, value, hint, meta, or_null: str):
+    """A list leaf: a list (not a string read as characters), each item checked, regexes compiled."""
+    (item,) = typing.get_args(hint) or (Any,)
+    kind = {str: "strings", int: "integers"}.get(item, "values")
+    if not isinstance(value, list):
+        eg = f" (e.g. [{value}])" if isinstance(value, str) else ""
+        raise _key_err(key, f"a list of {kind}{eg}" + or_null, value)
+    for i, v in enumerate(value):
+        _check_value(f"{key}[{i}]", v, item, {k: m for k, m in meta.items() if k in ("span", "why")})
+        if meta.get("regex"):
+            try:
+                re.compile(v)
+            except re.error as exc:
+                raise _key_err(f"{key}[{i}]", f"a valid regular expression ({exc})", v) from None
+    return value
+
+
+def _check_str(key: str, value, meta, or_null: str):
+    """A string leaf: a string, one of the choices, a device name where asked."""
+    if not isinstance(value, str):
+        raise _key_err(key, "a string" + or_null, value)
+    if "one_of" in meta and value not in meta["one_of"]:
+        raise _key_err(key, _choices(meta["one_of"]) + or_null, value)
+    if meta.get("device") and not (DEVICE.match(value) or (meta.get("auto") and value == "auto")):
+        names = "auto, cpu, cuda or cuda:N" if meta.get("auto") else "cpu, cuda or cuda:N"
+        raise _key_err(key, f"a device name ({names})" + or_null, value)
     return value
 
 
