@@ -78,8 +78,7 @@ def rows_to_examples(
         image_column: a column with the images themselves, used when present.
         url_column: otherwise, image URLs, read with `fetch`.
         fetch: url -> bytes (default: HTTP); None with no image column is an error.
-        image_dir: cache of fetched images (file name: hash of the URL), so a second run
-            reads the disk instead of the network.
+        image_dir: cache of fetched images (named by the URL's hash): a second run reads the disk.
         val_fraction, test_fraction, split_seed, max_rows: the seeded split (see `split_rows`).
         source: recorded with the results.
     """

@@ -56,9 +56,8 @@ def render_diamonds(
     Returns:
         uint8 array of shape (rows, size, size, 3).
     """
-    n = len(x)
+    n, px_per_mm = len(x), 0.92 * size / _MAX_MM
     f = lambda a: np.asarray(a, dtype=np.float32).reshape(n, 1, 1)  # noqa: E731 (broadcast helper)
-    px_per_mm = 0.92 * size / _MAX_MM
     rx = np.clip(f(x), 0.5, _MAX_MM) * px_per_mm / 2
     ry = np.clip(f(y), 0.5, _MAX_MM) * px_per_mm / 2
     centre = (size - 1) / 2

@@ -35,14 +35,11 @@ def export_hf_pretrained(
 
     Args:
         model: a ``transformers`` PreTrainedModel.
-        task: the run's task; its ``tokenizer`` (if any) is saved beside the model, and its
-            ``evaluate`` scores the reloaded model.
+        task: the run's task; its ``tokenizer`` (if any) is saved too, its ``evaluate`` scores the reload.
         pruned: the pruner's parameters (name -> tensor) whose sparsity is reported.
-        out_dir: the run folder; the export goes into ``out_dir/subdir``.
+        out_dir, subdir: the export goes into ``out_dir/subdir``.
         device, autocast: where and how the reloaded model is evaluated.
-        subdir: the export folder's name inside the run folder.
-        check_metrics: evaluate the reloaded model (one more evaluation pass; the exact
-            weight comparison runs regardless).
+        check_metrics: evaluate the reloaded model (the exact weight comparison runs regardless).
 
     Returns:
         Fields for results.json: ``export_dir``, ``export_bytes``, ``export_sparsity`` and

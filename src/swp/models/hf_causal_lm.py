@@ -89,17 +89,13 @@ def hf_causal_lm(
         dtype: ``float32`` (master weights a fine-tune can move; pair with ``precision=bf16``
             for bf16 compute), ``auto`` (bf16 on GPU, fp32 on CPU), ``bfloat16`` or ``float16``.
         device: the run's device setting, used only to resolve ``dtype=auto``.
-        gradient_checkpointing: recompute activations in the backward pass (less memory,
-            about a third more compute), for long sequences on large models.
-        trust_remote_code: run model code shipped with a Hub repository; off unless asked,
-            because that code runs with your permissions.
+        gradient_checkpointing: recompute activations in the backward pass (less memory, a third more compute).
+        trust_remote_code: run model code shipped with a Hub repository (off unless asked: it runs as you).
         revision: a Hub branch, tag or commit, for reproducible loads.
-        attn_implementation: e.g. ``sdpa``, ``eager``, ``flash_attention_2``; None lets
-            transformers choose.
-        vocab_size: the tokenizer's number of ids (passed by the task). A config-built model
-            gets it as its vocabulary size; a pretrained model must cover it.
-        seq_len: the longest sequence the task feeds (passed by the task); must fit the
-            model's position table where it has one.
+        attn_implementation: e.g. ``sdpa``, ``eager``, ``flash_attention_2``; None lets transformers choose.
+        vocab_size: the tokenizer's number of ids (from the task): a config-built model's vocabulary, and
+            what a pretrained model must cover.
+        seq_len: the longest sequence the task feeds (from the task); must fit the model's positions.
 
     Raises:
         ConfigError: not exactly one source, a load failure, or a model smaller than the task

@@ -73,27 +73,33 @@ def sparsegpt_prune(
     losses = torch.zeros(rows, device=W.device)  # summed on the device: no sync per column
     for i1 in range(0, columns, blocksize):
         i2 = min(i1 + blocksize, columns)
-        W1 = W[:, i1:i2].clone()
-        Q1 = torch.zeros_like(W1)
-        Err1 = torch.zeros_like(W1)
-        Hinv1 = Hinv[i1:i2, i1:i2]
-        d = torch.diag(Hinv1)
-        keep1 = _block_keep(W1, d, mask, nm, sparsity, rows, i1, i2)
-        for i in range(i2 - i1):
-            if mask is None and nm is not None and i % nm[1] == 0:
-                g = slice(i, i + nm[1])
-                keep1[:, g] = nm_keep_mask(W1[:, g] ** 2 / d[g].view(1, -1) ** 2, *nm)
-            w = W1[:, i]
-            q = torch.where(keep1[:, i], w, torch.zeros_like(w))
-            Q1[:, i] = q
-            losses += (w - q) ** 2 / d[i] ** 2 / 2
-            err = (w - q) / d[i]
-            W1[:, i:] -= err.unsqueeze(1) @ Hinv1[i, i:].unsqueeze(0)
-            Err1[:, i] = err
+        W1, Hinv1 = W[:, i1:i2].clone(), Hinv[i1:i2, i1:i2]
+        keep1 = _block_keep(W1, torch.diag(Hinv1), mask, nm, sparsity, rows, i1, i2)
+        Q1, Err1 = _sweep_block(W1, keep1, Hinv1, nm if mask is None else None, losses)
         W[:, i1:i2] = Q1
         keep[:, i1:i2] = keep1
         W[:, i2:] -= Err1 @ Hinv[i1:i2, i2:]
     return W.to(weight.dtype), keep, float(losses.sum())
+
+
+def _sweep_block(W1: torch.Tensor, keep1: torch.Tensor, Hinv1: torch.Tensor, nm, losses: torch.Tensor):
+    """One block column by column: quantize (prune) a column, spread its error over the block's
+    later columns (OBS); N:M masks are chosen per group of M columns on the updated weights.
+    Returns the pruned block and the errors the later blocks are updated with."""
+    d = torch.diag(Hinv1)
+    Q1, Err1 = torch.zeros_like(W1), torch.zeros_like(W1)
+    for i in range(W1.shape[1]):
+        if nm is not None and i % nm[1] == 0:
+            g = slice(i, i + nm[1])
+            keep1[:, g] = nm_keep_mask(W1[:, g] ** 2 / d[g].view(1, -1) ** 2, *nm)
+        w = W1[:, i]
+        q = torch.where(keep1[:, i], w, torch.zeros_like(w))
+        Q1[:, i] = q
+        losses += (w - q) ** 2 / d[i] ** 2 / 2
+        err = (w - q) / d[i]
+        W1[:, i:] -= err.unsqueeze(1) @ Hinv1[i, i:].unsqueeze(0)
+        Err1[:, i] = err
+    return Q1, Err1
 
 
 def _upper_inverse_cholesky(W: torch.Tensor, hessian: torch.Tensor, percdamp: float) -> torch.Tensor:
