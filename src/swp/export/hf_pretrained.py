@@ -53,18 +53,13 @@ def export_hf_pretrained(
     if not hasattr(model, "save_pretrained"):
         raise TypeError(f"export=hf_pretrained needs a transformers model, got {type(model).__name__}: use export=none")
     target = Path(out_dir) / subdir
-    model.save_pretrained(target)
-    tokenizer = getattr(task, "tokenizer", None)
-    if tokenizer is not None:
-        tokenizer.save_pretrained(target)
-
+    for part in (model, getattr(task, "tokenizer", None)):  # the tokenizer, if the task has one
+        if part is not None:
+            part.save_pretrained(target)
     reloaded = AutoModelForCausalLM.from_pretrained(target, dtype=next(model.parameters()).dtype).to(device)
     _check_equal(model.state_dict(), reloaded.state_dict(), target)
-    out = {
-        "export_dir": str(target),
-        "export_bytes": sum(f.stat().st_size for f in target.iterdir() if f.is_file()),
-        "export_sparsity": sparsity([reloaded.get_parameter(n) for n in pruned]),
-    }
+    out = {"export_dir": str(target), "export_bytes": sum(f.stat().st_size for f in target.iterdir() if f.is_file()),
+           "export_sparsity": sparsity([reloaded.get_parameter(n) for n in pruned])}
     if check_metrics:
         out |= {f"export_val_{k}": v for k, v in task.evaluate(reloaded, device, autocast).items()}
     del reloaded

