@@ -6,11 +6,12 @@ display and never changes pyplot's global backend for the caller.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+
+from swp.infra.io import write_atomic
 
 KEPT_COLOUR, PRUNED_COLOUR = "tab:blue", "tab:red"
 
@@ -27,9 +28,7 @@ def _figure(width: float, height: float):
 def _save(fig, path: str | Path) -> Path:
     """Writes through a temporary file and a rename: parallel sweep jobs may redraw a figure."""
     path = Path(path)
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.png")
-    fig.savefig(tmp)
-    os.replace(tmp, path)
+    write_atomic(path, fig.savefig)
     return path
 
 

@@ -17,13 +17,13 @@ import csv
 import json
 import logging
 import math
-import os
 import sys
 from collections import Counter
 from pathlib import Path
 
 from hydra.experimental.callback import Callback
 
+from swp.infra.io import write_atomic
 from swp.logging.base import Logger
 
 log = logging.getLogger(__name__)
@@ -118,20 +118,20 @@ def write_csv(path: str | Path, rows: list[dict], cols: list[str] | None = None)
     """Writes the rows atomically (parallel jobs may refresh the summary at the same time)."""
     path = Path(path)
     cols = cols or columns(rows)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with tmp.open("w", newline="", encoding="utf-8") as f:
-        writer = csv.DictWriter(f, fieldnames=cols)
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({c: ("" if row.get(c) is None else row.get(c, "")) for c in cols})
-    os.replace(tmp, path)
+
+    def write(tmp: Path) -> None:
+        with tmp.open("w", newline="", encoding="utf-8") as f:
+            writer = csv.DictWriter(f, fieldnames=cols)
+            writer.writeheader()
+            for row in rows:
+                writer.writerow({c: ("" if row.get(c) is None else row.get(c, "")) for c in cols})
+
+    write_atomic(path, write)
     return cols
 
 
 def _write_json(path: Path, data) -> Path:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=1))
-    os.replace(tmp, path)
+    write_atomic(path, lambda tmp: tmp.write_text(json.dumps(data, indent=1)))
     return path
 
 

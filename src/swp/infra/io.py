@@ -53,7 +53,9 @@ def write_atomic(path: Path, write: Callable[[Path], None], fix: str = FREE_DISK
             removed, so it takes no space, and `path` is left as it was.
     """
     path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
+    # Unique per process (parallel sweep jobs refresh the same summary files); the suffix is kept
+    # because some writers (matplotlib) choose the format from it.
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")
     try:
         write(tmp)
         with open(tmp, "rb+") as f:
