@@ -87,8 +87,6 @@ def check_run_folder(run_dir: Path) -> list[str] | None:
         ExportRefused: not a run folder, unfinished, damaged, or weights not zero where pruned.
     """
     import torch
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
 
     weights_path, masks_path, results_path = (
         run_dir / "model.safetensors",
@@ -112,20 +110,10 @@ def check_run_folder(run_dir: Path) -> list[str] | None:
         raise ExportRefused(f"{results_path} is damaged (not a mapping of results); re-run the run to rewrite it")
     if not weights_path.is_file():
         raise ExportRefused(f"{weights_path} not found: is {run_dir} a finished run folder?")
-    try:
-        weights = load_file(str(weights_path))
-    except (SafetensorError, OSError, ValueError) as exc:
-        raise ExportRefused(
-            f"{weights_path} is damaged ({str(exc).splitlines()[0]}); re-run the run to rewrite it"
-        ) from None
+    weights = _load_or_refuse(weights_path)
     if not masks_path.is_file():
         return None  # nothing was pruned (pruner=none)
-    try:
-        masks = load_file(str(masks_path))
-    except (SafetensorError, OSError, ValueError) as exc:
-        raise ExportRefused(
-            f"{masks_path} is damaged ({str(exc).splitlines()[0]}); re-run the run to rewrite it"
-        ) from None
+    masks = _load_or_refuse(masks_path)
     for name, keep in masks.items():
         w = weights.get(name)
         if w is None:
@@ -184,5 +172,17 @@ def _print(r: dict, out: Path) -> None:
     print(f"written: {out}")
 
 
+def _load_or_refuse(path: Path) -> dict:
+    """The tensors of a safetensors file; a damaged file is a one-line refusal."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise ExportRefused(f"{path} is damaged ({str(exc).splitlines()[0]}); re-run the run to rewrite it") from None
+
+
 if __name__ == "__main__":
     main()
+
