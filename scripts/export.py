@@ -27,7 +27,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 
-from swp.export.compressed import export_compressed, export_pretrained  # noqa: E402
+from swp.export.compressed import export_compressed  # noqa: E402
+from swp.export.hf_pretrained import save_pretrained  # noqa: E402
 
 
 class ExportRefused(Exception):
@@ -65,7 +66,7 @@ def main(argv: list[str] | None = None) -> dict:
         report["hf_dir"] = None
         if args.hf_config and args.pretrained != "never":
             model = _hf_model(args.hf_config, args.run_dir / "model.safetensors")
-            saved = export_pretrained(model, out / "hf")
+            saved = save_pretrained(model, out / "hf")
             report["hf_dir"] = str(saved) if saved else None
         (out / "export.json").write_text(json.dumps(report, indent=2))
     except (ExportRefused, OSError, ValueError, KeyError, RuntimeError) as exc:

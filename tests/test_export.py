@@ -8,7 +8,8 @@ from safetensors.torch import load_file, save_file, save_model
 
 from scripts import export as export_script
 from swp.cli import run
-from swp.export.compressed import export_compressed, export_pretrained
+from swp.export.compressed import export_compressed
+from swp.export.hf_pretrained import save_pretrained
 from swp.export.sparse_format import bit_identical, compress, decompress, load_compressed, save_compressed
 
 
@@ -103,13 +104,13 @@ def test_hugging_face_model_export_and_reload(tmp_path):
     for name in ("attn.c_attn", "attn.c_proj", "mlp.c_fc", "mlp.c_proj"):
         assert report["tensors"][f"transformer.h.0.{name}.weight"]["encoding"] == "bitmask"
 
-    hf_dir = export_pretrained(model, tmp_path / "hf")
+    hf_dir = save_pretrained(model, tmp_path / "hf")
     reloaded = GPT2LMHeadModel.from_pretrained(str(hf_dir)).eval()
     for (name, a), b in zip(model.state_dict().items(), reloaded.state_dict().values()):
         assert bit_identical(a, b), name
     ids = torch.tensor([[1, 2, 3]])
     assert torch.equal(model(ids).logits, reloaded(ids).logits)
-    assert export_pretrained(torch.nn.Linear(2, 2), tmp_path / "none") is None
+    assert save_pretrained(torch.nn.Linear(2, 2), tmp_path / "none") is None
 
 
 def test_export_script_rejects_a_folder_without_a_checkpoint(tmp_path):

@@ -195,3 +195,21 @@ def test_llm_wikitext_composes_the_hub_defaults(tmp_path):
     )
     assert other.model.name_or_path == "gpt2" == other.dataset.tokenizer
     assert (other.dataset.name, other.dataset.eval_split) == ("wikitext-103-raw-v1", "validation")
+
+
+def test_one_loader_serves_the_token_and_the_character_corpora(tmp_path):
+    """`hf_text` (character LMs) and `load_split_text` (token LMs) read through one `open_split`:
+    the perplexity protocol keeps empty rows, the character corpus drops them."""
+    from swp.data.hf_corpus import open_split
+    from swp.data.text import hf_text
+
+    f = tmp_path / "t.txt"
+    f.write_text("a b\n\nc d\n\n\ne\n")
+    files = {"train": str(f)}
+    assert load_split_text("text", None, "train", data_files=files) == "a b\n\n\n\nc d\n\n\n\n\n\ne"
+    assert hf_text("text", split="train", data_files=files) == "a b\nc d\ne"
+    assert hf_text("text", split="train", data_files=files, max_chars=4) == "a b\n"
+    with pytest.raises(ConfigError, match=r"cannot load dataset 'no-such/x' \(None, split 'train'\)"):
+        open_split("no-such/x", None, "train")
+    with pytest.raises(ConfigError, match="cannot load dataset 'no-such/x'"):
+        hf_text("no-such/x")

@@ -16,6 +16,7 @@ from typing import Any, Callable, Iterable
 
 import numpy as np
 
+from swp.data.hf_corpus import open_split
 from swp.data.price_examples import PriceExamples, split_rows
 from swp.errors import ConfigError
 
@@ -158,12 +159,7 @@ def burberry_examples(
     """
     import os
 
-    import datasets  # imported here: other tasks don't pay its start-up cost
-
-    try:
-        ds = datasets.load_dataset(name, split=split)
-    except Exception as exc:  # the library raises many types; the user needs one line
-        raise ConfigError(f"cannot load dataset {name!r} (split {split!r}): {exc}") from exc
+    ds = open_split(name, None, split)
     if image_dir is None:
         image_dir = str(Path(os.environ.get("HF_HOME", Path.home() / ".cache")) / "swp" / "burberry_images")
     return rows_to_examples(

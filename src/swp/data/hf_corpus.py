@@ -7,6 +7,21 @@ from typing import Mapping, Sequence
 from swp.errors import ConfigError
 
 
+def open_split(path: str, name: str | None, split: str, data_files=None, revision: str | None = None):
+    """One split of a dataset through `datasets.load_dataset`, its failures as one ConfigError line.
+
+    Every loader in swp (token corpora, character corpora, the price table) opens its data
+    here, so offline behaviour and the error a user sees are the same for all of them.
+    """
+    import datasets  # imported here: only the Hugging Face tasks pay its start-up cost
+
+    try:
+        return datasets.load_dataset(path, name, split=split, data_files=data_files, revision=revision)
+    except Exception as exc:  # the library raises many types; the user needs one line
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ConfigError(f"cannot load dataset {path!r} ({name}, split {split!r}): {first}") from exc
+
+
 def load_split_text(
     path: str,
     name: str | None,
@@ -16,6 +31,7 @@ def load_split_text(
     join: str = "\n\n",
     max_chars: int | None = None,
     revision: str | None = None,
+    skip_empty: bool = False,
 ) -> str:
     """Loads one split and joins its rows.
 
@@ -33,20 +49,16 @@ def load_split_text(
         join: the separator between rows.
         max_chars: cut the joined text (quick runs); None keeps all of it.
         revision: a Hub branch, tag or commit.
+        skip_empty: drop empty rows before joining (character corpora); the perplexity
+            protocol keeps them.
 
     Raises:
         ConfigError: the dataset cannot be loaded, lacks the column, or holds no text.
     """
-    import datasets  # imported here: only the Hugging Face tasks pay its start-up cost
-
-    try:
-        ds = datasets.load_dataset(path, name, split=split, data_files=data_files, revision=revision)
-    except Exception as exc:  # the library raises many types; the user needs one line
-        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise ConfigError(f"cannot load dataset {path!r} ({name}, split {split!r}): {first}") from exc
+    ds = open_split(path, name, split, data_files, revision)
     if column not in ds.column_names:
         raise ConfigError(f"dataset {path!r} has no column {column!r}; it has {ds.column_names}")
-    text = join.join(ds[column])
+    text = join.join(t for t in ds[column] if t or not skip_empty)
     if not text.strip():
         raise ConfigError(f"dataset {path!r} split {split!r} holds no text")
     return text[:max_chars] if max_chars else text

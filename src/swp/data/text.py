@@ -13,6 +13,7 @@ import re
 from pathlib import Path
 from typing import Sequence
 
+from swp.data.hf_corpus import load_split_text
 from swp.errors import ConfigError
 
 _SPEAKER = re.compile(r"^\*\*(.+?)\*\*\s*$")
@@ -98,15 +99,4 @@ def hf_text(
         data_files: local files for a builder name (works offline).
         max_chars: keep only the first characters; None keeps everything.
     """
-    import datasets  # imported here: the default path needs no `datasets` start-up cost
-
-    try:
-        ds = datasets.load_dataset(name, config, split=split, data_files=data_files)
-    except Exception as exc:  # the library raises many types; the user needs one line
-        raise ConfigError(f"cannot load dataset {name!r} ({config}, {split}): {exc}") from exc
-    if column not in ds.column_names:
-        raise ConfigError(f"dataset {name!r} has no column {column!r}; it has {ds.column_names}")
-    text = "\n".join(t for t in ds[column] if t)
-    if not text.strip():
-        raise ConfigError(f"dataset {name!r} split {split!r} has no text")
-    return text[:max_chars] if max_chars else text
+    return load_split_text(name, config, split, data_files, column, join="\n", max_chars=max_chars, skip_empty=True)

@@ -6,7 +6,6 @@ import os
 from pathlib import Path
 
 from safetensors.torch import load_file
-from torch import nn
 
 from swp.export.hf_pretrained import ExportMismatchError  # one error type for every export check
 from swp.export.sparse_format import bit_identical, load_compressed, save_compressed
@@ -67,13 +66,3 @@ def _numel(info: dict) -> int:
     for d in info["shape"]:
         n *= d
     return n
-
-
-def export_pretrained(model: nn.Module, out_dir: Path) -> Path | None:
-    """`save_pretrained` for Hugging Face models (dense weights with the pruned zeros, loadable
-    with `from_pretrained`); None for models without it."""
-    if not hasattr(model, "save_pretrained"):
-        return None
-    out_dir.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(str(out_dir))
-    return out_dir

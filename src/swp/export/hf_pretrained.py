@@ -16,6 +16,22 @@ class ExportMismatchError(RuntimeError):
     """The reloaded model differs from the one that was saved."""
 
 
+def save_pretrained(model: nn.Module, target: Path, tokenizer=None) -> Path | None:
+    """``save_pretrained`` of a Hugging Face model (dense weights with the pruned zeros, loadable
+    with ``from_pretrained``) and of its tokenizer if given; None for a model without it.
+
+    The one writer of Hugging Face folders: the run's export stage and ``scripts/export.py``
+    both call it.
+    """
+    if not hasattr(model, "save_pretrained"):
+        return None
+    target.mkdir(parents=True, exist_ok=True)
+    for part in (model, tokenizer):
+        if part is not None:
+            part.save_pretrained(str(target))
+    return target
+
+
 def export_hf_pretrained(
     *,
     model: nn.Module,
@@ -50,12 +66,9 @@ def export_hf_pretrained(
     """
     from transformers import AutoModelForCausalLM
 
-    if not hasattr(model, "save_pretrained"):
+    target = save_pretrained(model, Path(out_dir) / subdir, getattr(task, "tokenizer", None))
+    if target is None:
         raise TypeError(f"export=hf_pretrained needs a transformers model, got {type(model).__name__}: use export=none")
-    target = Path(out_dir) / subdir
-    for part in (model, getattr(task, "tokenizer", None)):  # the tokenizer, if the task has one
-        if part is not None:
-            part.save_pretrained(target)
     reloaded = AutoModelForCausalLM.from_pretrained(target, dtype=next(model.parameters()).dtype).to(device)
     _check_equal(model.state_dict(), reloaded.state_dict(), target)
     out = {"export_dir": str(target), "export_bytes": sum(f.stat().st_size for f in target.iterdir() if f.is_file()),

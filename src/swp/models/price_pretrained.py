@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from swp.errors import ConfigError
+from swp.models.hf_causal_lm import weights_dtype
 
 
 class VLMPriceRegressor(nn.Module):
@@ -124,7 +125,7 @@ def pretrained_vlm(
         auto_class: the transformers Auto class that loads the checkpoint.
         trust_remote_code: run modelling code shipped with the checkpoint (only for models
             transformers does not implement, such as Phi-3-vision).
-        dtype: weight dtype (bfloat16 halves memory; the head stays float32).
+        dtype: weight dtype, see `weights_dtype` (bfloat16 halves memory; the head stays float32).
         attn_implementation: e.g. "eager", "sdpa", "flash_attention_2"; None: the default.
         processor_kwargs: extra processor arguments (Phi-3-vision: num_crops).
         keep_dense, gradient_checkpointing: see `VLMPriceRegressor`.
@@ -135,15 +136,14 @@ def pretrained_vlm(
 
     if not hasattr(transformers, auto_class):
         raise ConfigError(f"transformers has no {auto_class!r} (model.auto_class)")
-    if not hasattr(torch, dtype):
-        raise ConfigError(f"unknown torch dtype {dtype!r} (model.dtype)")
+    weights = weights_dtype(dtype, "auto")  # the LM path's parser: one list of dtypes, one error
     extra = {"attn_implementation": attn_implementation} if attn_implementation else {}
     try:
         processor = transformers.AutoProcessor.from_pretrained(
             name, trust_remote_code=trust_remote_code, **(processor_kwargs or {})
         )
         full = getattr(transformers, auto_class).from_pretrained(
-            name, trust_remote_code=trust_remote_code, dtype=getattr(torch, dtype), **extra
+            name, trust_remote_code=trust_remote_code, dtype=weights, **extra
         )
     except OSError as exc:  # missing weights offline, unknown name, no access
         raise ConfigError(f"cannot load {name!r}: {exc}") from exc
