@@ -405,3 +405,23 @@ def _worker_pids(agent: int) -> list[int]:
 
 def _lines(folder: Path) -> list[str]:
     return [line for line in (folder / "metrics.jsonl").read_text().splitlines() if line.strip()]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("pruner", ["wanda", "sparsegpt"])
+def test_torchrun_ddp_calibrating_pruners_equal_one_process(tmp_path, pruner):
+    """Each rank calibrates on its slice of the calibration batches; the summed statistics give
+    the single process's masks, and the job records the job's calibration tokens."""
+    from swp.cli import run
+    from swp.config import compose_run_config
+
+    short = ["schedule.train_steps=20", "schedule.finetune_steps=6", f"pruner={pruner}"]
+    one = run(compose_run_config([*RUN, *short], tmp_path / "one"))
+    p = _torchrun("distributed=ddp", *short, out=tmp_path / "ddp")
+    assert p.returncode == 0, p.stderr[-3000:]
+    ddp = _results(tmp_path / "ddp")
+    print(f"torchrun ddp {pruner}: pruned {ddp['pruned_val_loss']:.7f} vs one process {one['pruned_val_loss']:.7f}")
+    assert ddp["calibration_tokens"] == one["calibration_tokens"] > 0
+    assert ddp["sparsity"] == one["sparsity"] and ddp["mask_sparsity"] == ddp["sparsity"]
+    for key in ("pruned_val_loss", "val_loss"):
+        assert math.isclose(ddp[key], one[key], abs_tol=1e-5), (key, ddp[key], one[key])

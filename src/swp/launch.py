@@ -188,7 +188,8 @@ def _execute(cfg, context: Context, settings: Settings, parts: Parts, out_dir: P
     """Runs the stages under the stop-signal handlers, then exports and writes the outputs."""
     strategy = strategy or NoDistributed()
     many = strategy.world_size > 1
-    where = Placement(settings.device, settings.autocast, logger, _progress_enabled(cfg.progress) and strategy.is_main)
+    where = Placement(settings.device, settings.autocast, logger, _progress_enabled(cfg.progress) and strategy.is_main,
+                      reduce_sum=strategy.reduce_sum, from_main=strategy.from_main)
     # Ranks agree on a stop request, so they all stop after the same step with one checkpoint.
     with AgreedStopRequest() if many else StopRequest() as stop:
         run = Run(model=parts.model, task=parts.task, pruner=parts.pruner, schedule=parts.schedule, where=where,
@@ -215,7 +216,7 @@ def _execute(cfg, context: Context, settings: Settings, parts: Parts, out_dir: P
 
 def _check_distributable(pruner, strategy) -> None:
     """What the distributed run does not support yet, refused in one line before training."""
-    unsupported = ("calibration" if pruner.calibrates else
+    unsupported = ("calibration" if pruner.calibrates and strategy.shards_parameters else
                    "N:M masks" if pruner.nm and strategy.shards_parameters else
                    "allocation=uniform" if pruner.allocation == "uniform" and strategy.shards_parameters else None)
     if unsupported:

@@ -151,6 +151,10 @@ class Run:
             if self.target_sparsity is not None:
                 p.rate = self.pruner.rate_for_sparsity(self.target_sparsity)
             keep, p.thresholds = self.pruner.masks(p.rate)
+            if self.pruner.calibrates:  # reduced floats may round apart: every DDP replica takes rank 0's
+                for name, k in keep.items():
+                    self.where.from_main(k)
+                    self.where.from_main(self.pruner.params[name].data)
             self.masks = MaskSet(self.pruner.params, keep)
             warn_overpruned(self.masks.keep, self.max_sparsity)
             self.masks.apply()  # the dense optimizer is gone; fine-tuning starts a fresh one
@@ -369,7 +373,7 @@ class Run:
 
         was_training = self.model.training
         self.model.eval()
-        self.pruner.calibrate(self.model, batches, forward)
+        self.pruner.calibrate(self.model, batches, forward, self.where.reduce_sum)
         self.model.train(was_training)
 
 

@@ -19,9 +19,10 @@ class RankSlicedTask:
     Evaluation is unchanged: every rank evaluates the same fixed windows (under FSDP2 every rank
     must run the forward pass anyway), so the metrics agree on every rank.
 
-    The training forward goes through `route(model)` (the strategy's `training_module`): under
-    DDP that is the DDP wrapper of the bare model, so the run's loop, which holds the bare model
-    (for checkpoints, pruning and evaluation), still gets DDP's gradient all-reduce.
+    The training forward (model in train mode) goes through `route(model)` (the strategy's
+    `training_module`): under DDP that is the DDP wrapper of the bare model, so the run's loop,
+    which holds the bare model (for checkpoints, pruning and evaluation), still gets DDP's
+    gradient all-reduce.
 
     Args:
         task: the wrapped task (anything with `train_batch(generator, device)` returning a
@@ -47,7 +48,10 @@ class RankSlicedTask:
         return getattr(self.task, name)
 
     def loss(self, model, batch):
-        return self.task.loss(self.route(model) if self.route is not None else model, batch)
+        # Only a training forward needs DDP's wrapper; calibration's forwards (eval mode) run the
+        # bare model, so they may end early (a hook stops them) without a collective in flight.
+        routed = self.route is not None and model.training
+        return self.task.loss(self.route(model) if routed else model, batch)
 
     def train_batch(self, generator: torch.Generator, device):
         return _rows(self.task.train_batch(generator, device), self.rank * self.per_rank, self.per_rank)

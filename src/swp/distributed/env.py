@@ -154,6 +154,26 @@ def broadcast_object(obj, src: int = 0):
     return box[0]
 
 
+def sum_over_ranks(t: torch.Tensor) -> torch.Tensor:
+    """`t` summed over every rank, in place (a no-op in a single process); returns `t`."""
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        dist.all_reduce(t, op=dist.ReduceOp.SUM)
+    return t
+
+
+def from_main_(t: torch.Tensor) -> torch.Tensor:
+    """Overwrites `t` with rank 0's copy, in place (a no-op in a single process); returns `t`.
+
+    Bool tensors travel as uint8 (gloo has no bool broadcast)."""
+    if not (dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
+        return t
+    wire = t.to(torch.uint8) if t.dtype == torch.bool else t
+    dist.broadcast(wire, src=0)
+    if wire is not t:
+        t.copy_(wire.bool())
+    return t
+
+
 def _collective_device() -> torch.device:
     if dist.get_backend() == "nccl":
         return torch.device("cuda", torch.cuda.current_device())

@@ -67,6 +67,14 @@ class NoDistributed:
         self.global_batch = getattr(task, "batch_size", None)
         return task
 
+    def reduce_sum(self, t: torch.Tensor) -> torch.Tensor:
+        """`t` summed over the ranks in place (calibration statistics); identity in one process."""
+        return t
+
+    def from_main(self, t: torch.Tensor) -> torch.Tensor:
+        """`t` overwritten by rank 0's copy in place; identity in one process."""
+        return t
+
     def results(self) -> dict:
         per_rank = None if self.global_batch is None else self.global_batch // self.world_size
         return {"distributed": self.kind, "world_size": self.world_size,
@@ -94,6 +102,12 @@ class _ProcessGroupStrategy(NoDistributed):
         if self.world_size == 1:
             return task
         return RankSlicedTask(task, self.info.rank, self.world_size, route=self.training_module)
+
+    def reduce_sum(self, t: torch.Tensor) -> torch.Tensor:
+        return env.sum_over_ranks(t)
+
+    def from_main(self, t: torch.Tensor) -> torch.Tensor:
+        return env.from_main_(t)
 
     def teardown(self) -> None:
         env.teardown()

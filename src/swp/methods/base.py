@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from swp.errors import ConfigError
+from swp.methods.calibration import Reduce, local_only
 from swp.pruning.nm import check_nm_shapes, check_nm_target, nm_keep_mask, parse_nm
 from swp.pruning.select import input_feature_axis, prunable_parameters
 from swp.pruning.threshold import (
@@ -117,14 +118,17 @@ class Pruner:
         """Memory of the state kept beside the model (SWP's tracked history); 0 by default."""
         return 0
 
-    def calibrate(self, model: nn.Module, batches: list, forward) -> None:
+    def calibrate(self, model: nn.Module, batches: list, forward, reduce: Reduce = local_only) -> None:
         """Sees calibration inputs before pruning when `calibrates` is true.
 
         Args:
             model: the model being pruned (the same one `params` belong to).
             batches: `calibration_batches` training batches drawn with `calibration_seed`, on the
-                run's device.
+                run's device (under DDP: this rank's slice of each).
             forward: ``forward(model, batch)`` runs the task's forward pass (no gradients).
+            reduce: sums a statistic over the ranks in place (DDP); statistics gathered from
+                `batches`, here or later in `masks`, go through it, so every rank prunes as one
+                process that saw all the batches would.
         """
 
     def on_train_step(self, step: int, optimizer) -> None:

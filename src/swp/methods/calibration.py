@@ -17,6 +17,13 @@ from torch import nn
 
 from swp.pruning.wanda import add_squared_norms_
 
+Reduce = Callable[[torch.Tensor], torch.Tensor]  # sums a statistic over the ranks, in place
+
+
+def local_only(t: torch.Tensor) -> torch.Tensor:
+    """The `Reduce` of one process: each statistic is already the whole job's."""
+    return t
+
 
 class _StopForward(Exception):
     """Raised by a hook once the layers of interest have run, to skip the rest of the forward."""
@@ -61,11 +68,15 @@ def run_batches(model: nn.Module, batches: list, forward, stop_after: nn.Module 
             handle.remove()
 
 
-def input_norms(model: nn.Module, names, batches: list, forward,
-                stop_after: nn.Module | None = None) -> tuple[dict[str, torch.Tensor], int]:
+def input_norms(model: nn.Module, names, batches: list, forward, stop_after: nn.Module | None = None,
+                reduce: Reduce = local_only) -> tuple[dict[str, torch.Tensor], int]:
     """||X_j||_2 of every input feature of every named layer over the calibration batches (one
     forward pass per batch, all layers at once, ended early after `stop_after`), and the tokens
-    the first layer saw."""
+    the first layer saw.
+
+    Under DDP each rank sees its slice of the batches; `reduce` sums the squared norms and the
+    token count over the ranks before the square root, so every rank gets the norms of all the
+    batches, as one process would."""
     modules = owning_modules(model, names)
     sq: dict[str, torch.Tensor] = {}
     tokens = dict.fromkeys(modules, 0)
@@ -81,7 +92,13 @@ def input_norms(model: nn.Module, names, batches: list, forward,
     if missing:
         raise RuntimeError(f"calibration never reached {missing[0]} ({len(missing)} layers): "
                            "is it used in the forward?")
-    return {n: v.sqrt() for n, v in sq.items()}, next(iter(tokens.values()), 0)
+    if not sq:
+        return {}, 0
+    for name in modules:  # the same order on every rank
+        reduce(sq[name])
+    first = next(iter(modules))
+    seen = reduce(torch.tensor([tokens[first]], dtype=torch.int64, device=sq[first].device))
+    return {n: v.sqrt() for n, v in sq.items()}, int(seen.item())
 
 
 def sequential_blocks(model: nn.Module, names) -> list[tuple[nn.Module | None, list[str]]]:

@@ -9,8 +9,8 @@ from torch import nn
 
 from swp.errors import ConfigError
 from swp.methods.base import Pruner, magnitude_scores
-from swp.methods.calibration import input_hooks, owning_modules, run_batches, sequential_blocks
-from swp.pruning.sparsegpt import add_hessian_batch_, sparsegpt_prune
+from swp.methods.calibration import Reduce, input_hooks, local_only, owning_modules, run_batches, sequential_blocks
+from swp.pruning.sparsegpt import add_hessian_batch_, merge_hessians_, sparsegpt_prune
 from swp.pruning.threshold import pruned_fraction_at_rate
 
 
@@ -62,11 +62,12 @@ class SparseGPTPruner(Pruner):
         self.model = model
         self._batches: list | None = None
         self._forward = None
+        self._reduce: Reduce = local_only
         self._done: tuple[float | None, dict[str, torch.Tensor]] | None = None  # (fraction, keep)
         self.losses: dict[str, float] = {}  # OBS loss per layer, for inspection
 
-    def calibrate(self, model: nn.Module, batches: list, forward) -> None:
-        self._batches, self._forward = batches, forward
+    def calibrate(self, model: nn.Module, batches: list, forward, reduce: Reduce = local_only) -> None:
+        self._batches, self._forward, self._reduce = batches, forward, reduce
 
     def scores(self):
         """Magnitude: only used to turn a prune_rate into a fraction (the rule is SparseGPT's own)."""
@@ -112,10 +113,13 @@ class SparseGPTPruner(Pruner):
             for name in names:
                 if name not in hessians:
                     raise RuntimeError(f"calibration never reached {name}: is it used in the forward?")
+                merge_hessians_(hessians[name], samples[name], self._reduce)
                 p, axis = self.params[name], self.input_axis[name]
                 weight = p.detach() if axis == 1 else p.detach().t()  # (out, in) for the math
                 new, k, self.losses[name] = sparsegpt_prune(
                     weight, hessians.pop(name), fraction, self.nm, self.blocksize, self.percdamp)
                 p.copy_(new if axis == 1 else new.t())
                 keep[name] = k if axis == 1 else k.t()
+        device = self.params[first].device
+        self.calibration_tokens = int(self._reduce(torch.tensor([self.calibration_tokens], device=device)).item())
         return {n: keep[n] for n in self.params}

@@ -11,7 +11,7 @@ from torch import nn
 from swp.distributed.sharding import distribute_like, from_local_like, local, local_bytes
 from swp.errors import ConfigError
 from swp.methods.base import Pruner
-from swp.methods.calibration import input_norms
+from swp.methods.calibration import Reduce, input_norms, local_only
 from swp.pruning.importance import signed_spreads, tracked_value, update_clones_, windowed_importance
 from swp.pruning.threshold import spreads
 
@@ -147,10 +147,11 @@ class SWPPruner(Pruner):
         }
 
     @torch.no_grad()
-    def calibrate(self, model: nn.Module, batches: list, forward) -> None:
+    def calibrate(self, model: nn.Module, batches: list, forward, reduce: Reduce = local_only) -> None:
         """Activation-aware: Wanda's ||X_j||_2, which the base class multiplies into the scores."""
         if self.activation_aware:
-            self.activation_norms, self.calibration_tokens = input_norms(model, self.params, batches, forward)
+            self.activation_norms, self.calibration_tokens = input_norms(
+                model, self.params, batches, forward, reduce=reduce)
 
     def scores(self):
         imp = self.importance()

@@ -9,7 +9,7 @@ from torch import nn
 
 from swp.errors import ConfigError
 from swp.methods.base import Pruner
-from swp.methods.calibration import input_norms, sequential_blocks
+from swp.methods.calibration import Reduce, input_norms, local_only, sequential_blocks
 from swp.pruning.nm import nm_keep_mask
 from swp.pruning.threshold import pruned_fraction_at_rate, spreads
 from swp.pruning.wanda import wanda_scores
@@ -66,14 +66,14 @@ class WandaPruner(Pruner):
         self.sequential = sequential
         self.model = model
         self.norms: dict[str, torch.Tensor] = {}
-        self._calibration: tuple[list, object] | None = None  # (batches, forward) kept for `masks`
+        self._calibration: tuple | None = None  # (batches, forward, reduce) kept for `masks`
         self._done: tuple[float | None, dict[str, torch.Tensor]] | None = None
 
     @torch.no_grad()
-    def calibrate(self, model: nn.Module, batches: list, forward) -> None:
-        self.norms, self.calibration_tokens = input_norms(model, self.params, batches, forward)
+    def calibrate(self, model: nn.Module, batches: list, forward, reduce: Reduce = local_only) -> None:
+        self.norms, self.calibration_tokens = input_norms(model, self.params, batches, forward, reduce=reduce)
         if self.sequential:
-            self._calibration = (batches, forward)
+            self._calibration = (batches, forward, reduce)
 
     def masks(self, prune_rate: float):
         if not self.sequential:
@@ -95,10 +95,10 @@ class WandaPruner(Pruner):
 
     @torch.no_grad()
     def _prune_sequentially(self, fraction: float | None) -> dict[str, torch.Tensor]:
-        batches, forward = self._calibration
+        batches, forward, reduce = self._calibration
         keep: dict[str, torch.Tensor] = {}
         for block, names in sequential_blocks(self.model, self.params):
-            norms, _ = input_norms(self.model, names, batches, forward, stop_after=block)
+            norms, _ = input_norms(self.model, names, batches, forward, stop_after=block, reduce=reduce)
             self.norms.update(norms)
             score = {n: wanda_scores(self.params[n], norms[n], self.input_axis[n]) for n in names}
             if self.nm:

@@ -37,6 +37,23 @@ def add_hessian_batch_(hessian: torch.Tensor, samples: int, inputs: torch.Tensor
     return total
 
 
+def merge_hessians_(hessian: torch.Tensor, samples: int, reduce) -> int:
+    """The H of all ranks' samples, in place, from this rank's H over its `samples`.
+
+    H = 2/n sum x x^T is a mean, so the ranks' Hessians combine weighted by their sample
+    counts: H = sum_r n_r H_r / sum_r n_r. `reduce` sums a tensor over the ranks in place (the
+    identity in one process, where this changes nothing). Returns the total sample count.
+    """
+    counts = reduce(torch.tensor([float(samples)], dtype=torch.float64, device=hessian.device))
+    total = float(counts.item())
+    if total == samples:  # one process (or ranks that saw nothing else): H is already the mean
+        return samples
+    hessian.mul_(samples)
+    reduce(hessian)
+    hessian.div_(total)
+    return int(total)
+
+
 def sparsegpt_prune(
     weight: torch.Tensor,
     hessian: torch.Tensor,

@@ -39,14 +39,22 @@ def evaluate(task, model: nn.Module, device: torch.device, autocast, desc: str, 
     return metrics
 
 
+def _unchanged(t: torch.Tensor) -> torch.Tensor:
+    return t
+
+
 @dataclass(frozen=True)
 class Placement:
-    """Where a phase runs and reports: device, autocast factory, logger, progress bars."""
+    """Where a phase runs and reports: device, autocast factory, logger, progress bars, and how
+    its ranks combine what each saw (`reduce_sum`: calibration statistics summed over the ranks;
+    `from_main`: a tensor made rank 0's; both identities in one process)."""
 
     device: torch.device
     autocast: Callable[[], AbstractContextManager]
     logger: Logger
     progress: bool = False
+    reduce_sum: Callable[[torch.Tensor], torch.Tensor] = _unchanged
+    from_main: Callable[[torch.Tensor], torch.Tensor] = _unchanged
 
 
 @dataclass(frozen=True)
