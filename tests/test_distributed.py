@@ -193,26 +193,35 @@ def _train_case(kind: str, steps: int, finetune_steps: int, folder=None):
 
     zeros_here = all(bool((local(p.detach())[~local(masks.keep[n])] == 0).all()) for n, p in pruner.params.items())
     final_val = task.evaluate(trained, device, contextlib.nullcontext)["loss"]
-    resumed = _checkpoint_round_trip(strategy, model, pruner, masks, opt, task, device, folder, kind) if folder else {}
+    resumed = {}
+    if folder:
+        from swp.distributed.state import GatheredCheckpointStore, ShardedCheckpointStore
+
+        resumed = _checkpoint_round_trip(strategy, model, pruner, masks, opt, task, device, folder, kind,
+                                         GatheredCheckpointStore)
+        if kind == "fsdp":  # the same round trip through torch.distributed.checkpoint shards
+            sharded = _checkpoint_round_trip(strategy, model, pruner, masks, opt, task, device, folder, kind,
+                                             ShardedCheckpointStore, subdir="fsdp-sharded")
+            resumed |= {f"sharded_{k}": v for k, v in sharded.items()}
     return resumed | {"dense_train_loss": dense["last_loss"], "dense_val": dense_val, "final_val": final_val,
             "sparsity": masks.sparsity(), "zeros_on_this_rank": zeros_here,
             "masks": {n: full(k).clone() for n, k in masks.keep.items()},
             "tracked_bytes": pruner.state_bytes(), "results": strategy.results()}
 
 
-def _checkpoint_round_trip(strategy, model, pruner, masks, opt, task, device, folder, kind):
-    """Gathered checkpoint -> a fresh model of the same world size -> one more step on each:
-    identical weights before and after the step (bit-exact resume)."""
+def _checkpoint_round_trip(strategy, model, pruner, masks, opt, task, device, folder, kind, store_cls, subdir=None):
+    """Checkpoint -> a fresh model of the same world size -> one more step on each: identical
+    weights, tracked state and masks before and after the step (bit-exact resume)."""
     from pathlib import Path
 
     from swp.distributed.sharding import full
-    from swp.distributed.state import GatheredCheckpointStore, shard_optimizer_state
+    from swp.distributed.state import shard_optimizer_state
     from swp.methods.swp import SWPPruner
     from swp.models.gpt import GPT
     from swp.pruning.masks import MaskSet
     from swp.training.loop import make_optimizer
 
-    store = GatheredCheckpointStore(Path(folder) / kind, 0, 1, {})
+    store = store_cls(Path(folder) / (subdir or kind), 0, 1, {})
     store.save(model, {"stage": "finetune", "step": 1, "optimizer": opt.state_dict(), "pruner": pruner.state_dict(),
                        "masks": dict(masks.keep)}, 1)
     ckpt = store.latest()
@@ -244,8 +253,9 @@ def _checkpoint_round_trip(strategy, model, pruner, masks, opt, task, device, fo
     pairs = list(zip(model.parameters(), model2.parameters()))
     after = all(torch.equal(full(a.detach()), full(b.detach())) for a, b in pairs)
     clones = all(torch.equal(full(pruner.clones[n]), full(pruner2.clones[n])) for n in pruner.clones)
-    return {"resume_same": same, "resume_same_after_step": after, "resume_clones": clones,
-            "checkpoint": str(ckpt.path)}
+    same_masks = all(torch.equal(full(masks.keep[n]), full(masks2.keep[n])) for n in masks.keep)
+    return {"resume_same": same, "resume_same_after_step": after, "resume_clones": clones and same_masks,
+            "checkpoint": str(ckpt.path), "files": sorted(str(p.relative_to(ckpt.path)) for p in ckpt.path.rglob("*"))}
 
 
 LOSS_TOL = 1e-5  # absolute, nats; measured 1e-7: float32 gradients averaged in another order, 40 steps
@@ -258,6 +268,12 @@ def test_two_ranks_train_like_one_process_and_masks_hold(tmp_path):
         _check_against_one(kind, [b[kind] for b in both], one)
         for out in (b[kind] for b in both):
             assert out["resume_same"] and out["resume_same_after_step"] and out["resume_clones"], kind
+            if kind == "fsdp":  # sharded: one shard file per rank, no gathered weights, same exact resume
+                assert out["sharded_resume_same"] and out["sharded_resume_same_after_step"], out["sharded_files"]
+                assert out["sharded_resume_clones"]
+                assert [f for f in out["sharded_files"] if f.endswith(".distcp")] == ["shards/__0_0.distcp",
+                                                                                       "shards/__1_0.distcp"]
+                assert "model.safetensors" not in out["sharded_files"] and "manifest.json" in out["sharded_files"]
         # A gathered checkpoint is the single-process format: one process reads it.
         from swp.infra.checkpoint import read_checkpoint
         from swp.models.gpt import GPT
@@ -425,3 +441,47 @@ def test_torchrun_ddp_calibrating_pruners_equal_one_process(tmp_path, pruner):
     assert ddp["sparsity"] == one["sparsity"] and ddp["mask_sparsity"] == ddp["sparsity"]
     for key in ("pruned_val_loss", "val_loss"):
         assert math.isclose(ddp[key], one[key], abs_tol=1e-5), (key, ddp[key], one[key])
+
+
+@pytest.mark.slow
+def test_torchrun_fsdp_sharded_checkpoints_resume_exactly(tmp_path):
+    """checkpoint.sharded=true: every checkpoint holds one torch.distributed.checkpoint file per
+    rank and no gathered weights; resuming from one inside the dense phase (weights, AdamW
+    moments and SWP's state all read back as shards) gives the uninterrupted run's numbers."""
+    import shutil
+
+    args = ("distributed=fsdp", "checkpoint.sharded=true", "checkpoint.keep=100")
+    run_dir = tmp_path / "run"
+    p = _torchrun(*args, out=run_dir)
+    assert p.returncode == 0, p.stderr[-3000:]
+    uninterrupted = _results(run_dir)
+    checkpoints = sorted((run_dir / "checkpoints").iterdir())
+    for c in checkpoints:
+        assert sorted(f.name for f in (c / "shards").glob("*.distcp")) == ["__0_0.distcp", "__1_0.distcp"], c
+        assert not (c / "model.safetensors").exists()
+    mid = [c for c in checkpoints if c.name.endswith("-train")][1]  # inside the dense phase
+    for c in checkpoints:
+        if c.name > mid.name:
+            shutil.rmtree(c)
+    (run_dir / "results.json").unlink()
+    p = _torchrun(*args, out=run_dir)
+    assert p.returncode == 0, p.stderr[-3000:]
+    resumed = _results(run_dir)
+    assert resumed["resumed_from"] == mid.name
+    assert _val(resumed) == _val(uninterrupted)
+
+
+def test_sharded_checkpoints_are_refused_where_they_cannot_be_read(tmp_path):
+    from swp.cli import run
+    from swp.config import compose_run_config
+    from swp.distributed.state import as_rank_checkpoint
+    from swp.errors import ConfigError
+    from swp.infra.checkpoint import Checkpoint
+
+    with pytest.raises(ConfigError, match=r"^checkpoint.sharded=true needs distributed=fsdp \(under distributed=none"):
+        run(compose_run_config([*RUN, "checkpoint.sharded=true"], tmp_path / "one"))
+    assert not (tmp_path / "one" / "results.json").exists()
+    written = Checkpoint(tmp_path, "train", 40, {"layout": "sharded", "world_size": 2}, {})
+    with pytest.raises(ConfigError, match=r"is sharded over 2 ranks; resume it with torchrun --nproc_per_node=2 "
+                                          r"\(this job has 1\)"):
+        as_rank_checkpoint(written)

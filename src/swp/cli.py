@@ -16,6 +16,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
+from swp.distributed import env as dist_env
 from swp.errors import ConfigError, RunError, RunInterrupted
 from swp.infra.run_folder import record_failure
 from swp.launch import Context, launch
@@ -61,7 +62,8 @@ def main(cfg: DictConfig) -> float | None:
         results = run(cfg)
     except RunInterrupted as exc:
         _record_failure(cfg, exc)
-        print(f"stopped: {exc}", file=sys.stderr)
+        print(f"stopped: {exc}", file=sys.stderr, flush=True)
+        dist_env.leave_together()  # under torchrun: every rank has said where it stopped
         sys.exit(128 + exc.signum)  # also ends a sweep: the user or the cluster asked to stop
     except (ConfigError, RunError) as exc:
         _record_failure(cfg, exc)

@@ -18,7 +18,7 @@ from swp.analysis.trajectories import TrajectoryRecorder
 from swp.distributed import env as dist_env
 from swp.distributed.state import AgreedStopRequest, for_ranks
 from swp.distributed.strategy import NoDistributed
-from swp.errors import ConfigError, RunError
+from swp.errors import ConfigError, RunError, RunInterrupted
 from swp.infra import run_folder, runtime
 from swp.infra.dense_cache import DenseCache, dense_key_material, tracking_spec
 from swp.infra.signals import StopRequest
@@ -81,15 +81,26 @@ def launch(cfg: DictConfig, context: Context) -> dict:
     """
     settings = check(cfg)
     strategy = build("distributed", cfg.distributed) if cfg.get("distributed") else NoDistributed()
+    if settings.checkpoint["sharded"] and not strategy.shards_parameters:
+        raise ConfigError(f"checkpoint.sharded=true needs distributed=fsdp (under distributed={strategy.kind} "
+                          "every rank holds the whole model: the gathered checkpoint is no larger)")
     settings.device = strategy.setup(settings.device)  # one device per rank
+    leave = True
     try:
         return _launch(cfg, context, settings, strategy)
+    except RunInterrupted:
+        # Every rank stopped after the same step. The group is left by `swp.cli.main` once each
+        # rank has reported the stop (`dist_env.leave_together`): a rank that exits first makes
+        # torchrun kill the others before they say where they stopped.
+        leave = strategy.world_size == 1
+        raise
     except Exception as exc:
         if strategy.world_size > 1 and dist_env.is_collective_failure(exc):
             raise dist_env.as_rank_failure(exc) from None
         raise
     finally:
-        strategy.teardown()
+        if leave:
+            strategy.teardown()
 
 
 def _launch(cfg: DictConfig, context: Context, settings: Settings, strategy) -> dict:
@@ -112,7 +123,7 @@ def _launch_in(out_dir: Path, cfg: DictConfig, context: Context, settings: Setti
         if strategy.is_main:
             print(f"already finished with this config: {out_dir / 'results.json'}")
         return finished
-    store, resume = for_ranks(store, resume)
+    store, resume = for_ranks(store, resume, ck["sharded"])
     runtime.set_threads(cfg.get("threads"))
     runtime.seed_everything(cfg.seed)
     parts = build_parts(cfg, settings, strategy)

@@ -89,6 +89,7 @@ class CheckpointSchema:
     every: int = _f(500, **COUNT0)
     keep: int = _f(2, **COUNT)
     keep_after_success: bool = False
+    sharded: bool = False
 
 
 @dataclass

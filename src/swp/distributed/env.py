@@ -118,6 +118,15 @@ def teardown() -> None:
         dist.destroy_process_group()
 
 
+def leave_together() -> None:
+    """Meets the other ranks, then leaves the process group (a no-op in a single process)."""
+    if dist.is_available() and dist.is_initialized():
+        try:
+            dist.barrier()
+        finally:
+            dist.destroy_process_group()
+
+
 def barrier() -> None:
     """All ranks meet here (a no-op in a single process)."""
     if dist.is_available() and dist.is_initialized():

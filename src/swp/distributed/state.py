@@ -1,18 +1,25 @@
-"""Checkpoints and run outputs of a multi-rank run: gathered full state, written by rank 0.
+"""Checkpoints and run outputs of a multi-rank run.
 
-The default (and, for now, the only) format is a *gathered* checkpoint: every DTensor in the
-run's state (FSDP2 weights, AdamW moments, SWP's tracked state, masks) is all-gathered to a
-full tensor, rank 0 writes it with the run's usual atomic, checksummed writer, and every rank
-reads the same folder on resume and keeps its own shard. It is world-size independent (a DDP
-or FSDP2 checkpoint resumes at any world size, and in one process), and fits models whose full
-state fits in one host's memory; `torch.distributed.checkpoint` sharded checkpoints for larger
-models are not implemented yet (docs/distributed.md).
+Two layouts, chosen by `checkpoint.sharded`:
+
+- *gathered* (the default): every DTensor in the run's state (FSDP2 weights, AdamW moments,
+  SWP's tracked state, masks) is all-gathered to a full tensor, rank 0 writes it with the run's
+  usual atomic, checksummed writer, and every rank reads the same folder on resume and keeps
+  its own shard. World-size independent (it resumes at any world size, and in one process);
+  needs the full state in rank 0's host memory.
+- *sharded* (`checkpoint.sharded=true`, FSDP2): `torch.distributed.checkpoint` writes each
+  rank's shards of the weights and of every DTensor in the state (one file per rank, nothing
+  gathered), rank 0 adds the plain state with DTensors replaced by placeholders, and the folder
+  is sealed like every checkpoint (checksums of every file, manifest last, atomic rename). On
+  resume each rank reads its own shards straight into DTensors placed like the run's. Resumed
+  at the world size that wrote it (another one is refused in one line).
 
 Every function here is collective under FSDP2: all ranks call it, in the same order.
 """
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import torch
@@ -20,8 +27,12 @@ from torch import nn
 
 from swp.distributed import env
 from swp.distributed.sharding import distribute_like, full, is_sharded
-from swp.infra.checkpoint import Checkpoint, CheckpointStore
+from swp.errors import ConfigError
+from swp.infra.checkpoint import Checkpoint, CheckpointStore, cleaned_on_failure, seal_checkpoint
 from swp.infra.signals import StopRequest
+
+SHARDS = "shards"  # the torch.distributed.checkpoint folder inside a sharded checkpoint
+_PLACEHOLDER = "__swp_sharded__"  # marks where a DTensor of the state lives in the shards
 
 
 def full_state(obj):
@@ -162,14 +173,130 @@ class AgreedStopRequest(StopRequest):
         return self.signum is not None
 
 
-def for_ranks(store: CheckpointStore | None, resume: Checkpoint | None):
+def split_sharded(obj, key: str = "state"):
+    """`obj` with every DTensor replaced by a placeholder naming it, and those DTensors by name.
+
+    The placeholder records the global shape, dtype and placements (`Shard(d)` as d, `Replicate`
+    as -1), which is all a reader needs to allocate a DTensor to load the shards into."""
+    if is_sharded(obj):
+        spec = {_PLACEHOLDER: key, "shape": list(obj.shape), "dtype": str(obj.dtype).removeprefix("torch."),
+                "placements": [getattr(p, "dim", -1) for p in obj.placements]}
+        return spec, {key: obj}
+    found: dict = {}
+    if isinstance(obj, dict):
+        out = {}
+        for k, v in obj.items():
+            out[k], more = split_sharded(v, f"{key}.{k}")
+            found |= more
+        return out, found
+    if isinstance(obj, (list, tuple)):
+        parts = [split_sharded(v, f"{key}.{i}") for i, v in enumerate(obj)]
+        for _, more in parts:
+            found |= more
+        return type(obj)(p for p, _ in parts), found
+    return obj, found
+
+
+def _placeholders(obj) -> list[dict]:
+    if isinstance(obj, dict):
+        if _PLACEHOLDER in obj:
+            return [obj]
+        return [spec for v in obj.values() for spec in _placeholders(v)]
+    if isinstance(obj, (list, tuple)):
+        return [spec for v in obj for spec in _placeholders(v)]
+    return []
+
+
+def _fill(obj, loaded: dict):
+    """`obj` with each placeholder replaced by its loaded DTensor."""
+    if isinstance(obj, dict):
+        if _PLACEHOLDER in obj:
+            return loaded[obj[_PLACEHOLDER]]
+        return {k: _fill(v, loaded) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_fill(v, loaded) for v in obj)
+    return obj
+
+
+def _empty_like_spec(spec: dict, mesh):
+    """An uninitialised DTensor on `mesh` for a placeholder: only this rank's part is allocated."""
+    import torch.distributed.tensor as dt
+    from torch.distributed.tensor import Replicate, Shard
+
+    placements = [Replicate() if d < 0 else Shard(d) for d in spec["placements"]]
+    return dt.empty(spec["shape"], dtype=getattr(torch, spec["dtype"]), device_mesh=mesh, placements=placements)
+
+
+class DCPCheckpoint(Checkpoint):
+    """A sharded checkpoint: `load_weights` reads this rank's shards of the weights and of every
+    DTensor of the state (collective), after which `state` holds DTensors placed like the run's."""
+
+    def load_weights(self, model: nn.Module) -> None:
+        import torch.distributed.checkpoint as dcp
+
+        mesh = next((p.device_mesh for p in model.parameters() if is_sharded(p)), None)
+        if mesh is None:
+            raise ConfigError(f"checkpoint {self.path} is sharded (checkpoint.sharded=true): resume it under "
+                              f"distributed=fsdp at world size {self.state.get('world_size')}")
+        specs = _placeholders(self.state)
+        targets = {f"model.{k}": v for k, v in model.state_dict().items()}  # loaded in place
+        targets |= {s[_PLACEHOLDER]: _empty_like_spec(s, mesh) for s in specs}
+        dcp.load(targets, checkpoint_id=str(self.path / SHARDS))
+        self.state = _fill(self.state, targets)
+
+
+class ShardedCheckpointStore(CheckpointStore):
+    """`CheckpointStore` writing sharded checkpoints with `torch.distributed.checkpoint`
+    (collective: every rank calls `save` and `latest`)."""
+
+    def save(self, model: nn.Module, state: dict, global_step: int, extra_files=None) -> Path:
+        import torch.distributed.checkpoint as dcp
+
+        path, state = self.path_for(state, global_step), self.with_metrics_position(state)
+        tmp = path.parent / f".{path.name}.tmp-sharded"  # one name on every rank
+        plain, shards = split_sharded(state)
+        shards |= {f"model.{k}": v for k, v in model.state_dict().items()}
+        with cleaned_on_failure(tmp, path):
+            if env.is_main():
+                shutil.rmtree(tmp, ignore_errors=True)
+                tmp.mkdir(parents=True)
+            env.barrier()
+            dcp.save(shards, checkpoint_id=str(tmp / SHARDS))  # collective; returns once all shards are written
+            if env.is_main():
+                plain = plain | {"layout": "sharded", "world_size": env.world_size()}
+                seal_checkpoint(tmp, path, plain, self.config, extra_files, layout="sharded")
+                self.drop_old()
+        env.barrier()  # nobody goes on (or reads it) before it is sealed
+        self.last = path
+        return path
+
+    def latest(self):
+        ckpt = super().latest()
+        return None if ckpt is None else as_rank_checkpoint(ckpt)
+
+
+def as_rank_checkpoint(ckpt: Checkpoint) -> Checkpoint:
+    """A verified checkpoint as this rank reads it: a sharded one from its shards (same world
+    size only), a gathered one by keeping this rank's part of each full tensor."""
+    sharded = ckpt.state.get("layout") == "sharded"
+    if sharded and ckpt.state.get("world_size") != env.world_size():
+        raise ConfigError(
+            f"checkpoint {ckpt.path} is sharded over {ckpt.state.get('world_size')} ranks; resume it with "
+            f"torchrun --nproc_per_node={ckpt.state.get('world_size')} (this job has {env.world_size()})")
+    kind = DCPCheckpoint if sharded else ShardedCheckpoint
+    return kind(ckpt.path, ckpt.stage, ckpt.step, ckpt.state, ckpt.config)
+
+
+def for_ranks(store: CheckpointStore | None, resume: Checkpoint | None, sharded: bool = False):
     """The run's checkpoint store and resume checkpoint, as every rank of a multi-rank job uses
-    them (gathered writes by rank 0, shard-aware reads); unchanged in a single process."""
+    them (gathered or sharded writes, shard-aware reads); unchanged in a single process except
+    that a sharded checkpoint is refused there in one line."""
     if env.world_size() == 1:
-        return store, resume
+        return store, (as_rank_checkpoint(resume) if resume is not None and resume.state.get("layout") == "sharded"
+                       else resume)
     if store is not None:
-        store = GatheredCheckpointStore(store.folder, store.every, store.keep, store.config,
-                                        store.metrics_path if env.is_main() else None)
+        kind = ShardedCheckpointStore if sharded else GatheredCheckpointStore
+        store = kind(store.folder, store.every, store.keep, store.config, store.metrics_path if env.is_main() else None)
     if resume is not None:
-        resume = ShardedCheckpoint(resume.path, resume.stage, resume.step, resume.state, resume.config)
+        resume = as_rank_checkpoint(resume)
     return store, resume

@@ -10,6 +10,10 @@ One checkpoint is a folder ``<global step>-<stage rank>-<stage>/`` holding
 - ``config.json``: the resolved config the run was started with;
 - ``manifest.json``: size and SHA-256 of each file above, written last.
 
+A *sharded* checkpoint (``checkpoint.sharded=true`` under FSDP2, `swp.distributed.state`) holds
+``shards/`` (``torch.distributed.checkpoint``: one file per rank) instead of
+``model.safetensors``; its manifest says ``layout: sharded`` and covers the shard files too.
+
 The folder is assembled under a hidden temporary name, every file is fsynced, then it is renamed
 into place, so a reader sees either a whole checkpoint or none; a manifest that does not match
 the files (truncation, corruption) is reported with the checkpoint's path, never loaded.
@@ -17,6 +21,7 @@ the files (truncation, corruption) is reported with the checkpoint's path, never
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -113,31 +118,20 @@ def write_checkpoint(
     """
     path = Path(path)
     tmp = path.parent / f".{path.name}.tmp-{os.getpid()}"
-    try:
+    with cleaned_on_failure(tmp, path):
         path.parent.mkdir(parents=True, exist_ok=True)
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir()
         save_model(model, str(tmp / WEIGHTS))
-        torch.save({"format": FORMAT} | state, tmp / STATE)
-        (tmp / CONFIG).write_text(json.dumps(config, indent=1, sort_keys=True))
-        for name, data in (extra_files or {}).items():
-            (tmp / name).write_bytes(data)
-        files = {}
-        for f in sorted(tmp.iterdir()):
-            _fsync_file(f)
-            files[f.name] = {"bytes": f.stat().st_size, "sha256": _sha256(f)}
-        manifest = {"format": FORMAT, "stage": state.get("stage"), "step": state.get("step"), "files": files}
-        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1))
-        _fsync_file(tmp / MANIFEST)
-        _fsync_dir(tmp)
-        if path.exists():  # the same point saved again (a re-run): move the old one aside first
-            old = path.parent / f".{path.name}.old-{os.getpid()}"
-            os.rename(path, old)
-            os.rename(tmp, path)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.rename(tmp, path)
-        _fsync_dir(path.parent)
+        seal_checkpoint(tmp, path, state, config, extra_files)
+    return path
+
+
+@contextlib.contextmanager
+def cleaned_on_failure(tmp: Path, path: Path):
+    """A failed write removes its temporary folder and becomes one RunError line."""
+    try:
+        yield
     except WRITE_ERRORS as exc:  # a full disk raises safetensors' and torch's own errors, not OSError
         shutil.rmtree(tmp, ignore_errors=True)  # the half-written folder must not keep the space
         reason = write_failure_reason(exc, path.parent)
@@ -146,7 +140,34 @@ def write_checkpoint(
         raise RunError(
             f"could not write checkpoint {path}: {reason}; {FREE_DISK} (earlier checkpoints are kept)"
         ) from exc
-    return path
+
+
+def seal_checkpoint(tmp: Path, path: Path, state: dict, config: dict, extra_files: dict[str, bytes] | None = None,
+                    layout: str = "full") -> None:
+    """Adds state, config and extra files to the temporary folder `tmp` (which already holds
+    the weights), fsyncs every file, writes the manifest last and renames `tmp` to `path`."""
+    torch.save({"format": FORMAT} | state, tmp / STATE)
+    (tmp / CONFIG).write_text(json.dumps(config, indent=1, sort_keys=True))
+    for name, data in (extra_files or {}).items():
+        (tmp / name).write_bytes(data)
+    files = {}
+    for f in sorted(p for p in tmp.rglob("*") if p.is_file()):
+        _fsync_file(f)
+        files[f.relative_to(tmp).as_posix()] = {"bytes": f.stat().st_size, "sha256": _sha256(f)}
+    manifest = {"format": FORMAT, "layout": layout, "stage": state.get("stage"), "step": state.get("step"),
+                "files": files}
+    (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1))
+    _fsync_file(tmp / MANIFEST)
+    for folder in sorted({f.parent for f in tmp.rglob("*") if f.is_file()}, reverse=True):
+        _fsync_dir(folder)
+    if path.exists():  # the same point saved again (a re-run): move the old one aside first
+        old = path.parent / f".{path.name}.old-{os.getpid()}"
+        os.rename(path, old)
+        os.rename(tmp, path)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.rename(tmp, path)
+    _fsync_dir(path.parent)
 
 
 def read_checkpoint(path: Path) -> Checkpoint:
@@ -165,7 +186,8 @@ def read_checkpoint(path: Path) -> Checkpoint:
         raise CheckpointError(f"checkpoint {path} has an unreadable {MANIFEST} ({exc}); {fix}") from None
     if manifest.get("format") != FORMAT:
         raise CheckpointError(f"checkpoint {path} has format {manifest.get('format')}, this code reads {FORMAT}; {fix}")
-    for name in (WEIGHTS, STATE, CONFIG):
+    needed = (STATE, CONFIG) if manifest.get("layout") == "sharded" else (WEIGHTS, STATE, CONFIG)
+    for name in needed:
         if name not in manifest.get("files", {}):
             raise CheckpointError(f"checkpoint {path} is incomplete (its manifest lacks {name}); {fix}")
     for name, meta in manifest["files"].items():
@@ -230,16 +252,27 @@ class CheckpointStore:
         self, model: nn.Module, state: dict, global_step: int, extra_files: dict[str, bytes] | None = None
     ) -> Path:
         """Writes a checkpoint for `state` (which names its stage and step), then drops old ones."""
-        rank = STAGES.index(state["stage"])
-        path = self.folder / f"{global_step:09d}-{rank}-{state['stage']}"
-        if self.metrics_path is not None and self.metrics_path.exists():
-            state = state | {"metrics_bytes": self.metrics_path.stat().st_size}
+        path, state = self.path_for(state, global_step), self.with_metrics_position(state)
         write_checkpoint(path, model, state, self.config, extra_files)
+        self.drop_old()
+        return path
+
+    def path_for(self, state: dict, global_step: int) -> Path:
+        """Where the checkpoint of `state` at `global_step` goes (sorted by step, then stage)."""
+        return self.folder / f"{global_step:09d}-{STAGES.index(state['stage'])}-{state['stage']}"
+
+    def with_metrics_position(self, state: dict) -> dict:
+        """`state` plus the length of metrics.jsonl, so a resume cuts the lines logged after it."""
+        if self.metrics_path is not None and self.metrics_path.exists():
+            return state | {"metrics_bytes": self.metrics_path.stat().st_size}
+        return state
+
+    def drop_old(self) -> None:
+        """Removes temporaries left by a crash and all but the `keep` newest checkpoints."""
         for stale in self.folder.glob(".*.tmp-*"):  # left by a crash in an earlier write
             shutil.rmtree(stale, ignore_errors=True)
         for old in self.paths()[: -self.keep]:
             shutil.rmtree(old, ignore_errors=True)
-        return path
 
     def clear(self) -> None:
         """Removes every checkpoint (after a run whose final artifacts are written)."""

@@ -69,7 +69,7 @@ def set_threads(threads: int | None) -> None:
 
 def check_checkpoint_settings(settings) -> dict:
     """Validates the `checkpoint` block; returns it as a plain dict with defaults filled in."""
-    s = {"enabled": True, "every": 500, "keep": 2, "keep_after_success": False} | dict(
+    s = {"enabled": True, "every": 500, "keep": 2, "keep_after_success": False, "sharded": False} | dict(
         settings or {}
     )  # = conf/train.yaml
     for key in ("every", "keep"):
