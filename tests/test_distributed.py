@@ -485,3 +485,29 @@ def test_sharded_checkpoints_are_refused_where_they_cannot_be_read(tmp_path):
     with pytest.raises(ConfigError, match=r"is sharded over 2 ranks; resume it with torchrun --nproc_per_node=2 "
                                           r"\(this job has 1\)"):
         as_rank_checkpoint(written)
+
+
+@pytest.mark.slow
+def test_torchrun_a_killed_rank_ends_the_job_without_a_hang_naming_it(tmp_path):
+    """SIGKILL one rank mid-training (no handler can run): the other is not left waiting in a
+    collective; the job ends within seconds, non-zero, and the failure names rank 1."""
+    proc = _torchrun("distributed=ddp", out=tmp_path / "killed", background=True)
+    metrics = tmp_path / "killed" / "metrics.jsonl"
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None:
+        if metrics.exists() and any(json.loads(line).get("step", 0) >= 30 for line in metrics.read_text().splitlines()
+                                    if line.strip()):
+            break
+        time.sleep(0.05)
+    rank1 = [p for p in _worker_pids(proc.pid) if b"RANK=1\x00" in Path(f"/proc/{p}/environ").read_bytes()]
+    assert len(rank1) == 1, rank1
+    killed_at = time.time()
+    os.kill(rank1[0], signal.SIGKILL)
+    _, err = proc.communicate(timeout=120)  # a hang would time out here
+    print(f"job ended {time.time() - killed_at:.1f} s after the kill; exit {proc.returncode}")
+    print("\n".join(line for line in err.splitlines() if "rank" in line.lower())[-1500:])
+    assert proc.returncode != 0
+    assert time.time() - killed_at < 60
+    assert "(exitcode: -9) local_rank: 1" in err, err[-3000:]  # torchrun names the killed rank
+    # Rank 0 usually says why it stopped in one line before torchrun ends it (not asserted: a race).
+    assert not (tmp_path / "killed" / "results.json").exists()
