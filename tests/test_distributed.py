@@ -385,13 +385,7 @@ def test_torchrun_fsdp_completes_with_one_wandb_run_and_half_the_state(reference
                    "report the stop (open problem, docs/distributed.md); when it passes it checks the exact resume")
 def test_torchrun_sigterm_the_group_then_resume_equals_uninterrupted(reference_runs, tmp_path):
     proc = _torchrun("distributed=ddp", out=tmp_path / "stopped", background=True)
-    metrics = tmp_path / "stopped" / "metrics.jsonl"
-    deadline = time.time() + 300
-    while time.time() < deadline and proc.poll() is None:
-        if metrics.exists() and any(json.loads(line).get("step", 0) >= 45 for line in metrics.read_text().splitlines()
-                                    if line.strip()):
-            break
-        time.sleep(0.05)
+    _wait_for_step(proc, tmp_path / "stopped", 45)
     # The ranks get the signal, as SLURM signals every task of a step; torchrun's own agent is left
     # out, because on SIGTERM it re-sends the signal and then kills its workers on its own clock.
     for pid in _worker_pids(proc.pid):
@@ -410,6 +404,16 @@ def test_torchrun_sigterm_the_group_then_resume_equals_uninterrupted(reference_r
     resumed = _results(tmp_path / "stopped")
     assert resumed["resumed_from"] is not None
     assert _val(resumed) == _val(reference_runs["ddp"])  # bit-identical to the uninterrupted run
+
+
+def _wait_for_step(proc, folder: Path, step: int, timeout_s: float = 300) -> None:
+    """Returns once the running job's metrics.jsonl has reached `step` (or the job ended)."""
+    metrics, deadline = folder / "metrics.jsonl", time.time() + timeout_s
+    while time.time() < deadline and proc.poll() is None:
+        if metrics.exists() and any(json.loads(line).get("step", 0) >= step for line in metrics.read_text().splitlines()
+                                    if line.strip()):
+            return
+        time.sleep(0.05)
 
 
 def _worker_pids(agent: int) -> list[int]:
@@ -492,13 +496,7 @@ def test_torchrun_a_killed_rank_ends_the_job_without_a_hang_naming_it(tmp_path):
     """SIGKILL one rank mid-training (no handler can run): the other is not left waiting in a
     collective; the job ends within seconds, non-zero, and the failure names rank 1."""
     proc = _torchrun("distributed=ddp", out=tmp_path / "killed", background=True)
-    metrics = tmp_path / "killed" / "metrics.jsonl"
-    deadline = time.time() + 300
-    while time.time() < deadline and proc.poll() is None:
-        if metrics.exists() and any(json.loads(line).get("step", 0) >= 30 for line in metrics.read_text().splitlines()
-                                    if line.strip()):
-            break
-        time.sleep(0.05)
+    _wait_for_step(proc, tmp_path / "killed", 30)
     rank1 = [p for p in _worker_pids(proc.pid) if b"RANK=1\x00" in Path(f"/proc/{p}/environ").read_bytes()]
     assert len(rank1) == 1, rank1
     killed_at = time.time()
