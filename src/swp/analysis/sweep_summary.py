@@ -336,7 +336,8 @@ def summarize_sweep(sweep_dir: str | Path, logger: Logger | None = None, band: s
         ylabel = _METRIC_NAMES.get(metric, f"validation {metric}")
         seeds = max(line["n"] if isinstance(line["n"], int) else max(line["n"]) for line in lines)
         better = "lower is better" if lower_is_better(rows) else "higher is better"
-        title = f"Compression versus {ylabel} ({len(rows) - len(failed)} runs, up to {seeds} seeds a point)"
+        per_point = f"up to {seeds} seeds a point" if seeds != 1 else "1 seed a point"
+        title = f"Compression versus {ylabel} ({len(rows) - len(failed)} runs, {per_point})"
         figure = compression_curve(sweep_dir / figure_name(metric), lines, ylabel=f"{ylabel}, {better}",
                                    title=title, band_note=BANDS[band], log_y=log_scale)
         data_path = _write_json(figure.with_suffix(".json"), {
