@@ -509,3 +509,35 @@ def test_torchrun_a_killed_rank_ends_the_job_without_a_hang_naming_it(tmp_path):
     assert "(exitcode: -9) local_rank: 1" in err, err[-3000:]  # torchrun names the killed rank
     # Rank 0 usually says why it stopped in one line before torchrun ends it (not asserted: a race).
     assert not (tmp_path / "killed" / "results.json").exists()
+
+
+def test_slurm_tasks_get_torch_rank_variables_from_slurm_ones(monkeypatch):
+    """What submitit's tasks (hydra/launcher=slurm, tasks_per_node=4 on 2 nodes) see: SLURM's
+    variables only; every task derives the same rendezvous, and torchrun's own are left alone."""
+    from swp.distributed import env
+
+    assert env.first_slurm_host("gpu[03-05,7],cpu1") == "gpu03"
+    assert env.first_slurm_host("a1,b2") == "a1" and env.first_slurm_host("node7") == "node7"
+    slurm = {"SLURM_JOB_ID": "123456", "SLURM_NTASKS": "8", "SLURM_JOB_NODELIST": "gpu[03-04]"}
+    seen = []
+    for procid, localid in (("0", "0"), ("5", "1")):
+        environ = slurm | {"SLURM_PROCID": procid, "SLURM_LOCALID": localid}
+        assert env.export_slurm_env(environ)
+        seen.append((environ["RANK"], environ["WORLD_SIZE"], environ["LOCAL_RANK"], environ["MASTER_ADDR"],
+                     environ["MASTER_PORT"]))
+    assert seen == [("0", "8", "0", "gpu03", str(20000 + 123456 % 40000)),
+                    ("5", "8", "1", "gpu03", str(20000 + 123456 % 40000))]
+    torchrun = slurm | {"SLURM_PROCID": "0", "RANK": "3", "WORLD_SIZE": "4"}
+    assert not env.export_slurm_env(torchrun) and torchrun["RANK"] == "3"
+    assert not env.export_slurm_env({"SLURM_PROCID": "0", "SLURM_NTASKS": "1"})  # one task: one process
+    mine = slurm | {"SLURM_PROCID": "1", "MASTER_ADDR": "10.0.0.1", "MASTER_PORT": "29500"}
+    assert env.export_slurm_env(mine) and (mine["MASTER_ADDR"], mine["MASTER_PORT"]) == ("10.0.0.1", "29500")
+    from swp.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="^SLURM task without usable"):
+        env.export_slurm_env({"SLURM_PROCID": "0", "SLURM_NTASKS": "2"})
+    for key in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
+        monkeypatch.delenv(key, raising=False)
+    for key, value in (slurm | {"SLURM_PROCID": "1", "SLURM_LOCALID": "1"}).items():
+        monkeypatch.setenv(key, value)
+    assert env.launched_info() == env.RankInfo(1, 8, 1)  # what the strategies' setup reads

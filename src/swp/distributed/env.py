@@ -1,7 +1,9 @@
 """The process group of a `torchrun` job: set up from its environment, torn down once.
 
-torchrun (and submitit on SLURM) sets RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR and
-MASTER_PORT for every process. One process drives one device: CUDA device LOCAL_RANK with
+torchrun sets RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR and MASTER_PORT for every process.
+Under SLURM without torchrun (`srun`, or `hydra/launcher=slurm` with `tasks_per_node` > 1,
+where submitit starts one process per task) they are derived from SLURM's own variables
+(`export_slurm_env`). One process drives one device: CUDA device LOCAL_RANK with
 NCCL, or the CPU with gloo. Every collective runs under a timeout, so a rank that died makes the
 others fail with an error naming the timeout instead of hanging forever.
 """
@@ -42,8 +44,41 @@ class RankInfo:
         return self.rank == 0
 
 
+def export_slurm_env(environ=os.environ) -> bool:
+    """Sets torch's RANK / WORLD_SIZE / LOCAL_RANK / MASTER_ADDR / MASTER_PORT from SLURM's
+    SLURM_PROCID / SLURM_NTASKS / SLURM_LOCALID / SLURM_JOB_NODELIST / SLURM_JOB_ID when this
+    is one of several SLURM tasks and nothing (torchrun) set them; returns whether it did.
+
+    Every task derives the same address (the first host of the node list) and port (from the
+    job id, 20000-59999), so they meet without talking first. A MASTER_ADDR / MASTER_PORT the
+    user exported is kept."""
+    if "RANK" in environ or "SLURM_PROCID" not in environ:
+        return False
+    try:
+        tasks = int(environ.get("SLURM_NTASKS", "1"))
+        if tasks <= 1:
+            return False
+        environ.setdefault("MASTER_ADDR", first_slurm_host(environ["SLURM_JOB_NODELIST"]))
+        environ.setdefault("MASTER_PORT", str(20000 + int(environ["SLURM_JOB_ID"]) % 40000))
+    except (KeyError, ValueError) as exc:
+        raise ConfigError(f"SLURM task without usable SLURM_NTASKS, SLURM_JOB_NODELIST, SLURM_JOB_ID: {exc}") from None
+    environ.update(RANK=environ["SLURM_PROCID"], WORLD_SIZE=str(tasks), LOCAL_RANK=environ.get("SLURM_LOCALID", "0"))
+    return True
+
+
+def first_slurm_host(nodelist: str) -> str:
+    """The first host of a SLURM node list: ``gpu[03-05,7],cpu1`` -> ``gpu03``, ``a1,b2`` -> ``a1``."""
+    head = nodelist.split(",", 1)[0]
+    if "[" not in head:
+        return head.strip()
+    prefix, rest = nodelist.split("[", 1)
+    return prefix + rest.split("]", 1)[0].split(",", 1)[0].split("-", 1)[0]
+
+
 def launched_info() -> RankInfo:
-    """What torchrun / submitit put in the environment (a single process when nothing is set)."""
+    """What torchrun (or SLURM, see `export_slurm_env`) put in the environment (a single
+    process when nothing is set)."""
+    export_slurm_env()
     try:
         return RankInfo(int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)),
                         int(os.environ.get("LOCAL_RANK", 0)))
