@@ -381,8 +381,6 @@ def test_torchrun_fsdp_completes_with_one_wandb_run_and_half_the_state(reference
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=False, reason="flaky on these loaded CPUs: in about 1 of 3 runs the ranks do not both "
-                   "report the stop (open problem, docs/distributed.md); when it passes it checks the exact resume")
 def test_torchrun_sigterm_the_group_then_resume_equals_uninterrupted(reference_runs, tmp_path):
     proc = _torchrun("distributed=ddp", out=tmp_path / "stopped", background=True)
     _wait_for_step(proc, tmp_path / "stopped", 45)
