@@ -534,8 +534,13 @@ def test_slurm_tasks_get_torch_rank_variables_from_slurm_ones(monkeypatch):
 
     with pytest.raises(ConfigError, match="^SLURM task without usable"):
         env.export_slurm_env({"SLURM_PROCID": "0", "SLURM_NTASKS": "2"})
-    for key in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
-        monkeypatch.delenv(key, raising=False)
+    torch_keys = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
+    before = {key: os.environ.get(key) for key in torch_keys}
+    for key in torch_keys:
+        monkeypatch.setenv(key, "")  # recorded, so what the export writes is undone after the test
+        monkeypatch.delenv(key)
     for key, value in (slurm | {"SLURM_PROCID": "1", "SLURM_LOCALID": "1"}).items():
         monkeypatch.setenv(key, value)
     assert env.launched_info() == env.RankInfo(1, 8, 1)  # what the strategies' setup reads
+    monkeypatch.undo()
+    assert {key: os.environ.get(key) for key in torch_keys} == before  # nothing leaks into later tests
