@@ -11,14 +11,15 @@ tracking are measured on interleaved segments of the real `train_phase`.
     python scripts/bench_smollm2.py [--threads 1] [--block-size 64] [--batch-size 2] [--steps 2] [--rounds 3]
 
 Peak memory is this process's resident set, sampled every 5 ms by a thread while a pruner
-calibrates and prunes, minus the resident set just before: what the pruner adds on top of the
-model, its optimizer-free training state and the task (one process, so each pruner starts from
-the same restored weights; freed memory may stay resident, so later rows can read low).
+calibrates and prunes, minus the resident set just before (after `malloc_trim`, so memory freed
+by the rows before is not reused unseen): what the pruner adds on top of the model and the task.
+One process, so every pruner starts from the same restored weights.
 """
 
 from __future__ import annotations
 
 import argparse
+import ctypes
 import gc
 import statistics
 import threading
@@ -60,6 +61,7 @@ class PeakRSS:
 
     def __enter__(self):
         gc.collect()
+        _give_back_free_heap()  # else freed blocks are reused unseen and the growth reads low
         self.start = self.peak = _rss()
         self._done = threading.Event()
         self._thread = threading.Thread(target=self._sample, daemon=True)
@@ -75,6 +77,14 @@ class PeakRSS:
         self._thread.join()
         self.peak = max(self.peak, _rss())
         self.growth = self.peak - self.start
+
+
+def _give_back_free_heap() -> None:
+    """glibc's malloc_trim: returns freed heap pages to the system (a no-op elsewhere)."""
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
 
 
 def _rss() -> int:
