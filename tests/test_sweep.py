@@ -35,6 +35,10 @@ def test_price_sweep_composes():
     assert cfg.hydra.sweeper.params.pruner == "swp,magnitude" and cfg.hydra.sweeper.params.seed == "1,2,3"
     assert cfg.hydra.sweeper.params.target_sparsity == "0.1,0.3,0.5,0.7,0.9"
     assert (cfg.schedule.train_steps, cfg.schedule.track_every, cfg.schedule.finetune_steps) == (1000, 10, 200)
+    assert cfg.hydra.launcher._target_.endswith("BasicLauncher")  # one job at a time
+    # A sweep experiment sets no launcher keys, so any launcher can replace its own.
+    for launcher, target in (("slurm", "SlurmLauncher"), ("local_parallel", "JoblibLauncher")):
+        assert _compose("experiment=price_sweep", f"hydra/launcher={launcher}").hydra.launcher._target_.endswith(target)
 
 
 def test_swp_variants_sweep_changes_one_choice_at_a_time():
@@ -142,3 +146,13 @@ def test_a_failing_job_does_not_stop_the_sweep(monkeypatch, capsys, tmp_path):
     err = capsys.readouterr().err
     assert "error: target_sparsity must be a finite number in [0, 1) or null; got 1.5" in err
     assert "sweep: 1 job(s) failed: 0_swp_1.5_s1 (see their error.json)" in err
+
+
+@pytest.mark.parametrize("experiment", sorted(p.stem for p in (CONF / "experiment").glob("*.yaml")))
+@pytest.mark.parametrize("launcher", ["basic", "local_parallel", "slurm"])
+def test_every_experiment_composes_with_every_launcher(experiment, launcher):
+    """An experiment may choose a launcher, never set its keys: `hydra/launcher=slurm` (or any
+    other) must replace it without a ConfigKeyError."""
+    cfg = _compose(f"experiment={experiment}", f"hydra/launcher={launcher}")
+    expected = {"basic": "BasicLauncher", "local_parallel": "JoblibLauncher", "slurm": "SlurmLauncher"}[launcher]
+    assert cfg.hydra.launcher._target_.endswith(expected)
