@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from swp.distributed.launch import spawn
+from swp.testing.tiny import CONF
 
 WORLD = 2
 
@@ -135,6 +136,70 @@ def test_fsdp2_masks_thresholds_importance_equal_one_process():
         assert out["drift_seen"] == "MaskDriftError", (rank, name)  # every rank raises, not only rank 1
         whole, shard = out["state_bytes"]
         assert shard < whole  # this rank's rows only
+
+
+PRUNER_OPTIONS = sorted(p.stem for p in (CONF / "pruner").glob("*.yaml"))
+
+
+def _every_pruner_worker(names: list[str]) -> dict:
+    return {name: _pruner_option_case(name) for name in names}
+
+
+def _pruner_option_case(name: str) -> dict:
+    """One `pruner=<name>` option, built as the run builds it, on the whole and the sharded
+    model: either refused in one line under FSDP2, or the same masks as one process."""
+    import tempfile
+    from pathlib import Path
+
+    from swp.distributed.sharding import full
+    from swp.errors import ConfigError
+    from swp.launch import _check_distributable, build
+    from swp.testing.tiny import compose_cfg
+
+    cfg = compose_cfg(["target_sparsity=0.5", f"pruner={name}"] + (["pruner.include=[.*]"] if name != "none" else []),
+                      Path(tempfile.mkdtemp()))
+    whole, sharded = _models()
+    pw, ps = build("pruner", cfg.pruner)(model=whole), build("pruner", cfg.pruner)(model=sharded)
+    try:
+        from swp.distributed.strategy import FSDP
+
+        _check_distributable(ps, FSDP())
+    except ConfigError as exc:
+        return {"refused": str(exc)}
+    if not pw.prunes:
+        return {"prunes": False}
+    for t in range(1, 4):  # a short history for the tracking pruners (the others ignore it)
+        _set_history_point(whole, sharded, t)
+        for pruner in (pw, ps):
+            if pruner.tracks:
+                pruner.observe()
+    out = {}
+    for label, rate_w, rate_s in (("rate", 0.6, 0.6), ("target", pw.rate_for_sparsity(0.5), ps.rate_for_sparsity(0.5))):
+        kw_, _ = pw.masks(rate_w)
+        ks, _ = ps.masks(rate_s)
+        out[label] = (rate_w == rate_s and all(torch.equal(kw_[n], full(ks[n])) for n in kw_),
+                      sum(int((~k).sum()) for k in kw_.values()))
+    return out
+
+
+@pytest.mark.slow
+def test_every_pruner_option_under_fsdp2_is_refused_in_one_line_or_equals_one_process():
+    """Generated over conf/pruner: a pruner either gives one process's masks from the shards (at
+    a prune_rate and at a target_sparsity), or is refused before training in one line."""
+    ranks = spawn(_every_pruner_worker, WORLD, PRUNER_OPTIONS)
+    for name in PRUNER_OPTIONS:
+        for rank in range(WORLD):
+            out = ranks[rank][name]
+            print(name, rank, out)
+            if "refused" in out:
+                assert out["refused"].startswith("pruner ") and "\n" not in out["refused"], out
+            elif out.get("prunes") is False:
+                assert name == "none"
+            else:
+                for label in ("rate", "target"):
+                    same, pruned = out[label]
+                    assert same and pruned > 0, (name, rank, label, out)
+    assert "refused" not in ranks[0]["random"] and "refused" not in ranks[0]["magnitude"]
 
 
 # ---------------------------------------------------------------- training under DDP / FSDP2

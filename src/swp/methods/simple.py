@@ -7,6 +7,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
+from swp.distributed.sharding import distribute_like, full
 from swp.methods.base import Pruner, magnitude_scores
 
 
@@ -56,10 +57,11 @@ class RandomPruner(Pruner):
         magnitude_keep, thresholds = super().masks(prune_rate)
         gen = torch.Generator().manual_seed(self.seed)
         keep = {}
-        for name, mk in magnitude_keep.items():
+        for name, sharded in magnitude_keep.items():
+            mk = full(sharded)  # the whole tensor's count and order, the same on every rank (FSDP2)
             n_pruned = int((~mk).sum())
             order = torch.randperm(mk.numel(), generator=gen)
             flat = torch.ones(mk.numel(), dtype=torch.bool)
             flat[order[:n_pruned]] = False
-            keep[name] = flat.view_as(mk).to(mk.device)
+            keep[name] = distribute_like(flat.view(mk.shape).to(mk.device), sharded)
         return keep, thresholds
