@@ -155,11 +155,10 @@ def teardown() -> None:
 
 def leave_together() -> None:
     """Meets the other ranks, then leaves the process group (a no-op in a single process)."""
-    if dist.is_available() and dist.is_initialized():
-        try:
-            dist.barrier()
-        finally:
-            dist.destroy_process_group()
+    try:
+        barrier()
+    finally:
+        teardown()
 
 
 def barrier() -> None:
@@ -200,7 +199,7 @@ def broadcast_object(obj, src: int = 0):
 
 def sum_over_ranks(t: torch.Tensor) -> torch.Tensor:
     """`t` summed over every rank, in place (a no-op in a single process); returns `t`."""
-    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+    if world_size() > 1:
         dist.all_reduce(t, op=dist.ReduceOp.SUM)
     return t
 
@@ -209,7 +208,7 @@ def from_main_(t: torch.Tensor) -> torch.Tensor:
     """Overwrites `t` with rank 0's copy, in place (a no-op in a single process); returns `t`.
 
     Bool tensors travel as uint8 (gloo has no bool broadcast)."""
-    if not (dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
+    if world_size() == 1:
         return t
     wire = t.to(torch.uint8) if t.dtype == torch.bool else t
     dist.broadcast(wire, src=0)

@@ -35,16 +35,29 @@ SHARDS = "shards"  # the torch.distributed.checkpoint folder inside a sharded ch
 _PLACEHOLDER = "__swp_sharded__"  # marks where a DTensor of the state lives in the shards
 
 
-def full_state(obj):
-    """`obj` (nested dicts, lists, tuples of tensors and plain data) with every DTensor replaced
-    by its full tensor (collective: all ranks call it on the same structure)."""
-    if is_sharded(obj):
-        return full(obj.detach()).clone()  # own storage (the gather may leave a padded view)
+_DESCEND = object()  # what a `map_state` leaf function returns for values it leaves to the walk
+
+
+def map_state(obj, leaf, key: str = "state"):
+    """`obj` (nested dicts, lists, tuples of tensors and plain data) with ``leaf(value, key)``
+    put in place of every value for which it returns something other than `_DESCEND`; `key`
+    names the value's place (``state.optimizer.state.0.exp_avg``). Dicts, lists and tuples it
+    leaves alone are walked into, in order, so every rank visits the same values in the same order."""
+    out = leaf(obj, key)
+    if out is not _DESCEND:
+        return out
     if isinstance(obj, dict):
-        return {k: full_state(v) for k, v in obj.items()}
+        return {k: map_state(v, leaf, f"{key}.{k}") for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return type(obj)(full_state(v) for v in obj)
+        return type(obj)(map_state(v, leaf, f"{key}.{i}") for i, v in enumerate(obj))
     return obj
+
+
+def full_state(obj):
+    """`obj` with every DTensor replaced by its full tensor (collective: all ranks call it on
+    the same structure)."""
+    # clone: own storage (the gather may leave a padded view)
+    return map_state(obj, lambda v, _: full(v.detach()).clone() if is_sharded(v) else _DESCEND)
 
 
 def shard_optimizer_state(optimizer: torch.optim.Optimizer, state: dict) -> dict:
@@ -173,49 +186,25 @@ class AgreedStopRequest(StopRequest):
         return self.signum is not None
 
 
-def split_sharded(obj, key: str = "state"):
+def split_sharded(obj):
     """`obj` with every DTensor replaced by a placeholder naming it, and those DTensors by name.
 
     The placeholder records the global shape, dtype and placements (`Shard(d)` as d, `Replicate`
     as -1), which is all a reader needs to allocate a DTensor to load the shards into."""
-    if is_sharded(obj):
-        spec = {_PLACEHOLDER: key, "shape": list(obj.shape), "dtype": str(obj.dtype).removeprefix("torch."),
-                "placements": [getattr(p, "dim", -1) for p in obj.placements]}
-        return spec, {key: obj}
     found: dict = {}
-    if isinstance(obj, dict):
-        out = {}
-        for k, v in obj.items():
-            out[k], more = split_sharded(v, f"{key}.{k}")
-            found |= more
-        return out, found
-    if isinstance(obj, (list, tuple)):
-        parts = [split_sharded(v, f"{key}.{i}") for i, v in enumerate(obj)]
-        for _, more in parts:
-            found |= more
-        return type(obj)(p for p, _ in parts), found
-    return obj, found
+
+    def leaf(value, key):
+        if not is_sharded(value):
+            return _DESCEND
+        found[key] = value
+        return {_PLACEHOLDER: key, "shape": list(value.shape), "dtype": str(value.dtype).removeprefix("torch."),
+                "placements": [getattr(p, "dim", -1) for p in value.placements]}
+
+    return map_state(obj, leaf), found
 
 
-def _placeholders(obj) -> list[dict]:
-    if isinstance(obj, dict):
-        if _PLACEHOLDER in obj:
-            return [obj]
-        return [spec for v in obj.values() for spec in _placeholders(v)]
-    if isinstance(obj, (list, tuple)):
-        return [spec for v in obj for spec in _placeholders(v)]
-    return []
-
-
-def _fill(obj, loaded: dict):
-    """`obj` with each placeholder replaced by its loaded DTensor."""
-    if isinstance(obj, dict):
-        if _PLACEHOLDER in obj:
-            return loaded[obj[_PLACEHOLDER]]
-        return {k: _fill(v, loaded) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return type(obj)(_fill(v, loaded) for v in obj)
-    return obj
+def _is_placeholder(value) -> bool:
+    return isinstance(value, dict) and _PLACEHOLDER in value
 
 
 def _empty_like_spec(spec: dict, mesh):
@@ -238,11 +227,17 @@ class DCPCheckpoint(Checkpoint):
         if mesh is None:
             raise ConfigError(f"checkpoint {self.path} is sharded (checkpoint.sharded=true): resume it under "
                               f"distributed=fsdp at world size {self.state.get('world_size')}")
-        specs = _placeholders(self.state)
         targets = {f"model.{k}": v for k, v in model.state_dict().items()}  # loaded in place
-        targets |= {s[_PLACEHOLDER]: _empty_like_spec(s, mesh) for s in specs}
+
+        def allocate(value, _):
+            if not _is_placeholder(value):
+                return _DESCEND
+            targets[value[_PLACEHOLDER]] = _empty_like_spec(value, mesh)
+            return value
+
+        map_state(self.state, allocate)
         dcp.load(targets, checkpoint_id=str(self.path / SHARDS))
-        self.state = _fill(self.state, targets)
+        self.state = map_state(self.state, lambda v, _: targets[v[_PLACEHOLDER]] if _is_placeholder(v) else _DESCEND)
 
 
 class ShardedCheckpointStore(CheckpointStore):
@@ -292,8 +287,9 @@ def for_ranks(store: CheckpointStore | None, resume: Checkpoint | None, sharded:
     them (gathered or sharded writes, shard-aware reads); unchanged in a single process except
     that a sharded checkpoint is refused there in one line."""
     if env.world_size() == 1:
-        return store, (as_rank_checkpoint(resume) if resume is not None and resume.state.get("layout") == "sharded"
-                       else resume)
+        if resume is not None and resume.state.get("layout") == "sharded":
+            as_rank_checkpoint(resume)  # refuses: a sharded checkpoint needs its world size
+        return store, resume
     if store is not None:
         kind = ShardedCheckpointStore if sharded else GatheredCheckpointStore
         store = kind(store.folder, store.every, store.keep, store.config, store.metrics_path if env.is_main() else None)

@@ -69,11 +69,11 @@ class NoDistributed:
 
     def reduce_sum(self, t: torch.Tensor) -> torch.Tensor:
         """`t` summed over the ranks in place (calibration statistics); identity in one process."""
-        return t
+        return env.sum_over_ranks(t)
 
     def from_main(self, t: torch.Tensor) -> torch.Tensor:
         """`t` overwritten by rank 0's copy in place; identity in one process."""
-        return t
+        return env.from_main_(t)
 
     def results(self) -> dict:
         per_rank = None if self.global_batch is None else self.global_batch // self.world_size
@@ -102,12 +102,6 @@ class _ProcessGroupStrategy(NoDistributed):
         if self.world_size == 1:
             return task
         return RankSlicedTask(task, self.info.rank, self.world_size, route=self.training_module)
-
-    def reduce_sum(self, t: torch.Tensor) -> torch.Tensor:
-        return env.sum_over_ranks(t)
-
-    def from_main(self, t: torch.Tensor) -> torch.Tensor:
-        return env.from_main_(t)
 
     def teardown(self) -> None:
         env.teardown()

@@ -21,7 +21,8 @@ Reduce = Callable[[torch.Tensor], torch.Tensor]  # sums a statistic over the ran
 
 
 def local_only(t: torch.Tensor) -> torch.Tensor:
-    """The `Reduce` of one process: each statistic is already the whole job's."""
+    """The `Reduce` of one process: each statistic is already the whole job's (and the identity
+    wherever a collective is optional, e.g. `Placement.from_main`)."""
     return t
 
 

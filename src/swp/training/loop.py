@@ -14,6 +14,7 @@ from tqdm.auto import tqdm
 
 from swp.errors import RunError
 from swp.logging.base import Logger
+from swp.methods.calibration import Reduce, local_only
 from swp.pruning.masks import MaskSet
 
 
@@ -39,10 +40,6 @@ def evaluate(task, model: nn.Module, device: torch.device, autocast, desc: str, 
     return metrics
 
 
-def _unchanged(t: torch.Tensor) -> torch.Tensor:
-    return t
-
-
 @dataclass(frozen=True)
 class Placement:
     """Where a phase runs and reports: device, autocast factory, logger, progress bars, and how
@@ -53,8 +50,8 @@ class Placement:
     autocast: Callable[[], AbstractContextManager]
     logger: Logger
     progress: bool = False
-    reduce_sum: Callable[[torch.Tensor], torch.Tensor] = _unchanged
-    from_main: Callable[[torch.Tensor], torch.Tensor] = _unchanged
+    reduce_sum: Reduce = local_only
+    from_main: Reduce = local_only
 
 
 @dataclass(frozen=True)
