@@ -23,8 +23,8 @@ import torch
 def _measure(kind: str, n_layer: int, n_embd: int, block: int, batch: int, steps: int, warmup: int) -> dict:
     from swp.distributed import strategy as strategies
     from swp.distributed.sharding import local_bytes
-    from swp.methods.swp import SWPPruner
     from swp.models.gpt import GPT
+    from swp.pruners.swp import SWPPruner
     from swp.tasks.char_lm import CharLMTask
     from swp.training.loop import make_optimizer
 

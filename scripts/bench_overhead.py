@@ -19,8 +19,8 @@ import torch  # noqa: E402
 
 from swp.data.text import shakespeare_text  # noqa: E402
 from swp.logging.base import NullLogger  # noqa: E402
-from swp.methods.swp import SWPPruner  # noqa: E402
 from swp.models.gpt import GPT  # noqa: E402
+from swp.pruners.swp import SWPPruner  # noqa: E402
 from swp.pruning.masks import MaskSet  # noqa: E402
 from swp.tasks.char_lm import CharLMTask  # noqa: E402
 from swp.training.loop import make_optimizer, train_phase  # noqa: E402

@@ -30,11 +30,11 @@ import torch  # noqa: E402
 
 from swp.data.text import shakespeare_text  # noqa: E402
 from swp.logging.base import NullLogger  # noqa: E402
-from swp.methods.simple import MagnitudePruner  # noqa: E402
-from swp.methods.sparsegpt import SparseGPTPruner  # noqa: E402
-from swp.methods.swp import SWPPruner  # noqa: E402
-from swp.methods.wanda import WandaPruner  # noqa: E402
 from swp.models.hf_causal_lm import hf_causal_lm  # noqa: E402
+from swp.pruners.simple import MagnitudePruner  # noqa: E402
+from swp.pruners.sparsegpt import SparseGPTPruner  # noqa: E402
+from swp.pruners.swp import SWPPruner  # noqa: E402
+from swp.pruners.wanda import WandaPruner  # noqa: E402
 from swp.pruning.masks import MaskSet  # noqa: E402
 from swp.tasks.token_lm import TokenLMTask  # noqa: E402
 from swp.training.loop import PhaseSpec, Placement, make_optimizer, train_phase  # noqa: E402

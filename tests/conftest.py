@@ -25,6 +25,7 @@ os.environ.update(
 
 import torch  # noqa: E402
 
+from swp.testing.hf_tiny import LLAMA, build_model_folder, build_tokenizer, write_corpus  # noqa: E402
 from swp.testing.tiny import TINY, compose_cfg  # noqa: E402
 
 
@@ -42,3 +43,13 @@ def tiny_cfg(tmp_path):
         return compose_cfg(TINY + list(overrides), tmp_path / out)
 
     return make
+
+
+@pytest.fixture(scope="module")
+def assets(tmp_path_factory):
+    """Text files, a locally trained tokenizer and a saved tiny Llama (built once per module)."""
+    root = tmp_path_factory.mktemp("hf_assets")
+    files = write_corpus(root / "text")
+    tok = build_tokenizer(root / "tokenizer", files["train"])
+    return {"files": files, "tokenizer": str(root / "tokenizer"),
+            "llama": build_model_folder(root / "llama", LLAMA, tok)}

@@ -2,7 +2,7 @@
 
 Each is a `typing.Protocol`: an option of a config group satisfies it by shape, with no base
 class to inherit. The contracts in the docstrings are what the run relies on; `Pruner` (in
-`swp.methods.base`) and `Logger` (in `swp.logging.base`) are base classes because they share
+`swp.pruners.base`) and `Logger` (in `swp.logging.base`) are base classes because they share
 behaviour, and declare their optional capabilities as attributes.
 """
 

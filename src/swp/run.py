@@ -29,15 +29,15 @@ from swp.infra.io import save_model_weights, save_tensors, unique_parameters, wr
 from swp.infra.rng import capture_rng, restore_rng
 from swp.infra.signals import StopRequest
 from swp.interfaces import Meter, Recorder, Task
-from swp.methods.base import Pruner
-from swp.pruning.guardrails import warn_overpruned
+from swp.pruners.base import Pruner
+from swp.pruners.guardrails import warn_overpruned
 from swp.pruning.masks import MaskSet
 from swp.results import scalars
+from swp.stages import Stage
 from swp.training.guard import check_sparsity
 from swp.training.loop import NonFiniteLossError, PhaseSpec, Placement, evaluate, make_optimizer, train_phase
 from swp.training.report import sparsity_metrics, sparsity_report
 from swp.training.schedule import Schedule
-from swp.training.stages import Stage
 
 
 @dataclass
@@ -161,7 +161,7 @@ class Run:
             p.mask_sparsity = self.masks.sparsity()
         check_sparsity(self.masks, "after pruning", p.mask_sparsity)
         p.pruned = self._evaluate("pruned", T)
-        self.where.logger.log(sparsity_metrics(self.model, self.pruner, p.thresholds), step=T)
+        self.where.logger.log(sparsity_metrics(self.model, self.pruner.params, p.thresholds), step=T)
         self.save_checkpoint(Stage.PRUNED, "right after pruning", T)
 
     def finetune(self) -> None:
@@ -190,7 +190,7 @@ class Run:
         p = self.progress
         return {
             "prune_rate_used": p.rate, "initial": p.initial or {}, "dense": p.dense, "pruned": p.pruned,
-            "final": final, "sparsity": sparsity_report(self.model, self.pruner, self.masks, p.thresholds),
+            "final": final, "sparsity": sparsity_report(self.model, self.pruner.params, self.masks, p.thresholds),
             "train_tokens_per_s": p.dense_stats["tokens_per_s"], "finetune_tokens_per_s": p.ft_stats["tokens_per_s"],
             "tracking_points": self.pruner.tracking_points, "tracked_state_bytes": self.pruner.state_bytes(),
             "model_bytes": sum(t.numel() * t.element_size() for t in unique_parameters(self.model)),

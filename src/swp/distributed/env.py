@@ -14,6 +14,7 @@ import contextlib
 import datetime
 import os
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 import torch.distributed as dist
@@ -195,6 +196,15 @@ def broadcast_object(obj, src: int = 0):
     box = [obj]
     dist.broadcast_object_list(box, src=src)
     return box[0]
+
+
+Reduce = Callable[[torch.Tensor], torch.Tensor]  # sums a statistic over the ranks, in place
+
+
+def local_only(t: torch.Tensor) -> torch.Tensor:
+    """The `Reduce` of one process: each statistic is already the whole job's (and the identity
+    wherever a collective is optional, e.g. `Placement.from_main`)."""
+    return t
 
 
 def sum_over_ranks(t: torch.Tensor) -> torch.Tensor:

@@ -35,7 +35,7 @@ from torch import nn
 
 from swp.errors import CheckpointError, RunError
 from swp.infra.io import FREE_DISK, WRITE_ERRORS, write_failure_reason
-from swp.training.stages import Stage
+from swp.stages import Stage
 
 FORMAT = 1
 # A run's stages in order; a checkpoint's stage says which phase it is in (or just finished).

@@ -29,7 +29,7 @@ import shutil
 import sys
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 import torch
 from torch import nn
@@ -37,7 +37,9 @@ from torch import nn
 from swp.errors import CheckpointError, RunError
 from swp.infra.checkpoint import Checkpoint, read_checkpoint, write_checkpoint
 from swp.logging.base import Logger
-from swp.training.schedule import Schedule
+
+if TYPE_CHECKING:  # annotations only: infra never imports the training layer
+    from swp.training.schedule import Schedule
 
 METRICS = "metrics.jsonl"
 

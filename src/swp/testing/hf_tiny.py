@@ -52,3 +52,18 @@ def build_model_folder(folder: Path, fields: dict, tokenizer, seed: int = 0) -> 
     AutoModelForCausalLM.from_config(cfg).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return str(folder)
+
+
+# A quick, fully local variant of experiment=llm_wikitext.
+HF_TINY = [
+    "experiment=llm_wikitext", "precision=fp32", "threads=1", "progress=false", "dataset.path=text",
+    "dataset.name=null",
+    "dataset.block_size=32", "dataset.batch_size=4", "dataset.max_eval_windows=8",
+    "schedule.train_steps=20", "schedule.track_every=2", "schedule.finetune_steps=10",
+    "schedule.warmup_steps=2", "schedule.finetune_warmup_steps=2", "schedule.lr=3e-3", "schedule.finetune_lr=1e-3",
+]
+
+
+def data_files_override(assets: dict) -> str:
+    """The dataset.data_files override that points the HF text task at the tiny corpus."""
+    return f"+dataset.data_files={{train: '{assets['files']['train']}', test: '{assets['files']['test']}'}}"

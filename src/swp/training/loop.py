@@ -12,9 +12,9 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from swp.distributed.env import Reduce, local_only
 from swp.errors import RunError
 from swp.logging.base import Logger
-from swp.methods.calibration import Reduce, local_only
 from swp.pruning.masks import MaskSet
 
 

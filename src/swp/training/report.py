@@ -5,14 +5,13 @@ from __future__ import annotations
 from torch import nn
 
 from swp.infra.io import unique_parameters
-from swp.methods.base import Pruner
 from swp.pruning.masks import MaskSet
 from swp.pruning.threshold import sparsity
 
 
-def sparsity_report(model: nn.Module, pruner: Pruner, masks: MaskSet | None, thresholds: dict) -> dict:
+def sparsity_report(model: nn.Module, params: dict[str, nn.Parameter], masks: MaskSet | None, thresholds: dict) -> dict:
     """Sparsity measured on the weights themselves (zeros / elements), not taken from masks."""
-    pruned = list(pruner.params.values())
+    pruned = list(params.values())
     return {
         "sparsity": sparsity(pruned),
         "sparsity_overall": sparsity(unique_parameters(model)),
@@ -21,14 +20,14 @@ def sparsity_report(model: nn.Module, pruner: Pruner, masks: MaskSet | None, thr
         "total_params": sum(p.numel() for p in unique_parameters(model)),
         "layers": [
             {"name": n, "numel": p.numel(), "sparsity": sparsity([p]), "threshold": thresholds.get(n)}
-            for n, p in pruner.params.items()
+            for n, p in params.items()
         ],
     }
 
 
-def sparsity_metrics(model: nn.Module, pruner: Pruner, thresholds: dict) -> dict:
+def sparsity_metrics(model: nn.Module, params: dict[str, nn.Parameter], thresholds: dict) -> dict:
     """The ``prune/...`` metric lines: overall and per-layer sparsity and thresholds."""
-    report = sparsity_report(model, pruner, None, thresholds)
+    report = sparsity_report(model, params, None, thresholds)
     out = {"prune/sparsity": report["sparsity"], "prune/sparsity_overall": report["sparsity_overall"]}
     for layer in report["layers"]:
         out[f"prune/layer/{layer['name']}/sparsity"] = layer["sparsity"]

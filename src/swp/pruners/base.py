@@ -1,0 +1,220 @@
+"""The pruner interface: observe the model at tracking points, score weights, make masks."""
+
+from __future__ import annotations
+
+import warnings
+from typing import Sequence
+
+import torch
+from torch import nn
+
+from swp.distributed.env import Reduce, local_only
+from swp.errors import ConfigError
+from swp.pruners.select import input_feature_axis, prunable_parameters
+from swp.pruning.nm import check_nm_shapes, check_nm_target, nm_keep_mask, parse_nm
+from swp.pruning.threshold import (
+    lowest_fraction_keep,
+    masks_at_sparsity,
+    masks_from_scores,
+    prune_rate_for_sparsity,
+    pruned_fraction_at_rate,
+    row_normalized,
+    spreads,
+)
+from swp.pruning.wanda import wanda_scores
+
+# How the pruned count is spread over tensors: ``shared_rate`` (Eq. 2: one prune_rate, each
+# tensor's own std, so tensors end at different sparsities) or ``uniform`` (every tensor, or
+# every output row for row-compared pruners, at exactly the same fraction, chosen by rank).
+ALLOCATIONS = ("shared_rate", "uniform")
+
+
+class Pruner:
+    """Scores the prunable weights of one model and turns scores into keep-masks by Eq. 2.
+
+    Subclasses override `scores` (and `observe` if they track training). Everything else
+    (threshold, target sparsity, masks) is shared, so methods differ only where they should.
+
+    Capabilities are declared here, never probed: the run asks `tracks` whether the dense
+    phase must call `observe` (and whether a dense-cache entry's tracked state matters),
+    `calibrates` whether `calibrate` needs inputs before masks are made (Wanda, SparseGPT),
+    and calls `on_train_step` after every dense step (gradual pruning acts there);
+    `modifies_dense` says the dense weights depend on this pruner, so its dense phase must not
+    be shared with other pruners (dense cache).
+
+    Args:
+        model: the model to prune; its prunable parameters are selected once, here.
+        include: regexes; only matching Linear weights are pruned (default: all but the head).
+        exclude: regexes of Linear weights to keep dense.
+        scope: ``layer`` (one threshold per tensor, as the paper) or ``global``.
+        nm: null, or N:M (``"2:4"``, ``[2, 4]``, ``true`` = 2:4): keep the N best-scoring
+            weights in every M along the input dim instead of thresholding; prune_rate is
+            then ignored (sparsity is exactly 1 - N/M).
+        allocation: ``shared_rate`` (Eq. 2, the paper's rule: one prune_rate, a threshold per
+            tensor from its own spread) or ``uniform`` (every tensor pruned at exactly the same
+            fraction, by rank; per output row for pruners that compare within rows). Under
+            ``uniform`` the fraction is target_sparsity, or, given only a prune_rate, the
+            fraction ``shared_rate`` would prune at that rate (same total, spread evenly).
+            Recorded as the attribute ``allocation`` for results.json.
+
+    Attributes:
+        compare_rows: scores are compared within each output row (Wanda and activation-aware
+            SWP): ``uniform`` prunes the same fraction of every row, ``shared_rate`` compares
+            each score with std * rate of its own row.
+        calibration_tokens: input tokens seen by ``calibrate`` (0 until it ran), for results.
+        activation_norms: ||X_j||_2 per input feature of each pruned layer, set by a ``calibrate``
+            that measures them (activation-aware SWP): the compared score is then
+            score * ||X_j||_2, Wanda's weighting, for every rule (threshold, uniform, N:M).
+    """
+
+    prunes = True
+    tracks = False  # observe() records state at tracking points
+    calibrates = False  # calibrate() must see inputs before scores() / masks()
+    calibration_batches = 0  # training batches the run draws for calibrate()
+    calibration_seed = 0  # seeds those draws (its own generator: the training batches are unchanged)
+    # Options used only to turn scores into masks: a dense-cache entry tracked with other values
+    # is still valid. Every other option is part of the cache's tracking key.
+    mask_options: tuple[str, ...] = ("scope", "nm", "seed", "allocation", "calibration", "calibration_batches",
+                                     "calibration_seed")
+    calibration_tokens = 0  # tokens calibrate() saw
+    compare_rows = False  # scores compete within each output row instead of the whole tensor
+    activation_norms: dict[str, torch.Tensor] | None = None  # set by calibrate(): scores x ||X_j||_2 (Wanda's)
+    modifies_dense = False  # changes the weights during the dense phase (GMP): its dense phase is its own
+
+    def __init__(
+        self,
+        model: nn.Module,
+        include: Sequence[str] | None = None,
+        exclude: Sequence[str] | None = None,
+        scope: str = "layer",
+        nm=None,
+        allocation: str = "shared_rate",
+    ):
+        if scope not in ("layer", "global"):
+            raise ConfigError(f"pruner.scope must be 'layer' or 'global', got {scope!r}")
+        if allocation not in ALLOCATIONS:
+            raise ConfigError(f"pruner.allocation must be one of {list(ALLOCATIONS)}, got {allocation!r}")
+        self.allocation = allocation
+        self._target: tuple[float, float] | None = None  # (rate, target) of the last rate_for_sparsity
+        self.params = prunable_parameters(model, include, exclude)
+        self.scope = scope
+        self.nm = parse_nm(nm)
+        # N:M groups run along each weight's input features: axis 1 of nn.Linear, axis 0 of
+        # transformers' Conv1D (GPT-2), so masks are made with the input axis moved last.
+        self.input_axis = {n: input_feature_axis(model, n) for n in self.params}
+        if self.nm:
+            shapes = {n: tuple(p.movedim(self.input_axis[n], -1).shape) for n, p in self.params.items()}
+            check_nm_shapes(shapes, self.nm[1])
+
+    def observe(self) -> None:
+        """Called at each tracking point during dense training when `tracks` is true."""
+
+    @property
+    def tracking_points(self) -> int:
+        """Tracking points observed so far (0 for a pruner that does not track)."""
+        return 0
+
+    def state_bytes(self) -> int:
+        """Memory of the state kept beside the model (SWP's tracked history); 0 by default."""
+        return 0
+
+    def calibrate(self, model: nn.Module, batches: list, forward, reduce: Reduce = local_only) -> None:
+        """Sees calibration inputs before pruning when `calibrates` is true.
+
+        Args:
+            model: the model being pruned (the same one `params` belong to).
+            batches: `calibration_batches` training batches drawn with `calibration_seed`, on the
+                run's device (under DDP: this rank's slice of each).
+            forward: ``forward(model, batch)`` runs the task's forward pass (no gradients).
+            reduce: sums a statistic over the ranks in place (DDP); statistics gathered from
+                `batches`, here or later in `masks`, go through it, so every rank prunes as one
+                process that saw all the batches would.
+        """
+
+    def on_train_step(self, step: int, optimizer) -> None:
+        """Called after every dense optimizer step (0-based `step`); a no-op by default."""
+
+    def scores(self) -> tuple[dict[str, torch.Tensor], dict[str, float]]:
+        """Per-tensor scores (higher = more important) and the spread the threshold scales."""
+        raise NotImplementedError
+
+    def masks(self, prune_rate: float) -> tuple[dict[str, torch.Tensor], dict[str, float]]:
+        """Keep-masks and thresholds at the given prune_rate (a multiple of the std).
+
+        With ``nm`` set the N:M rule replaces the threshold: prune_rate is ignored and no
+        thresholds are returned; ``uniform`` allocation returns no thresholds either (it
+        prunes by rank). The rate returned by `rate_for_sparsity` gives exactly its target's
+        count (by rank where tied scores straddle the threshold).
+        """
+        score, spread = self.scores()
+        score = self._weighted(score)
+        if self.nm:
+            return {
+                n: nm_keep_mask(s.movedim(self.input_axis[n], -1), *self.nm).movedim(-1, self.input_axis[n])
+                for n, s in score.items()
+            }, {}
+        score, spread = self._compared(score, spread)
+        target = self._target[1] if self._target is not None and self._target[0] == prune_rate else None
+        if self.allocation == "uniform":
+            fraction = target if target is not None else pruned_fraction_at_rate(score, spread, prune_rate)
+            return self.uniform_masks(score, fraction), {}
+        if target is not None:
+            keep, thresholds, _ = masks_at_sparsity(score, spread, target)
+            return keep, thresholds
+        return masks_from_scores(score, spread, prune_rate)
+
+    def uniform_masks(self, score: dict[str, torch.Tensor], fraction: float) -> dict[str, torch.Tensor]:
+        """Prunes `fraction` of every tensor (of every output row when `compare_rows`) by rank.
+        `score` may be raw or row-normalized: normalizing within a row keeps its order."""
+        return {
+            n: lowest_fraction_keep(s.movedim(self.input_axis[n], -1), fraction, self.compare_rows)
+            .movedim(-1, self.input_axis[n])
+            for n, s in score.items()
+        }
+
+    def _weighted(self, score: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """score * ||X_j||_2 along each weight's input axis when `activation_norms` are set."""
+        if self.activation_norms is None:
+            return score
+        return {n: wanda_scores(s, self.activation_norms[n], self.input_axis[n]) for n, s in score.items()}
+
+    def _compared(self, score, spread):
+        """The scores and spreads Eq. 2 sees: row-normalized at spread 1 when `compare_rows`."""
+        if not self.compare_rows:
+            return score, spread
+        return ({n: row_normalized(s.movedim(self.input_axis[n], -1)).movedim(-1, self.input_axis[n])
+                 for n, s in score.items()}, {n: 1.0 for n in score})
+
+    def check_target(self, target: float | None) -> None:
+        """Raises ConfigError, before training, when this pruner cannot honour `target`
+        (N:M fixes the sparsity; GMP's is its final_sparsity)."""
+        check_nm_target(self.nm, target)
+
+    def rate_for_sparsity(self, target: float) -> float:
+        """The prune_rate that prunes the given fraction of the prunable weights; `masks` at this
+        rate prunes exactly round(target * N) weights (per tensor under ``uniform``)."""
+        check_nm_target(self.nm, target)
+        score, spread = self.scores()
+        score, spread = self._compared(self._weighted(score), spread)
+        with warnings.catch_warnings():
+            if self.allocation == "uniform":  # ranks reach every target; the rate is only reported
+                warnings.simplefilter("ignore")
+            rate = prune_rate_for_sparsity(score, spread, target)
+        self._target = (rate, target)
+        return rate
+
+    def artifacts(self) -> dict[str, torch.Tensor]:
+        """Tensors worth saving with the run (SWP's importance); none by default."""
+        return {}
+
+    def state_dict(self) -> dict:
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        pass
+
+
+def magnitude_scores(params: dict[str, nn.Parameter], scope: str):
+    """|W| now, and its spread: the rule of Han et al. used by the magnitude baseline."""
+    score = {n: p.detach().abs() for n, p in params.items()}
+    return score, spreads(score, scope)

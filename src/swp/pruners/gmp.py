@@ -1,0 +1,122 @@
+"""Gradual magnitude pruning (Zhu & Gupta 2017): prune while training, along a cubic schedule."""
+
+from __future__ import annotations
+
+import warnings
+from typing import Sequence
+
+import torch
+from torch import nn
+
+from swp.errors import ConfigError
+from swp.pruners.base import Pruner, magnitude_scores
+from swp.pruning.gradual import cubic_sparsity, is_update_step
+from swp.pruning.masks import MaskSet
+from swp.pruning.threshold import masks_at_sparsity
+
+
+class GMPPruner(Pruner):
+    """Prunes during the dense phase: after step t (steps done) with t = start_step,
+    start_step + update_every, ..., end_step the masks are recomputed by magnitude at the cubic
+    schedule's s_t (`swp.pruning.gradual.cubic_sparsity`), the pruned weights and their optimizer
+    state are zeroed, and after every other dense step they are zeroed again, so pruned weights
+    stay 0 and momentum cannot revive them. Pruned weights are 0, so they stay pruned: masks only
+    shrink while s_t rises.
+
+    At the prune stage the masks are the last ones, made at final_sparsity (if the dense phase
+    ended before end_step, one more update reaches it then). prune_rate plays no part;
+    target_sparsity, when given, must equal final_sparsity (the config sets final_sparsity to the
+    run's target_sparsity by default) or a warning says which was used (final_sparsity).
+
+    ``modifies_dense`` is true: the dense weights depend on this pruner. ``tracks`` is true too,
+    so the dense cache keys its entry by its options and restores its masks on a hit; but a
+    pruner that tracks nothing may still take any entry of the same dense key, this one
+    included, until the run also keys the dense phase by a modifying pruner's options.
+
+    Args:
+        model, include, exclude, scope: see `Pruner`.
+        final_sparsity: s_f, the sparsity reached at end_step and kept at the prune stage.
+        end_step: t0 + n * dt, the dense step at which s_f is reached.
+        initial_sparsity: s_i, the sparsity of the first update at start_step.
+        start_step: t0, the dense step of the first update.
+        update_every: dt, dense steps between updates.
+        allocation: ``uniform`` (every tensor at s_t, the paper's per-layer rule) or
+            ``shared_rate`` (s_t over all pruned tensors together, by Eq. 2's order).
+    """
+
+    tracks = True
+    modifies_dense = True
+
+    def __init__(
+        self,
+        model: nn.Module,
+        final_sparsity: float | None,
+        end_step: int,
+        include: Sequence[str] | None = None,
+        exclude: Sequence[str] | None = None,
+        scope: str = "layer",
+        initial_sparsity: float = 0.0,
+        start_step: int = 0,
+        update_every: int = 10,
+        allocation: str = "uniform",
+    ):
+        super().__init__(model, include, exclude, scope, None, allocation)
+        if final_sparsity is None:
+            raise ConfigError("pruner=gmp needs a final sparsity: set target_sparsity=... (or pruner.final_sparsity)")
+        if not 0.0 <= initial_sparsity <= final_sparsity < 1.0:
+            raise ConfigError(f"pruner=gmp needs 0 <= initial_sparsity <= final_sparsity < 1, got "
+                              f"{initial_sparsity}, {final_sparsity}")
+        if update_every < 1 or start_step < 0 or end_step < start_step:
+            raise ConfigError(f"pruner=gmp needs update_every >= 1 and 0 <= start_step <= end_step, got "
+                              f"{update_every}, {start_step}, {end_step}")
+        self.final_sparsity, self.initial_sparsity = final_sparsity, initial_sparsity
+        self.start_step, self.end_step, self.update_every = start_step, end_step, update_every
+        self.current: MaskSet | None = None
+        self.current_sparsity = 0.0  # s_t of the current masks
+        self.updates = 0
+
+    def scores(self):
+        return magnitude_scores(self.params, self.scope)
+
+    def _masks_at(self, fraction: float) -> dict[str, torch.Tensor]:
+        score, spread = self.scores()
+        if self.allocation == "uniform":
+            return self.uniform_masks(score, fraction)
+        return masks_at_sparsity(score, spread, fraction)[0]
+
+    @torch.no_grad()
+    def on_train_step(self, step: int, optimizer) -> None:
+        done = step + 1
+        if is_update_step(done, self.start_step, self.end_step, self.update_every):
+            self.current_sparsity = cubic_sparsity(done, self.initial_sparsity, self.final_sparsity,
+                                                   self.start_step, self.end_step)
+            self.current = MaskSet(self.params, self._masks_at(self.current_sparsity))
+            self.updates += 1
+        if self.current is not None:
+            self.current.apply(optimizer)  # weights and their Adam moments, after every step
+
+    def check_target(self, target: float | None) -> None:
+        if target is not None and abs(target - self.final_sparsity) > 1e-12:
+            raise ConfigError(f"target_sparsity={target} differs from pruner.final_sparsity={self.final_sparsity}; "
+                              "GMP prunes to final_sparsity (leave it at its default, the run's target)")
+
+    def rate_for_sparsity(self, target: float) -> float:
+        if abs(target - self.final_sparsity) > 1e-12:
+            warnings.warn(f"target_sparsity={target} differs from pruner.final_sparsity={self.final_sparsity}: "
+                          "GMP's masks are made at final_sparsity", stacklevel=2)
+        return 0.0
+
+    def masks(self, prune_rate: float):
+        if self.current is None or self.current_sparsity != self.final_sparsity:
+            self.current_sparsity = self.final_sparsity
+            self.current = MaskSet(self.params, self._masks_at(self.final_sparsity))
+        return dict(self.current.keep), {}
+
+    def state_dict(self) -> dict:
+        keep = dict(self.current.keep) if self.current is not None else None
+        return {"keep": keep, "sparsity": self.current_sparsity, "updates": self.updates}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.current = MaskSet(self.params, state["keep"]) if state.get("keep") is not None else None
+        self.current_sparsity = float(state.get("sparsity", 0.0))
+        self.updates = int(state.get("updates", 0))

@@ -1,0 +1,67 @@
+"""Baselines: no pruning, magnitude (Eq. 2 on current |W|) and random at the same counts."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+from torch import nn
+
+from swp.distributed.sharding import distribute_like, full
+from swp.pruners.base import Pruner, magnitude_scores
+
+
+class NoPruner(Pruner):
+    """The dense reference: selects the prunable weights (for reporting) but never prunes."""
+
+    prunes = False
+
+    def scores(self):
+        return magnitude_scores(self.params, self.scope)
+
+
+class MagnitudePruner(Pruner):
+    """Keeps weights whose current |W| exceeds std(|W|) * prune_rate (Han et al. 2015)."""
+
+    def scores(self):
+        return magnitude_scores(self.params, self.scope)
+
+
+class RandomPruner(Pruner):
+    """Prunes as many weights per tensor as magnitude pruning would, chosen at random.
+
+    Ranking random scores by the magnitude rule's own critical rates keeps the per-tensor counts
+    identical to magnitude's at every prune_rate and target_sparsity.
+
+    Args:
+        seed: seeds the random choice, so a run is reproducible from its config.
+        allocation: see `Pruner` (the counts follow magnitude's under either).
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        include: Sequence[str] | None = None,
+        exclude: Sequence[str] | None = None,
+        scope: str = "layer",
+        seed: int = 0,
+        allocation: str = "shared_rate",
+    ):
+        super().__init__(model, include, exclude, scope, allocation=allocation)
+        self.seed = seed
+
+    def scores(self):
+        return magnitude_scores(self.params, self.scope)
+
+    def masks(self, prune_rate: float):
+        magnitude_keep, thresholds = super().masks(prune_rate)
+        gen = torch.Generator().manual_seed(self.seed)
+        keep = {}
+        for name, sharded in magnitude_keep.items():
+            mk = full(sharded)  # the whole tensor's count and order, the same on every rank (FSDP2)
+            n_pruned = int((~mk).sum())
+            order = torch.randperm(mk.numel(), generator=gen)
+            flat = torch.ones(mk.numel(), dtype=torch.bool)
+            flat[order[:n_pruned]] = False
+            keep[name] = distribute_like(flat.view(mk.shape).to(mk.device), sharded)
+        return keep, thresholds

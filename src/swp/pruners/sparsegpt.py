@@ -1,0 +1,125 @@
+"""SparseGPT (Frantar & Alistarh 2023): one-shot pruning with OBS reconstruction, block by block."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+from torch import nn
+
+from swp.errors import ConfigError
+from swp.pruners.base import Pruner, magnitude_scores
+from swp.pruners.calibration import Reduce, input_hooks, local_only, owning_modules, run_batches, sequential_blocks
+from swp.pruning.sparsegpt import add_hessian_batch_, merge_hessians_, sparsegpt_prune
+from swp.pruning.threshold import pruned_fraction_at_rate
+
+
+class SparseGPTPruner(Pruner):
+    """SparseGPT as IST-DASLab/sparsegpt: sequential, block by block, reconstructing kept weights.
+
+    `calibrate` keeps the calibration batches; the work happens in `masks`, once the fraction is
+    known. For each block of the model (the entries of its main ``nn.ModuleList``), in order,
+    the batches run through the model with hooks on the block's pruned layers, accumulating
+    H = 2/n X X^T per layer, and stop as soon as the block has returned; each layer is then
+    pruned and its kept weights updated (`swp.pruning.sparsegpt.sparsegpt_prune`) in place, so
+    the next block's inputs come from the already pruned ones. Every tensor is pruned at the same
+    fraction (``allocation`` is always ``uniform``, the reference's rule): target_sparsity, or,
+    given only a prune_rate, the fraction magnitude pruning's Eq. 2 removes at that rate. With
+    ``nm`` every row keeps N of each M inputs. The weights change at pruning time; the masks
+    are keep-masks like every pruner's.
+
+    Args:
+        model, include, exclude, nm: see `Pruner`.
+        blocksize: columns per lazily updated block of the OBS sweep (128 in the reference).
+        percdamp: dampening added to H's diagonal, as a fraction of its mean (0.01).
+        calibration_batches: training batches the run draws for calibration (the reference uses
+            128 sequences; 8 batches of 16 sequences).
+        calibration_seed: seeds those draws, apart from the training batches.
+    """
+
+    calibrates = True
+
+    def __init__(
+        self,
+        model: nn.Module,
+        include: Sequence[str] | None = None,
+        exclude: Sequence[str] | None = None,
+        nm=None,
+        blocksize: int = 128,
+        percdamp: float = 0.01,
+        calibration_batches: int = 8,
+        calibration_seed: int = 0,
+    ):
+        super().__init__(model, include, exclude, "layer", nm, "uniform")
+        if blocksize < 1 or percdamp < 0:
+            raise ConfigError(f"pruner.blocksize must be >= 1 and percdamp >= 0, got {blocksize}, {percdamp}")
+        if calibration_batches < 1:
+            raise ConfigError(f"pruner.calibration_batches must be >= 1, got {calibration_batches}")
+        if self.nm and blocksize % self.nm[1]:
+            raise ConfigError(f"pruner.blocksize {blocksize} must be a multiple of M={self.nm[1]}")
+        self.blocksize, self.percdamp = blocksize, percdamp
+        self.calibration_batches, self.calibration_seed = calibration_batches, calibration_seed
+        self.model = model
+        self._batches: list | None = None
+        self._forward = None
+        self._reduce: Reduce = local_only
+        self._done: tuple[float | None, dict[str, torch.Tensor]] | None = None  # (fraction, keep)
+        self.losses: dict[str, float] = {}  # OBS loss per layer, for inspection
+
+    def calibrate(self, model: nn.Module, batches: list, forward, reduce: Reduce = local_only) -> None:
+        self._batches, self._forward, self._reduce = batches, forward, reduce
+
+    def scores(self):
+        """Magnitude: only used to turn a prune_rate into a fraction (the rule is SparseGPT's own)."""
+        return magnitude_scores(self.params, self.scope)
+
+    def masks(self, prune_rate: float):
+        if self.nm:
+            fraction = None
+        elif self._target is not None and self._target[0] == prune_rate:
+            fraction = self._target[1]
+        else:
+            fraction = pruned_fraction_at_rate(*self.scores(), prune_rate)
+        if self._done is not None:
+            if self._done[0] != fraction:
+                raise RuntimeError("SparseGPT already pruned (and reconstructed) the weights at another sparsity")
+            return self._done[1], {}
+        if self._batches is None:
+            raise RuntimeError("SparseGPT saw no calibration input: calibrate() must run before masks()")
+        keep = self._prune_sequentially(fraction or 0.0)
+        self._done = (fraction, keep)
+        self._batches = self._forward = None  # the inputs are no longer needed
+        return keep, {}
+
+    @torch.no_grad()
+    def _prune_sequentially(self, fraction: float) -> dict[str, torch.Tensor]:
+        model, keep = self.model, {}
+        modules = owning_modules(model, self.params)
+        first = next(iter(self.params))  # the layer whose inputs count the calibration tokens
+        self.calibration_tokens = 0
+        for block, names in sequential_blocks(model, self.params):
+            hessians: dict[str, torch.Tensor] = {}
+            samples = dict.fromkeys(names, 0)
+
+            def see(name: str, x: torch.Tensor) -> None:
+                if name not in hessians:
+                    hessians[name] = torch.zeros(x.shape[-1], x.shape[-1], dtype=torch.float32, device=x.device)
+                samples[name] = add_hessian_batch_(hessians[name], samples[name], x)
+                if name == first:
+                    self.calibration_tokens += x[..., 0].numel()
+
+            with input_hooks({n: modules[n] for n in names}, see):
+                run_batches(model, self._batches, self._forward, stop_after=block)
+            for name in names:
+                if name not in hessians:
+                    raise RuntimeError(f"calibration never reached {name}: is it used in the forward?")
+                merge_hessians_(hessians[name], samples[name], self._reduce)
+                p, axis = self.params[name], self.input_axis[name]
+                weight = p.detach() if axis == 1 else p.detach().t()  # (out, in) for the math
+                new, k, self.losses[name] = sparsegpt_prune(
+                    weight, hessians.pop(name), fraction, self.nm, self.blocksize, self.percdamp)
+                p.copy_(new if axis == 1 else new.t())
+                keep[name] = k if axis == 1 else k.t()
+        device = self.params[first].device
+        self.calibration_tokens = int(self._reduce(torch.tensor([self.calibration_tokens], device=device)).item())
+        return {n: keep[n] for n in self.params}
