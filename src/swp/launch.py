@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
@@ -59,16 +59,12 @@ class Settings:
 
 def check(cfg: DictConfig) -> Settings:
     """Everything that can be wrong with the input, found before anything is built or written:
-    every value of every group by its schema (`swp.validation`), then the run-level settings."""
-    validate_config(cfg)
-    missing = sorted(OmegaConf.missing_keys(cfg))
-    if missing:
-        raise ConfigError(f"required setting(s) not given: {', '.join(missing)} "
-                          f"(add e.g. {missing[0]}=... to the command)")
-    prune_rate, target = runtime.check_prune_settings(cfg.prune_rate, cfg.get("target_sparsity"))
-    device = runtime.resolve_device(cfg.device)
-    return Settings(prune_rate, target, device, runtime.autocast_factory(cfg.precision, device),
-                    runtime.check_checkpoint_settings(cfg.get("checkpoint")))
+    every value of every group by its constructor's signature, and the run-level settings
+    (`swp.validation`); then the device this machine can give."""
+    run = validate_config(cfg)
+    device = runtime.resolve_device(run.device)
+    return Settings(run.prune_rate, run.target_sparsity, device, runtime.autocast_factory(run.precision, device),
+                    asdict(run.checkpoint))
 
 
 def launch(cfg: DictConfig, context: Context) -> dict:

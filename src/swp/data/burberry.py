@@ -16,8 +16,9 @@ from typing import Any, Callable, Iterable
 
 import numpy as np
 
+from swp.config_types import Fraction, OpenFraction, Seed, check_arguments, checked_by
 from swp.data.hf_corpus import open_split
-from swp.data.price_examples import PriceExamples, split_rows
+from swp.data.price_examples import ImageSize, MaxRows, PriceExamples, check_split, split_rows
 from swp.errors import ConfigError
 
 
@@ -139,13 +140,20 @@ def _cached_fetch(url: str, fetch: Callable[[str], bytes] | None, cache: Path | 
     return data
 
 
+@checked_by(check_split)
 def burberry_examples(
     name: str = "DBQ/Burberry.Product.prices.United.States",
     split: str = "train",
-    image_size: int = 336,
+    image_size: ImageSize = 336,
     image_dir: str | None = None,
     download_images: bool = True,
-    **mapping,
+    title_column: str = "title",
+    category_column: str | None = "category3_code",
+    price_column: str = "price",
+    max_rows: MaxRows | None = None,
+    val_fraction: OpenFraction = 0.1,
+    test_fraction: Fraction = 0.1,
+    split_seed: Seed = 0,
 ) -> PriceExamples:
     """Loads the table through `datasets` (Hub name or local folder) and maps it.
 
@@ -155,13 +163,17 @@ def burberry_examples(
         image_size: side of the square images.
         image_dir: cache of downloaded images (default: <HF_HOME or ~/.cache>/swp/burberry_images).
         download_images: fetch images from their URLs when the table has no image column.
-        **mapping: column names and split settings for `rows_to_examples`.
+        title_column, category_column, price_column: the text and target columns (see `rows_to_examples`).
+        max_rows, val_fraction, test_fraction, split_seed: the seeded split (see `split_rows`).
     """
+    check_arguments(burberry_examples, locals(), at="dataset.examples")
     import os
 
     ds = open_split(name, None, split)
     if image_dir is None:
         image_dir = str(Path(os.environ.get("HF_HOME", Path.home() / ".cache")) / "swp" / "burberry_images")
     return rows_to_examples(
-        ds, image_size, fetch=fetch_url if download_images else None, image_dir=image_dir, source=name, **mapping,
+        ds, image_size, title_column=title_column, category_column=category_column, price_column=price_column,
+        fetch=fetch_url if download_images else None, image_dir=image_dir, val_fraction=val_fraction,
+        test_fraction=test_fraction, split_seed=split_seed, max_rows=max_rows, source=name,
     )

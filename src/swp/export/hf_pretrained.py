@@ -4,12 +4,21 @@ from __future__ import annotations
 
 from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import Callable
+from typing import Annotated, Callable
 
 import torch
 from torch import nn
 
+from swp.config_types import Check, Runtime, check_arguments
 from swp.pruning.threshold import sparsity
+
+FromRun = Annotated[object, Runtime("passed by the launcher after the run")]
+
+
+def _inside(subdir: str) -> bool:
+    """A relative folder that stays inside the run folder."""
+    parts = subdir.replace("\\", "/").split("/")
+    return bool(subdir.strip()) and not subdir.startswith("/") and ".." not in parts
 
 
 class ExportMismatchError(RuntimeError):
@@ -34,13 +43,13 @@ def save_pretrained(model: nn.Module, target: Path, tokenizer=None) -> Path | No
 
 def export_hf_pretrained(
     *,
-    model: nn.Module,
-    task,
-    pruned: dict[str, nn.Parameter],
-    out_dir: str | Path,
-    device: torch.device,
-    autocast: Callable[[], AbstractContextManager],
-    subdir: str = "hf_export",
+    model: Annotated[nn.Module, Runtime("the pruned model")],
+    task: FromRun,
+    pruned: Annotated[dict[str, nn.Parameter], Runtime("the pruner's parameters")],
+    out_dir: Annotated[str | Path, Runtime("the run folder")],
+    device: Annotated[torch.device, Runtime("the run's device")],
+    autocast: Annotated[Callable[[], AbstractContextManager], Runtime("the run's precision")],
+    subdir: Annotated[str, Check(_inside, "a folder name inside the run folder")] = "hf_export",
     check_metrics: bool = True,
 ) -> dict:
     """Saves the model with ``save_pretrained`` (and the task's tokenizer) and reloads it.
@@ -64,6 +73,7 @@ def export_hf_pretrained(
     Raises:
         ExportMismatchError: a reloaded tensor is missing or differs from the saved one.
     """
+    check_arguments(export_hf_pretrained, locals(), at="export")
     from transformers import AutoModelForCausalLM
 
     target = save_pretrained(model, Path(out_dir) / subdir, getattr(task, "tokenizer", None))

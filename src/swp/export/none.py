@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Annotated
 
-def no_export(**_) -> dict:
+from swp.config_types import Runtime
+
+
+def no_export(**_: Annotated[object, Runtime("the run's model, task and folder")]) -> dict:
     """Exports nothing and adds nothing to results.json."""
     return {}

@@ -1,9 +1,9 @@
-"""Run-level settings resolved once, before anything is built: checks, device, precision, seed."""
+"""Run-level settings resolved once, before anything is built: device, precision, seed, threads
+(their values are checked with the rest of the config: `swp.settings.RunSettings`)."""
 
 from __future__ import annotations
 
 import contextlib
-import math
 import os
 import random
 from functools import partial
@@ -12,25 +12,6 @@ import numpy as np
 import torch
 
 from swp.errors import ConfigError
-
-
-def check_prune_settings(prune_rate, target_sparsity) -> tuple[float, float | None]:
-    """Validates the paper's PruneRate (a multiple of the std, >= 0) and the optional target."""
-    try:
-        rate = float(prune_rate)
-    except (TypeError, ValueError):
-        raise ConfigError(f"prune_rate must be a number (a multiple of the std), got {prune_rate!r}") from None
-    if isinstance(prune_rate, bool) or not math.isfinite(rate) or rate < 0:
-        raise ConfigError(f"prune_rate must be a finite number >= 0, got {prune_rate!r}")
-    if target_sparsity is None:
-        return rate, None
-    try:
-        target = float(target_sparsity)
-    except (TypeError, ValueError):
-        raise ConfigError(f"target_sparsity must be a number in [0, 1) or null, got {target_sparsity!r}") from None
-    if isinstance(target_sparsity, bool) or not 0.0 <= target < 1.0:
-        raise ConfigError(f"target_sparsity must be in [0, 1), got {target_sparsity!r}")
-    return rate, target
 
 
 def resolve_device(name: str) -> torch.device:
@@ -65,18 +46,3 @@ def set_threads(threads: int | None) -> None:
     if threads:
         torch.set_num_threads(int(threads))
         os.environ.setdefault("OMP_NUM_THREADS", str(threads))
-
-
-def check_checkpoint_settings(settings) -> dict:
-    """Validates the `checkpoint` block; returns it as a plain dict with defaults filled in."""
-    s = {"enabled": True, "every": 500, "keep": 2, "keep_after_success": False, "sharded": False} | dict(
-        settings or {}
-    )  # = conf/train.yaml
-    for key in ("every", "keep"):
-        if isinstance(s[key], bool) or not isinstance(s[key], int):
-            raise ConfigError(f"checkpoint.{key} must be an integer, got {s[key]!r}")
-    if s["every"] < 0:
-        raise ConfigError(f"checkpoint.every must be >= 0 (0: phase boundaries only), got {s['every']}")
-    if s["keep"] < 1:
-        raise ConfigError(f"checkpoint.keep must be >= 1, got {s['keep']}")
-    return s

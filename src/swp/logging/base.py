@@ -5,6 +5,12 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
+from typing import Annotated
+
+from swp.config_types import Runtime
+
+# What the launcher passes every logger: the run's resolved config and its folder.
+FromRun = Annotated[object, Runtime("the run's config and folder")]
 
 
 class Logger:
@@ -34,7 +40,7 @@ class Logger:
 class NullLogger(Logger):
     """Logs nothing (``logger=none``). Accepts and ignores the run's config and folder."""
 
-    def __init__(self, **_):
+    def __init__(self, **_: FromRun):
         pass
 
 

@@ -6,8 +6,9 @@ import configparser
 import logging
 import os
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Annotated, Literal, Mapping, Sequence
 
+from swp.config_types import Range, Runtime, check_arguments
 from swp.errors import ConfigError
 from swp.logging.base import Logger
 
@@ -94,8 +95,8 @@ class WandbLogger(Logger):
 
     def __init__(
         self,
-        config: dict,
-        out_dir: str,
+        config: Annotated[dict, Runtime("the run's resolved config")],
+        out_dir: Annotated[str, Runtime("the run folder")],
         project: str = "swp",
         entity: str | None = None,
         group: str | None = None,
@@ -103,9 +104,10 @@ class WandbLogger(Logger):
         name: str | None = None,
         job_type: str | None = "train",
         notes: str | None = None,
-        mode: str | None = None,
-        init_timeout: float = 60.0,
+        mode: Literal["online", "offline", "disabled"] | None = None,
+        init_timeout: Annotated[float, Range(0, 86400, lo_open=True, why="seconds")] = 60.0,
     ):
+        check_arguments(WandbLogger, locals(), at="logger")
         self.run = None
         self._step = 0
         mode = resolve_mode(mode, settings_files=user_settings_files())

@@ -7,10 +7,13 @@ language model; smaller settings are the CPU default.
 from __future__ import annotations
 
 import math
+from typing import Annotated
 
 import torch
 from torch import nn
 from torch.nn import functional as F
+
+from swp.config_types import Count, Fraction, Options, Runtime, check_arguments
 
 
 class CausalSelfAttention(nn.Module):
@@ -61,14 +64,15 @@ class GPT(nn.Module):
 
     def __init__(
         self,
-        vocab_size: int,
-        block_size: int = 64,
-        n_layer: int = 4,
-        n_head: int = 4,
-        n_embd: int = 128,
-        dropout: float = 0.0,
+        vocab_size: Annotated[int, Runtime("the task's vocabulary size")],
+        block_size: Count = 64,
+        n_layer: Count = 4,
+        n_head: Count = 4,
+        n_embd: Count = 128,
+        dropout: Fraction = 0.0,
         bias: bool = False,
     ):
+        check_arguments(GPT, locals(), at="model")
         super().__init__()
         self.block_size = block_size
         self.tok_emb = nn.Embedding(vocab_size, n_embd)
@@ -90,6 +94,11 @@ class GPT(nn.Module):
             nn.init.normal_(module.weight, mean=0.0, std=0.02)
         if isinstance(module, nn.Linear) and module.bias is not None:
             nn.init.zeros_(module.bias)
+
+    @classmethod
+    def check_options(cls, given: Options) -> None:
+        if given.n_embd % given.n_head:
+            raise given.refuse("n_embd", f"a multiple of {given.key('n_head')} ({given.n_head})")
 
     def get_output_embeddings(self) -> nn.Module:
         """The output head, which pruners leave dense (same name as in transformers)."""

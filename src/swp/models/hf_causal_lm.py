@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import importlib.util
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Annotated, Any, Literal, Mapping
 
 import torch
 
+from swp.config_types import Device, Options, Runtime, check_arguments, checked_by
 from swp.errors import ConfigError
 from swp.infra.runtime import resolve_device
 
@@ -61,19 +62,28 @@ def weights_dtype(dtype: str, device: str) -> torch.dtype:
     return DTYPES[dtype]
 
 
+def _one_source(given: Options) -> None:
+    """Pretrained weights (a name or folder, or a package) or a config, never both."""
+    pretrained = given.name_or_path is not None or given.package is not None
+    if pretrained == (given.config is not None):
+        raise ConfigError(f"give exactly one of {given.key('name_or_path')} (pretrained) and {given.key('config')} "
+                          "(random init)")
+
+
+@checked_by(_one_source)
 def hf_causal_lm(
     name_or_path: str | None = None,
     config: Mapping[str, Any] | None = None,
     package: str | None = None,
     gguf_file: str | None = None,
-    dtype: str = "float32",
-    device: str = "auto",
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "float32",
+    device: Annotated[str, Device(auto=True)] = "auto",
     gradient_checkpointing: bool = False,
     trust_remote_code: bool = False,
     revision: str | None = None,
     attn_implementation: str | None = None,
-    vocab_size: int | None = None,
-    seq_len: int | None = None,
+    vocab_size: Annotated[int | None, Runtime("the tokenizer's number of ids, from the task")] = None,
+    seq_len: Annotated[int | None, Runtime("the longest sequence the task feeds")] = None,
 ):
     """Builds an ``AutoModelForCausalLM``.
 
@@ -96,9 +106,8 @@ def hf_causal_lm(
     Raises:
         ConfigError: not exactly one source, a load failure, or a model smaller than the task.
     """
+    check_arguments(hf_causal_lm, locals(), at="model")
     name_or_path = model_source(name_or_path, package, gguf_file)
-    if (name_or_path is None) == (config is None):
-        raise ConfigError("give exactly one of model.name_or_path (pretrained) and model.config (random init)")
     import transformers  # imported here: the GPT path of the project needs none of it
 
     torch_dtype = weights_dtype(dtype, device)

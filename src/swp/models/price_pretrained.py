@@ -10,14 +10,25 @@ width, about 98M weights in Phi-3-vision) is dropped, as it is never used.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Annotated, Any, Literal, Mapping, Sequence
 
 import numpy as np
 import torch
 from torch import nn
 
+from swp.config_types import Check, Count, Options, Patterns, Range, Runtime, Seed, check_arguments, checked_by
 from swp.errors import ConfigError
 from swp.models.hf_causal_lm import weights_dtype
+
+Prompt = Annotated[str, Check(lambda prompt: "{text}" in prompt, "a text containing '{text}'")]
+DataInfo = Annotated[int | None, Runtime("from the task")]
+ImageSize = Annotated[int, Range(8, 4096)]  # pixels per side, as the price data sets'
+
+
+def _llava_shape(given: Options) -> None:
+    """The attention heads split the width evenly."""
+    if given.hidden % given.heads:
+        raise given.refuse("hidden", f"a multiple of {given.key('heads')} ({given.heads})")
 
 
 class VLMPriceRegressor(nn.Module):
@@ -107,15 +118,16 @@ class VLMPriceRegressor(nn.Module):
 
 def pretrained_vlm(
     name: str,
-    prompt: str,
+    prompt: Prompt,
     auto_class: str = "AutoModelForCausalLM",
     trust_remote_code: bool = False,
-    dtype: str = "bfloat16",
+    dtype: Literal["float32", "bfloat16", "float16"] = "bfloat16",
     attn_implementation: str | None = None,
-    processor_kwargs: dict | None = None,
-    keep_dense: Sequence[str] = (),
+    processor_kwargs: Mapping[str, Any] | None = None,
+    keep_dense: Patterns = (),
     gradient_checkpointing: bool = True,
-    **data_info,
+    vocab_size: DataInfo = None,
+    image_size: DataInfo = None,
 ) -> VLMPriceRegressor:
     """Loads a Hub (or local) vision-language model and its processor into the price wrapper.
 
@@ -129,9 +141,10 @@ def pretrained_vlm(
         attn_implementation: e.g. "eager", "sdpa", "flash_attention_2"; None: the default.
         processor_kwargs: extra processor arguments (Phi-3-vision: num_crops).
         keep_dense, gradient_checkpointing: see `VLMPriceRegressor`.
-        **data_info: what the task offers every model (vocab_size, image_size); unused here
-            because the processor brings its own tokenizer and image size.
+        vocab_size, image_size: what the task offers every model; unused here because the
+            processor brings its own tokenizer and image size.
     """
+    check_arguments(pretrained_vlm, locals(), at="model")
     import transformers
 
     if not hasattr(transformers, auto_class):
@@ -151,17 +164,18 @@ def pretrained_vlm(
     return VLMPriceRegressor(full.base_model, processor, prompt, keep_dense, gradient_checkpointing)
 
 
+@checked_by(_llava_shape)
 def tiny_random_llava(
-    image_size: int = 32,
-    patch_size: int = 8,
-    hidden: int = 32,
-    layers: int = 2,
-    heads: int = 2,
-    seed: int = 0,
-    prompt: str = "<image>\n{text}",
-    keep_dense: Sequence[str] = ("vision_tower", "multi_modal_projector"),
-    gradient_checkpointing: bool = False,
-    **data_info,
+    image_size: ImageSize = 32,
+    patch_size: Count = 8,
+    hidden: Count = 32,
+    layers: Count = 2,
+    heads: Count = 2,
+    seed: Seed = 0,
+    prompt: Prompt = "<image>\n{text}\nPrice:",
+    keep_dense: Patterns = ("vision_tower", "multi_modal_projector"),
+    gradient_checkpointing: bool = True,
+    vocab_size: DataInfo = None,
 ) -> VLMPriceRegressor:
     """A randomly initialised LLaVA (CLIP vision tower + Llama), built from a config with an
     in-memory character tokenizer: the CPU stand-in for Phi-3-vision, no download.
@@ -171,12 +185,10 @@ def tiny_random_llava(
         patch_size, hidden, layers, heads: the tiny architecture.
         seed: seeds the random weights.
         prompt, keep_dense, gradient_checkpointing: see `VLMPriceRegressor`.
-        **data_info: the task's vocab_size / image_size; image_size is checked.
+        vocab_size: the task's, unused (the tokenizer is the model's own). The launcher passes
+            the task's image_size too, which replaces the config's.
     """
-    if data_info.get("image_size", image_size) != image_size:
-        raise ConfigError(
-            f"model.image_size ({image_size}) must equal the data's image size ({data_info['image_size']})"
-        )
+    check_arguments(tiny_random_llava, locals(), at="model")
     if image_size % patch_size:
         raise ConfigError(f"model.image_size ({image_size}) must be a multiple of patch_size ({patch_size})")
     from transformers import LlavaModel

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import torch
 from torch import nn
 from torch.nn import functional as F
+
+from swp.config_types import Count, Count0, Fraction, Runtime, Why, check_arguments
 
 
 class PriceVLM(nn.Module):
@@ -27,14 +31,15 @@ class PriceVLM(nn.Module):
 
     def __init__(
         self,
-        vocab_size: int,
-        channels: tuple[int, int, int] = (8, 16, 32),
-        width: int = 128,
-        hidden: int = 256,
-        n_hidden: int = 2,
-        dropout: float = 0.0,
-        image_size: int | None = None,
+        vocab_size: Annotated[int, Runtime("the task's word ids")],
+        channels: Annotated[tuple[Count, Count, Count], Why("one per conv stage")] = (8, 16, 32),
+        width: Count = 128,
+        hidden: Count = 256,
+        n_hidden: Count0 = 2,
+        dropout: Fraction = 0.0,
+        image_size: Annotated[int | None, Runtime("the task's, unused")] = None,
     ):
+        check_arguments(PriceVLM, locals(), at="model")
         super().__init__()
         c1, c2, c3 = channels
         self.image_encoder = nn.Sequential(

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import typing
 import warnings
-from typing import Sequence
+from typing import Annotated, Literal
 
 import torch
 from torch import nn
 
+from swp.config_types import Check, Patterns, Runtime, check_arguments
 from swp.distributed.env import Reduce, local_only
 from swp.errors import ConfigError
 from swp.pruners.select import input_feature_axis, prunable_parameters
@@ -26,7 +28,21 @@ from swp.pruning.wanda import wanda_scores
 # How the pruned count is spread over tensors: ``shared_rate`` (Eq. 2: one prune_rate, each
 # tensor's own std, so tensors end at different sparsities) or ``uniform`` (every tensor, or
 # every output row for row-compared pruners, at exactly the same fraction, chosen by rank).
-ALLOCATIONS = ("shared_rate", "uniform")
+Allocation = Literal["shared_rate", "uniform"]
+ALLOCATIONS = typing.get_args(Allocation)
+Scope = Literal["layer", "global"]
+Model = Annotated[nn.Module, Runtime("the model to prune, built by the launcher")]
+
+
+def _is_nm(value) -> bool:
+    try:
+        parse_nm(value)
+    except ConfigError:
+        return False
+    return True
+
+
+NMSpec = Annotated[object, Check(_is_nm, "null, true (2:4), 'N:M' or [N, M] with 0 < N < M")]
 
 
 class Pruner:
@@ -83,17 +99,14 @@ class Pruner:
 
     def __init__(
         self,
-        model: nn.Module,
-        include: Sequence[str] | None = None,
-        exclude: Sequence[str] | None = None,
-        scope: str = "layer",
-        nm=None,
-        allocation: str = "shared_rate",
+        model: Model,
+        include: Patterns | None = None,
+        exclude: Patterns | None = None,
+        scope: Scope = "layer",
+        nm: NMSpec = None,
+        allocation: Allocation = "shared_rate",
     ):
-        if scope not in ("layer", "global"):
-            raise ConfigError(f"pruner.scope must be 'layer' or 'global', got {scope!r}")
-        if allocation not in ALLOCATIONS:
-            raise ConfigError(f"pruner.allocation must be one of {list(ALLOCATIONS)}, got {allocation!r}")
+        check_arguments(Pruner, locals(), at="pruner")
         self.allocation = allocation
         self._target: tuple[float, float] | None = None  # (rate, target) of the last rate_for_sparsity
         self.params = prunable_parameters(model, include, exclude)

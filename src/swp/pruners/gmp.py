@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import warnings
-from typing import Sequence
 
 import torch
-from torch import nn
 
+from swp.config_types import Count, Count0, Fraction, Options, Patterns, check_arguments
 from swp.errors import ConfigError
-from swp.pruners.base import Pruner, magnitude_scores
+from swp.pruners.base import Allocation, Model, Pruner, Scope, magnitude_scores
 from swp.pruning.gradual import cubic_sparsity, is_update_step
 from swp.pruning.masks import MaskSet
 from swp.pruning.threshold import masks_at_sparsity
@@ -47,28 +46,32 @@ class GMPPruner(Pruner):
     tracks = True
     modifies_dense = True
 
+    @classmethod
+    def check_options(cls, given: Options) -> None:
+        """The cubic schedule runs from s_i at t0 up to s_f at the end step."""
+        if given.final_sparsity is None:
+            raise ConfigError(f"{given.key('final_sparsity')} must be a fraction in [0, 1): pruner=gmp needs a final "
+                              "sparsity; set target_sparsity=... (or pruner.final_sparsity); got None")
+        if given.initial_sparsity > given.final_sparsity:
+            raise given.refuse("initial_sparsity", f"<= {given.key('final_sparsity')} ({given.final_sparsity!r})")
+        if given.start_step > given.end_step:
+            raise given.refuse("start_step", f"<= {given.key('end_step')} ({given.end_step!r})")
+
     def __init__(
         self,
-        model: nn.Module,
-        final_sparsity: float | None,
-        end_step: int,
-        include: Sequence[str] | None = None,
-        exclude: Sequence[str] | None = None,
-        scope: str = "layer",
-        initial_sparsity: float = 0.0,
-        start_step: int = 0,
-        update_every: int = 10,
-        allocation: str = "uniform",
+        model: Model,
+        final_sparsity: Fraction | None,
+        end_step: Count0,
+        include: Patterns | None = None,
+        exclude: Patterns | None = None,
+        scope: Scope = "layer",
+        initial_sparsity: Fraction = 0.0,
+        start_step: Count0 = 0,
+        update_every: Count = 10,
+        allocation: Allocation = "uniform",
     ):
+        check_arguments(GMPPruner, locals(), at="pruner")
         super().__init__(model, include, exclude, scope, None, allocation)
-        if final_sparsity is None:
-            raise ConfigError("pruner=gmp needs a final sparsity: set target_sparsity=... (or pruner.final_sparsity)")
-        if not 0.0 <= initial_sparsity <= final_sparsity < 1.0:
-            raise ConfigError(f"pruner=gmp needs 0 <= initial_sparsity <= final_sparsity < 1, got "
-                              f"{initial_sparsity}, {final_sparsity}")
-        if update_every < 1 or start_step < 0 or end_step < start_step:
-            raise ConfigError(f"pruner=gmp needs update_every >= 1 and 0 <= start_step <= end_step, got "
-                              f"{update_every}, {start_step}, {end_step}")
         self.final_sparsity, self.initial_sparsity = final_sparsity, initial_sparsity
         self.start_step, self.end_step, self.update_every = start_step, end_step, update_every
         self.current: MaskSet | None = None

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Sequence
-
 import torch
-from torch import nn
 
+from swp.config_types import Patterns, Seed, check_arguments
 from swp.distributed.sharding import distribute_like, full
-from swp.pruners.base import Pruner, magnitude_scores
+from swp.pruners.base import Allocation, Model, Pruner, Scope, magnitude_scores
 
 
 class NoPruner(Pruner):
@@ -40,13 +38,14 @@ class RandomPruner(Pruner):
 
     def __init__(
         self,
-        model: nn.Module,
-        include: Sequence[str] | None = None,
-        exclude: Sequence[str] | None = None,
-        scope: str = "layer",
-        seed: int = 0,
-        allocation: str = "shared_rate",
+        model: Model,
+        include: Patterns | None = None,
+        exclude: Patterns | None = None,
+        scope: Scope = "layer",
+        seed: Seed = 0,
+        allocation: Allocation = "shared_rate",
     ):
+        check_arguments(RandomPruner, locals(), at="pruner")
         super().__init__(model, include, exclude, scope, allocation=allocation)
         self.seed = seed
 

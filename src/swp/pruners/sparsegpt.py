@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Annotated
 
 import torch
 from torch import nn
 
-from swp.errors import ConfigError
-from swp.pruners.base import Pruner, magnitude_scores
+from swp.config_types import Count, Options, Patterns, Range, Seed, check_arguments
+from swp.pruners.base import Model, NMSpec, Pruner, magnitude_scores
 from swp.pruners.calibration import Reduce, input_hooks, local_only, owning_modules, run_batches, sequential_blocks
+from swp.pruning.nm import parse_nm
 from swp.pruning.sparsegpt import add_hessian_batch_, merge_hessians_, sparsegpt_prune
 from swp.pruning.threshold import pruned_fraction_at_rate
 
@@ -39,24 +40,26 @@ class SparseGPTPruner(Pruner):
 
     calibrates = True
 
+    @classmethod
+    def check_options(cls, given: Options) -> None:
+        """An OBS block holds whole N:M groups."""
+        nm = parse_nm(given.nm)
+        if nm and given.blocksize % nm[1]:
+            raise given.refuse("blocksize", f"a multiple of M={nm[1]} ({given.key('nm')})")
+
     def __init__(
         self,
-        model: nn.Module,
-        include: Sequence[str] | None = None,
-        exclude: Sequence[str] | None = None,
-        nm=None,
-        blocksize: int = 128,
-        percdamp: float = 0.01,
-        calibration_batches: int = 8,
-        calibration_seed: int = 0,
+        model: Model,
+        include: Patterns | None = None,
+        exclude: Patterns | None = None,
+        nm: NMSpec = None,
+        blocksize: Count = 128,
+        percdamp: Annotated[float, Range(0, 1)] = 0.01,
+        calibration_batches: Count = 8,
+        calibration_seed: Seed = 0,
     ):
+        check_arguments(SparseGPTPruner, locals(), at="pruner")
         super().__init__(model, include, exclude, "layer", nm, "uniform")
-        if blocksize < 1 or percdamp < 0:
-            raise ConfigError(f"pruner.blocksize must be >= 1 and percdamp >= 0, got {blocksize}, {percdamp}")
-        if calibration_batches < 1:
-            raise ConfigError(f"pruner.calibration_batches must be >= 1, got {calibration_batches}")
-        if self.nm and blocksize % self.nm[1]:
-            raise ConfigError(f"pruner.blocksize {blocksize} must be a multiple of M={self.nm[1]}")
         self.blocksize, self.percdamp = blocksize, percdamp
         self.calibration_batches, self.calibration_seed = calibration_batches, calibration_seed
         self.model = model

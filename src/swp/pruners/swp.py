@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import warnings
-from typing import Sequence
+from typing import Annotated, Literal
 
 import torch
 from torch import nn
 
+from swp.config_types import Count, Count0, Device, Options, Patterns, Seed, Why, check_arguments
 from swp.distributed.sharding import distribute_like, from_local_like, local, local_bytes
 from swp.errors import ConfigError
-from swp.pruners.base import Pruner
+from swp.pruners.base import Allocation, Model, NMSpec, Pruner, Scope
 from swp.pruners.calibration import Reduce, input_norms, local_only
 from swp.pruning.importance import signed_spreads, tracked_value, update_clones_, windowed_importance
+from swp.pruning.nm import parse_nm
 from swp.pruning.threshold import spreads
 
 # The tracked state is float32 only. A 16-bit state loses late tracking points: the update
@@ -21,6 +23,8 @@ from swp.pruning.threshold import spreads
 # still about 2% with stochastic rounding (measured); Kahan compensation would need a second
 # 16-bit tensor, i.e. the memory of float32. state_device=cpu is the way to spare GPU memory.
 DTYPES = {"float32": torch.float32}
+StateDtype = Annotated[Literal["float32"], Why("a 16-bit SWP state loses late tracking points; "
+                                              "use pruner.state_device=cpu to spare GPU memory")]
 LOW_PRECISION = (torch.bfloat16, torch.float16)
 
 
@@ -62,30 +66,28 @@ class SWPPruner(Pruner):
 
     def __init__(
         self,
-        model: nn.Module,
-        include: Sequence[str] | None = None,
-        exclude: Sequence[str] | None = None,
-        scope: str = "layer",
-        window: int | None = None,
-        average_of: str = "magnitude",
-        compare: str = "importance",
-        spread: str = "auto",
-        state_dtype: str = "float32",
-        state_device: str | None = None,
-        nm=None,
-        allocation: str = "shared_rate",
+        model: Model,
+        include: Patterns | None = None,
+        exclude: Patterns | None = None,
+        scope: Scope = "layer",
+        window: Count0 | None = None,
+        average_of: Literal["magnitude", "signed"] = "magnitude",
+        compare: Literal["importance", "current"] = "importance",
+        spread: Literal["auto", "abs", "signed"] = "auto",
+        state_dtype: StateDtype = "float32",
+        state_device: Annotated[str, Device()] | None = None,
+        nm: NMSpec = None,
+        allocation: Allocation = "shared_rate",
         activation_aware: bool = False,
-        calibration_batches: int = 8,
-        calibration_seed: int = 0,
+        calibration_batches: Count = 8,
+        calibration_seed: Seed = 0,
     ):
+        check_arguments(SWPPruner, locals(), at="pruner")
         super().__init__(model, include, exclude, scope, nm, allocation)
         # Activation-aware SWP calibrates like Wanda and compares its scores within rows.
         self.activation_aware = self.calibrates = self.compare_rows = bool(activation_aware)
         self.calibration_batches = calibration_batches if activation_aware else 0
         self.calibration_seed = calibration_seed
-        if activation_aware and calibration_batches < 1:
-            raise ConfigError(f"pruner.calibration_batches must be >= 1, got {calibration_batches}")
-        _check_options(window, compare, average_of, spread, state_dtype, self.nm)
         warn_low_precision_tracking(self.params)
         self.window, self.average_of, self.compare = window, average_of, compare
         self.spread = spread if spread != "auto" else ("signed" if compare == "current" else "abs")
@@ -95,6 +97,15 @@ class SWPPruner(Pruner):
         self.clones: dict[str, torch.Tensor] = {}
         self.ring: dict[str, torch.Tensor] = {}
         self.ring_points: list[int] = []  # point number held in each ring slot (0 = empty)
+
+    @classmethod
+    def check_options(cls, given: Options) -> None:
+        """N:M with compare=current would rank today's |W| only: the history would be unused."""
+        if given.compare == "current" and parse_nm(given.nm):
+            raise ConfigError(
+                f"{given.key('compare')}=current with {given.key('nm')} ignores the tracked history (N:M ranks "
+                "today's |W| within each group, exactly magnitude N:M): use compare=importance, or pruner=magnitude"
+            )
 
     @property
     def tracking_points(self) -> int:
@@ -194,26 +205,4 @@ def warn_low_precision_tracking(params: dict[str, torch.Tensor]) -> None:
             f"SWP tracks {'/'.join(low)} weights: small fine-tuning updates are rounded away, so the "
             "tracked history barely moves; set model.dtype=float32 (with precision=bf16 for bf16 compute)",
             stacklevel=3,
-        )
-
-
-def _check_options(window, compare: str, average_of: str, spread: str, state_dtype: str, nm) -> None:
-    """The constructor's own checks (library users get them too; the CLI checks first)."""
-    if window is not None and window < 0:
-        raise ConfigError(f"pruner.window must be null or >= 0, got {window}")
-    if compare not in ("importance", "current"):
-        raise ConfigError(f"pruner.compare must be 'importance' or 'current', got {compare!r}")
-    if average_of not in ("magnitude", "signed"):
-        raise ConfigError(f"pruner.average_of must be 'magnitude' or 'signed', got {average_of!r}")
-    if spread not in ("auto", "abs", "signed"):
-        raise ConfigError(f"pruner.spread must be 'auto', 'abs' or 'signed', got {spread!r}")
-    if compare == "current" and nm:
-        raise ConfigError(
-            "pruner.compare=current with pruner.nm ignores the tracked history (N:M ranks today's |W| "
-            "within each group, exactly magnitude N:M): use compare=importance, or pruner=magnitude"
-        )
-    if state_dtype not in DTYPES:
-        raise ConfigError(
-            f"pruner.state_dtype must be float32, got {state_dtype!r}: a 16-bit SWP state loses late "
-            "tracking points (use pruner.state_device=cpu to spare GPU memory)"
         )

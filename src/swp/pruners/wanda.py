@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Sequence
-
 import torch
 from torch import nn
 
+from swp.config_types import Count, Options, Patterns, Seed, check_arguments
 from swp.errors import ConfigError
-from swp.pruners.base import Pruner
+from swp.pruners.base import Allocation, Model, NMSpec, Pruner, Scope
 from swp.pruners.calibration import Reduce, input_norms, local_only, sequential_blocks
-from swp.pruning.nm import nm_keep_mask
+from swp.pruning.nm import nm_keep_mask, parse_nm
 from swp.pruning.threshold import pruned_fraction_at_rate, spreads
 from swp.pruning.wanda import wanda_scores
 
@@ -44,24 +43,27 @@ class WandaPruner(Pruner):
     calibrates = True
     compare_rows = True
 
+    @classmethod
+    def check_options(cls, given: Options) -> None:
+        """Block by block, Eq. 2 per row at a searched rate would need every block's scores at once."""
+        if given.sequential and not parse_nm(given.nm) and given.allocation != "uniform":
+            raise ConfigError(f"{given.key('sequential')}=true needs allocation=uniform or nm (set "
+                              f"{given.key('sequential')}=false for allocation=shared_rate)")
+
     def __init__(
         self,
-        model: nn.Module,
-        include: Sequence[str] | None = None,
-        exclude: Sequence[str] | None = None,
-        scope: str = "layer",
-        nm=None,
-        allocation: str = "uniform",
-        calibration_batches: int = 8,
-        calibration_seed: int = 0,
+        model: Model,
+        include: Patterns | None = None,
+        exclude: Patterns | None = None,
+        scope: Scope = "layer",
+        nm: NMSpec = None,
+        allocation: Allocation = "uniform",
+        calibration_batches: Count = 8,
+        calibration_seed: Seed = 0,
         sequential: bool = True,
     ):
+        check_arguments(WandaPruner, locals(), at="pruner")
         super().__init__(model, include, exclude, scope, nm, allocation)
-        if calibration_batches < 1:
-            raise ConfigError(f"pruner.calibration_batches must be >= 1, got {calibration_batches}")
-        if sequential and not self.nm and allocation != "uniform":
-            raise ConfigError("pruner.sequential=true needs allocation=uniform or nm (set pruner.sequential=false "
-                              "for allocation=shared_rate)")
         self.calibration_batches, self.calibration_seed = calibration_batches, calibration_seed
         self.sequential = sequential
         self.model = model

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from swp.config_types import Count, OpenFraction, Seed, check_arguments
 from swp.errors import ConfigError
 
 
@@ -28,12 +29,13 @@ class CharLMTask:
     def __init__(
         self,
         text: str,
-        block_size: int,
-        batch_size: int = 32,
-        val_fraction: float = 0.1,
-        eval_batches: int = 20,
-        eval_seed: int = 1234,
+        block_size: Count,
+        batch_size: Count = 32,
+        val_fraction: OpenFraction = 0.1,
+        eval_batches: Count = 20,
+        eval_seed: Seed = 1234,
     ):
+        check_arguments(CharLMTask, locals(), at="dataset")
         if not text or not text.strip():
             raise ConfigError("the dataset's text is empty")
         self.chars = sorted(set(text))

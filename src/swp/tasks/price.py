@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Annotated
 
 import numpy as np
 import torch
 from torch.nn import functional as F
 
+from swp.config_types import Count, Range, check_arguments
 from swp.data.price_examples import PriceExamples
 from swp.data.words import WordVocab
 from swp.errors import ConfigError
@@ -47,20 +49,19 @@ class PriceTask:
     def __init__(
         self,
         examples: PriceExamples,
-        batch_size: int = 64,
-        vocab_size: int = 2000,
-        max_tokens: int = 32,
-        eval_examples: int | None = None,
-        eval_batch_size: int = 512,  # = conf/dataset/diamonds.yaml
+        batch_size: Count = 64,
+        vocab_size: Annotated[int, Range(2)] = 2000,
+        max_tokens: Count = 32,
+        eval_examples: Count | None = None,
+        eval_batch_size: Count = 512,
     ):
+        check_arguments(PriceTask, locals(), at="dataset")
         train, val = examples.split["train"], examples.split["val"]
         if len(train) == 0 or len(val) == 0:
             raise ConfigError("the price data set needs at least one training and one validation row")
         prices = np.asarray(examples.prices, dtype=np.float64)
         if not np.all(np.isfinite(prices)) or np.any(prices <= 0):
             raise ConfigError("every price must be a finite number > 0")
-        if batch_size < 1 or eval_batch_size < 1 or max_tokens < 1:
-            raise ConfigError("batch_size, eval_batch_size and max_tokens must be >= 1")
         self.examples, self.batch_size, self.eval_batch_size = examples, batch_size, eval_batch_size
         self.tokens_per_batch = batch_size  # throughput is reported in examples per second
         self.vocab = WordVocab([examples.texts[i] for i in train], vocab_size)

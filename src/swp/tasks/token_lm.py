@@ -7,6 +7,7 @@ from typing import Mapping, Sequence
 
 import torch
 
+from swp.config_types import Count, OpenFraction, Options, check_arguments
 from swp.data.hf_corpus import load_split_text
 from swp.errors import ConfigError
 from swp.models.hf_causal_lm import model_source
@@ -47,13 +48,20 @@ class TokenLMTask:
     metrics = ("ppl", "loss")  # the first is the task's headline metric
     lower_is_better = True
 
+    @classmethod
+    def check_options(cls, given: Options) -> None:
+        """A tokenizer must come from somewhere: a name or folder, or the model's package."""
+        if not given.tokenizer and given.tokenizer_package is None:
+            package = given.key("tokenizer_package")
+            raise given.refuse("tokenizer", f"the model's tokenizer (a name or folder), or {package} its package")
+
     def __init__(
         self,
         tokenizer: str | None = None,
         tokenizer_package: str | None = None,
         gguf_file: str | None = None,
         text: str | None = None,
-        eval_fraction: float = 0.1,
+        eval_fraction: OpenFraction = 0.1,
         path: str = "Salesforce/wikitext",
         name: str | None = "wikitext-2-raw-v1",
         data_files: str | Sequence[str] | Mapping[str, str | Sequence[str]] | None = None,
@@ -61,18 +69,18 @@ class TokenLMTask:
         eval_split: str = "test",
         column: str = "text",
         join: str = "\n\n",
-        block_size: int = 1024,
-        batch_size: int = 8,
-        eval_seq_len: int | None = None,
-        eval_batch_size: int = 1,
-        max_eval_windows: int | None = None,
-        max_train_chars: int | None = None,
-        max_eval_chars: int | None = None,
+        block_size: Count = 1024,
+        batch_size: Count = 8,
+        eval_seq_len: Count | None = None,
+        eval_batch_size: Count = 1,
+        max_eval_windows: Count | None = None,
+        max_train_chars: Count | None = None,
+        max_eval_chars: Count | None = None,
         revision: str | None = None,
         trust_remote_code: bool = False,
     ):
+        check_arguments(TokenLMTask, locals(), at="dataset")
         tokenizer = model_source(tokenizer, tokenizer_package, gguf_file)
-        _check_settings(tokenizer, text, eval_fraction, block_size, batch_size, eval_batch_size)
         self.tokenizer = _load_tokenizer(tokenizer, revision, trust_remote_code, gguf_file)
         self.block_size, self.batch_size = block_size, batch_size
         self.eval_seq_len = eval_seq_len or block_size
@@ -177,18 +185,6 @@ def split_tail(text: str, fraction: float) -> tuple[str, str]:
     newline = text.find("\n", max(cut - 1, 0))  # cut - 1: a cut already at a line start stays
     cut = newline + 1 if 0 <= newline < len(text) - 1 else cut
     return text[:cut], text[cut:]
-
-
-def _check_settings(tokenizer, text, eval_fraction: float, block_size: int, batch_size: int,
-                    eval_batch_size: int) -> None:
-    """The constructor's own checks (library users get them too; the CLI checks first)."""
-    if not tokenizer:
-        raise ConfigError("dataset.tokenizer is empty: give the model's tokenizer (name or folder)")
-    if text is not None and not 0.0 < eval_fraction < 1.0:
-        raise ConfigError(f"dataset.eval_fraction must be in (0, 1), got {eval_fraction}")
-    for key, value in (("block_size", block_size), ("batch_size", batch_size), ("eval_batch_size", eval_batch_size)):
-        if value < 1:
-            raise ConfigError(f"dataset.{key} must be >= 1, got {value}")
 
 
 def _load_tokenizer(name_or_path: str, revision: str | None, trust_remote_code: bool, gguf_file: str | None = None):

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, fields
+from typing import Annotated
 
+from swp.config_types import Count, Count0, Fraction, Options, Range, check_arguments
 from swp.errors import ConfigError
 
 
@@ -21,6 +23,9 @@ def cosine_lr(step: int, peak: float, floor: float, warmup: int, total: int) -> 
 # Marks the fields the dense stage depends on, so the dense-cache key is derived from the
 # schedule itself (a new dense field joins the key by being marked, nowhere else).
 DENSE = {"stage": "dense"}
+
+LR = Annotated[float, Range(0, 1, lo_open=True, why="AdamW moves each weight by about lr per step")]
+MinLR = Annotated[float, Range(0, 1)]
 
 
 @dataclass
@@ -43,29 +48,38 @@ class Schedule:
             models whose starting score is the published baseline.
     """
 
-    train_steps: int = field(default=1500, metadata=DENSE)
-    track_every: int = field(default=15, metadata=DENSE)
-    finetune_steps: int = 300
-    lr: float = field(default=1e-3, metadata=DENSE)
-    min_lr: float = field(default=1e-4, metadata=DENSE)
-    warmup_steps: int = field(default=100, metadata=DENSE)
-    finetune_lr: float = 3e-4
-    finetune_min_lr: float = 3e-5
-    finetune_warmup_steps: int = 20
-    weight_decay: float = field(default=0.1, metadata=DENSE)
-    beta1: float = field(default=0.9, metadata=DENSE)
-    beta2: float = field(default=0.99, metadata=DENSE)
-    grad_clip: float = field(default=1.0, metadata=DENSE)
-    eval_every: int = field(default=500, metadata=DENSE)
-    log_every: int = field(default=10, metadata=DENSE)
+    train_steps: Count0 = field(default=1500, metadata=DENSE)
+    track_every: Count = field(default=15, metadata=DENSE)
+    finetune_steps: Count0 = 300
+    lr: LR = field(default=1e-3, metadata=DENSE)
+    min_lr: MinLR = field(default=1e-4, metadata=DENSE)
+    warmup_steps: Count0 = field(default=100, metadata=DENSE)
+    finetune_lr: LR = 3e-4
+    finetune_min_lr: MinLR = 3e-5
+    finetune_warmup_steps: Count0 = 20
+    weight_decay: Annotated[float, Range(0)] = field(default=0.1, metadata=DENSE)
+    beta1: Fraction = field(default=0.9, metadata=DENSE)
+    beta2: Fraction = field(default=0.99, metadata=DENSE)
+    grad_clip: Annotated[float, Range(0, why="0 disables clipping")] = field(default=1.0, metadata=DENSE)
+    eval_every: Count0 = field(default=500, metadata=DENSE)
+    log_every: Count = field(default=10, metadata=DENSE)
     eval_initial: bool = field(default=False, metadata=DENSE)
 
     def __post_init__(self):
-        for name in ("train_steps", "finetune_steps", "warmup_steps", "finetune_warmup_steps", "eval_every"):
-            if getattr(self, name) < 0:
-                raise ConfigError(f"schedule.{name} must be >= 0, got {getattr(self, name)}")
-        if self.track_every < 1 or self.log_every < 1:
-            raise ConfigError("schedule.track_every and schedule.log_every must be >= 1")
+        check_arguments(Schedule, vars(self), at="schedule")
+
+    @classmethod
+    def check_options(cls, given: Options) -> None:
+        """A learning rate's floor is below its peak; AdamW's decay never flips a weight's sign."""
+        for low, high in (("min_lr", "lr"), ("finetune_min_lr", "finetune_lr")):
+            if getattr(given, low) > getattr(given, high):
+                raise given.refuse(low, f"<= {given.key(high)} ({getattr(given, high)!r})")
+        for lr in ("lr", "finetune_lr"):
+            if getattr(given, lr) * given.weight_decay >= 1:
+                raise ConfigError(
+                    f"{given.key('weight_decay')} must be below 1 / {given.key(lr)} (AdamW multiplies each weight by "
+                    f"1 - lr * weight_decay every step); got {given.weight_decay!r} with {lr}={getattr(given, lr)!r}"
+                )
 
     def dense_settings(self) -> dict:
         """The fields the dense stage (its weights and every file it writes) depends on."""
