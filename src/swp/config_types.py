@@ -271,8 +271,8 @@ def _is_kind(value, base) -> bool:
     origin = typing.get_origin(base)
     if origin is Literal:
         return any(value == o and type(value) is type(o) for o in typing.get_args(base))
-    if origin in (list, tuple, Sequence):
-        return isinstance(value, (list, tuple))
+    if origin in (list, tuple, Sequence):  # a list, a tuple, or Hydra's ListConfig; never a string
+        return isinstance(value, Sequence) and not isinstance(value, (str, bytes))
     if origin in (dict, Mapping) or base in (dict, Mapping):
         return isinstance(value, Mapping)
     if isinstance(base, type):  # a settings dataclass given as a mapping, or the object itself

@@ -30,7 +30,7 @@ def test_meter_sums_repeated_phases_and_accounts_wall_time():
     [
         ({"country_iso_code": "XX"}, "3-letter ISO code"),
         ({"country_iso_code": "ZZZ"}, "not in codecarbon's offline table"),
-        ({"tracking_mode": "gpu"}, "process or machine"),
+        ({"tracking_mode": "gpu"}, "^energy.tracking_mode must be one of process, machine; got 'gpu'$"),
     ],
 )
 def test_bad_energy_settings_are_config_errors(kwargs, match):
