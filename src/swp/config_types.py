@@ -10,8 +10,9 @@ signature; `swp.validation` checks a config node against it, and the constructor
 
 Understood annotations: ``bool``, ``int`` / ``float`` with a `Range`, ``str`` (with `Regex`,
 `Device` or `Check`), ``Literal[...]``, ``Sequence[X]`` / ``list[X]`` / ``tuple[X, X, X]``,
-``Mapping[...]``, unions (``X | None``: null allowed), ``object`` with a `Check`, and a class (a
-nested ``_target_`` node, or a settings dataclass). Checks are strict (no coercion): '3' is not
+``Mapping[...]``, unions (``X | None``: null allowed), ``object`` with a `Check`, and a class (an
+instance of it, or in a config a nested ``_target_`` node or a settings dataclass's mapping).
+Other forms (``Callable``...) are passed unchecked. Checks are strict (no coercion): '3' is not
 3, true is not 1, NaN and inf are never numbers, an integer fits in int64.
 
 Rules between two values live in the class's ``check_options(cls, given: Options)`` classmethod
@@ -275,9 +276,9 @@ def _is_kind(value, base) -> bool:
         return isinstance(value, Sequence) and not isinstance(value, (str, bytes))
     if origin in (dict, Mapping) or base in (dict, Mapping):
         return isinstance(value, Mapping)
-    if isinstance(base, type):  # a settings dataclass given as a mapping, or the object itself
-        return isinstance(value, base) or (is_dataclass(base) and isinstance(value, dict))
-    raise TypeError(f"{_name(base)} is not an annotation swp.config_types understands")
+    if isinstance(base, type):  # the object itself (a config gives a ``_target_`` node instead)
+        return isinstance(value, base)
+    return True  # a form these checks do not read (Callable, a TypeVar...): passed unchecked
 
 
 def _marked(key: str, value, hint, marks) -> ConfigError | None:
@@ -337,7 +338,7 @@ def _kind(base, marks) -> str:
         return "a value"
     if isinstance(base, type):
         return f"a {base.__name__} ({'a mapping of its settings' if is_dataclass(base) else 'a node with _target_'})"
-    raise TypeError(f"{_name(base)} is not an annotation swp.config_types understands")
+    return f"a {getattr(base, '__name__', None) or base!r}"
 
 
 def _list_kind(origin, args) -> str:
@@ -347,6 +348,3 @@ def _list_kind(origin, args) -> str:
         return f"a list of {len(args)} {kind}"
     return f"a list of {kind}"
 
-
-def _name(hint) -> str:
-    return getattr(hint, "__name__", None) or repr(hint)

@@ -11,7 +11,7 @@ import pytest
 
 from swp.errors import ConfigError
 from swp.testing.config_cases import OPTIONS, bad_values, compose_option, set_key
-from swp.testing.tiny import compose_cfg
+from swp.testing.tiny import CONF, compose_cfg
 from swp.validation import iter_fields, validate_config, validate_resolved
 
 COMPOSED = {(g, o): compose_option(g, o) for g, o in OPTIONS}
@@ -34,6 +34,11 @@ KEYS = _keys()
 @pytest.mark.parametrize("group, option", OPTIONS, ids=[f"{g}={o}" for g, o in OPTIONS])
 def test_every_option_file_is_valid_as_shipped(group, option):
     validate_resolved(COMPOSED[(group, option)])
+
+
+@pytest.mark.parametrize("experiment", sorted(f.stem for f in (CONF / "experiment").glob("*.yaml")))
+def test_every_experiment_is_valid_as_shipped(experiment, tmp_path):
+    validate_config(compose_cfg([f"experiment={experiment}"], tmp_path))
 
 
 @pytest.mark.parametrize("key", sorted(KEYS))
