@@ -4,6 +4,7 @@ in it, and bad values generated from an annotation: what the validator's tests w
 from __future__ import annotations
 
 import copy
+import functools
 import math
 import typing
 from collections.abc import Mapping, Sequence
@@ -31,8 +32,10 @@ GROUPS = sorted(p.name for p in CONF.iterdir() if p.is_dir() and p.name not in (
 OPTIONS = [(g, f.stem) for g in GROUPS for f in sorted((CONF / g).glob("*.yaml"))]
 
 
+@functools.lru_cache(maxsize=None)
 def compose_option(group: str, option: str, out: Path = Path("/tmp/swp-config-cases")) -> dict:
-    """The resolved config of ``python train.py <group>=<option>`` (with its partner, if any)."""
+    """The resolved config of ``python train.py <group>=<option>`` (with its partner, if any);
+    composed once per process and shared, so callers copy before changing it (`set_key` does)."""
     cfg = compose_cfg([f"{group}={option}", *PARTNERS.get((group, option), [])], out)
     return OmegaConf.to_container(cfg, resolve=True)
 
