@@ -63,7 +63,8 @@ def check(cfg: DictConfig) -> Settings:
     (`swp.validation`); then the device this machine can give."""
     run = validate_config(cfg)
     device = runtime.resolve_device(run.device)
-    return Settings(run.prune_rate, run.target_sparsity, device, runtime.autocast_factory(run.precision, device),
+    target = None if run.target_sparsity is None else float(run.target_sparsity)  # prune_rate=2 is recorded as 2.0
+    return Settings(float(run.prune_rate), target, device, runtime.autocast_factory(run.precision, device),
                     asdict(run.checkpoint))
 
 

@@ -162,6 +162,14 @@ def test_the_settings_come_back_typed(tmp_path):
         run.seed = 1  # frozen: what was checked is what the run reads
 
 
+def test_launch_reads_the_checked_settings(tmp_path):
+    from swp.launch import check
+
+    s = check(compose_cfg(["prune_rate=2", "target_sparsity=0", "checkpoint.keep=3", "device=cpu"], tmp_path))
+    assert (s.prune_rate, s.target, s.checkpoint["keep"], str(s.device)) == (2.0, 0.0, 3, "cpu")
+    assert isinstance(s.prune_rate, float) and isinstance(s.target, float)  # results.json records 2.0, as before
+
+
 @pytest.fixture
 def own_module(tmp_path, monkeypatch):
     """A module of the user's own classes, importable as `my_parts` (as a real project's would be)."""
