@@ -188,7 +188,7 @@ def _one_shot(args, task, model, swp) -> None:
 
 def _prune(pruner, model, task, batches) -> dict:
     """Calibrate (if the pruner does), pick the rate for 50%, build and enforce the masks."""
-    if pruner.calibrates:
+    if pruner.capabilities.calibrates:
         def forward(m, batch):
             with torch.no_grad():
                 task.loss(m, batch)

@@ -183,7 +183,7 @@ def build_parts(cfg: DictConfig, settings: Settings, strategy=None) -> Parts:
     strategy.wrap(model)
     pruner = build("pruner", cfg.pruner)(model=model)
     if strategy.world_size > 1:
-        _check_distributable(pruner, strategy)
+        strategy.check_pruner(type(pruner).__name__, pruner.capabilities)
     pruner.check_target(settings.target)
     schedule, export = build("schedule", cfg.schedule), build("export", cfg.export)
     # A fixed sample of weights recorded at every tracking point (paper Figs. 1-2), any pruner.
@@ -225,16 +225,6 @@ def _execute(cfg, context: Context, settings: Settings, parts: Parts, out_dir: P
     return results
 
 
-def _check_distributable(pruner, strategy) -> None:
-    """What the distributed run does not support yet, refused in one line before training."""
-    unsupported = ("calibration" if pruner.calibrates and strategy.shards_parameters else
-                   "N:M masks" if pruner.nm and strategy.shards_parameters else
-                   "allocation=uniform" if pruner.allocation == "uniform" and strategy.shards_parameters else None)
-    if unsupported:
-        raise ConfigError(f"pruner {type(pruner).__name__} ({unsupported}) is not supported under "
-                          f"distributed={strategy.kind} yet; run it in one process")
-
-
 def dense_cache(cfg: DictConfig, resolved: dict, parts: Parts, device, out_dir: Path) -> DenseCache | None:
     """The shared dense-stage cache for this run, keyed by what its dense stage depends on."""
     settings = cfg.get("dense_cache")
@@ -246,9 +236,9 @@ def dense_cache(cfg: DictConfig, resolved: dict, parts: Parts, device, out_dir: 
         model=resolved["model"], dataset=resolved["dataset"], schedule=parts.schedule, seed=cfg.seed,
         precision=cfg.precision, device=device, threads=cfg.get("threads"), trajectories=sample if per_tensor else None,
         # GMP prunes during the dense stage: its weights depend on every pruner option.
-        pruner=resolved["pruner"] if parts.pruner.modifies_dense else None,
+        pruner=resolved["pruner"] if parts.pruner.capabilities.modifies_dense else None,
     )
-    return DenseCache(Path(settings.dir), material, tracking_spec(resolved["pruner"], parts.pruner),
+    return DenseCache(Path(settings.dir), material, tracking_spec(resolved["pruner"], parts.pruner.capabilities),
                       out_dir / "metrics.jsonl")
 
 

@@ -10,6 +10,7 @@ from torch import nn
 from swp.errors import ConfigError
 from swp.pruners.base import Pruner, magnitude_scores
 from swp.pruners.calibration import Reduce, input_hooks, local_only, owning_modules, run_batches, sequential_blocks
+from swp.pruners.capabilities import Calibration
 from swp.pruning.sparsegpt import add_hessian_batch_, merge_hessians_, sparsegpt_prune
 from swp.pruning.threshold import pruned_fraction_at_rate
 
@@ -37,7 +38,6 @@ class SparseGPTPruner(Pruner):
         calibration_seed: seeds those draws, apart from the training batches.
     """
 
-    calibrates = True
 
     def __init__(
         self,
@@ -58,7 +58,7 @@ class SparseGPTPruner(Pruner):
         if self.nm and blocksize % self.nm[1]:
             raise ConfigError(f"pruner.blocksize {blocksize} must be a multiple of M={self.nm[1]}")
         self.blocksize, self.percdamp = blocksize, percdamp
-        self.calibration_batches, self.calibration_seed = calibration_batches, calibration_seed
+        self.declare(calibration=Calibration(calibration_batches, calibration_seed))
         self.model = model
         self._batches: list | None = None
         self._forward = None

@@ -10,6 +10,7 @@ from torch import nn
 from swp.errors import ConfigError
 from swp.pruners.base import Pruner
 from swp.pruners.calibration import Reduce, input_norms, local_only, sequential_blocks
+from swp.pruners.capabilities import Calibration, Capabilities
 from swp.pruning.nm import nm_keep_mask
 from swp.pruning.threshold import pruned_fraction_at_rate, spreads
 from swp.pruning.wanda import wanda_scores
@@ -41,8 +42,7 @@ class WandaPruner(Pruner):
             ``nm``: Eq. 2 per row at a searched rate would need every block's scores at once).
     """
 
-    calibrates = True
-    compare_rows = True
+    capabilities = Capabilities(compare_rows=True)
 
     def __init__(
         self,
@@ -62,7 +62,7 @@ class WandaPruner(Pruner):
         if sequential and not self.nm and allocation != "uniform":
             raise ConfigError("pruner.sequential=true needs allocation=uniform or nm (set pruner.sequential=false "
                               "for allocation=shared_rate)")
-        self.calibration_batches, self.calibration_seed = calibration_batches, calibration_seed
+        self.declare(calibration=Calibration(calibration_batches, calibration_seed))
         self.sequential = sequential
         self.model = model
         self.norms: dict[str, torch.Tensor] = {}
