@@ -9,6 +9,7 @@ import torch
 from swp.config_types import Count, Count0, Fraction, Options, Patterns, check_arguments
 from swp.errors import ConfigError
 from swp.pruners.base import Allocation, Model, Pruner, Scope, magnitude_scores
+from swp.pruners.capabilities import Capabilities
 from swp.pruning.gradual import cubic_sparsity, is_update_step
 from swp.pruning.masks import MaskSet
 from swp.pruning.threshold import masks_at_sparsity
@@ -27,7 +28,7 @@ class GMPPruner(Pruner):
     target_sparsity, when given, must equal final_sparsity (the config sets final_sparsity to the
     run's target_sparsity by default) or a warning says which was used (final_sparsity).
 
-    ``modifies_dense`` is true: the dense weights depend on this pruner. ``tracks`` is true too,
+    It ``modifies_dense``: the dense weights depend on this pruner. It ``tracks`` too,
     so the dense cache keys its entry by its options and restores its masks on a hit; but a
     pruner that tracks nothing may still take any entry of the same dense key, this one
     included, until the run also keys the dense phase by a modifying pruner's options.
@@ -43,8 +44,7 @@ class GMPPruner(Pruner):
             ``shared_rate`` (s_t over all pruned tensors together, by Eq. 2's order).
     """
 
-    tracks = True
-    modifies_dense = True
+    capabilities = Capabilities(tracks=True, modifies_dense=True)
 
     @classmethod
     def check_options(cls, given: Options) -> None:

@@ -7,12 +7,13 @@ import torch
 from swp.config_types import Patterns, Seed, check_arguments
 from swp.distributed.sharding import distribute_like, full
 from swp.pruners.base import Allocation, Model, Pruner, Scope, magnitude_scores
+from swp.pruners.capabilities import Capabilities
 
 
 class NoPruner(Pruner):
     """The dense reference: selects the prunable weights (for reporting) but never prunes."""
 
-    prunes = False
+    capabilities = Capabilities(prunes=False)
 
     def scores(self):
         return magnitude_scores(self.params, self.scope)

@@ -10,6 +10,7 @@ from torch import nn
 from swp.config_types import Count, Options, Patterns, Range, Seed, check_arguments
 from swp.pruners.base import Model, NMSpec, Pruner, magnitude_scores
 from swp.pruners.calibration import Reduce, input_hooks, local_only, owning_modules, run_batches, sequential_blocks
+from swp.pruners.capabilities import Calibration
 from swp.pruning.nm import parse_nm
 from swp.pruning.sparsegpt import add_hessian_batch_, merge_hessians_, sparsegpt_prune
 from swp.pruning.threshold import pruned_fraction_at_rate
@@ -38,8 +39,6 @@ class SparseGPTPruner(Pruner):
         calibration_seed: seeds those draws, apart from the training batches.
     """
 
-    calibrates = True
-
     @classmethod
     def check_options(cls, given: Options) -> None:
         """An OBS block holds whole N:M groups."""
@@ -61,7 +60,7 @@ class SparseGPTPruner(Pruner):
         check_arguments(SparseGPTPruner, locals(), at="pruner")
         super().__init__(model, include, exclude, "layer", nm, "uniform")
         self.blocksize, self.percdamp = blocksize, percdamp
-        self.calibration_batches, self.calibration_seed = calibration_batches, calibration_seed
+        self.declare(calibration=Calibration(calibration_batches, calibration_seed))
         self.model = model
         self._batches: list | None = None
         self._forward = None

@@ -9,6 +9,7 @@ from swp.config_types import Count, Options, Patterns, Seed, check_arguments
 from swp.errors import ConfigError
 from swp.pruners.base import Allocation, Model, NMSpec, Pruner, Scope
 from swp.pruners.calibration import Reduce, input_norms, local_only, sequential_blocks
+from swp.pruners.capabilities import Calibration, Capabilities
 from swp.pruning.nm import nm_keep_mask, parse_nm
 from swp.pruning.threshold import pruned_fraction_at_rate, spreads
 from swp.pruning.wanda import wanda_scores
@@ -40,8 +41,7 @@ class WandaPruner(Pruner):
             ``nm``: Eq. 2 per row at a searched rate would need every block's scores at once).
     """
 
-    calibrates = True
-    compare_rows = True
+    capabilities = Capabilities(compare_rows=True)
 
     @classmethod
     def check_options(cls, given: Options) -> None:
@@ -64,7 +64,7 @@ class WandaPruner(Pruner):
     ):
         check_arguments(WandaPruner, locals(), at="pruner")
         super().__init__(model, include, exclude, scope, nm, allocation)
-        self.calibration_batches, self.calibration_seed = calibration_batches, calibration_seed
+        self.declare(calibration=Calibration(calibration_batches, calibration_seed))
         self.sequential = sequential
         self.model = model
         self.norms: dict[str, torch.Tensor] = {}
