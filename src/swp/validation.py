@@ -513,7 +513,18 @@ class FSDPSchema:
     backend: str = _f("auto", **one_of("auto", "gloo", "nccl"))
     timeout_s: float = _f(300.0, **span(0, 86400, lo_open=True))
     reshard_after_forward: bool = True
-    units: List[str] = field(default_factory=lambda: ["Block"])
+    units: Any = "auto"
+
+    def __post_init__(self):
+        if self.units == "auto":
+            return
+        if not isinstance(self.units, list) or not self.units or not all(isinstance(u, str) for u in self.units):
+            raise _key_err("units", "auto or a list of module-path regexes", self.units)
+        for unit in self.units:
+            try:
+                re.compile(unit)
+            except re.error as exc:
+                raise _key_err("units", f"regular expressions ({exc})", unit) from None
 
 
 SCHEMAS: dict[str, type] = {
