@@ -164,6 +164,7 @@ def _units_case(family: str) -> dict:
             "num_hidden_layers" if family == "llama" else "n_layer": 3}), vocab_size=50, device="cpu")
 
     def loss(model):
+        model.eval()  # GPT-2's dropout would draw differently in each
         x = torch.randint(50, (2, 16), generator=torch.Generator().manual_seed(1))
         return float(model(x, x)[1] if family == "gpt" else model(input_ids=x, labels=x, use_cache=False).loss)
 
@@ -173,7 +174,7 @@ def _units_case(family: str) -> dict:
     strategy.wrap(sharded)
     units = [name for name, m in sharded.named_modules() if name and isinstance(m, FSDPModule)]
     return {"units": units, "root_sharded": isinstance(sharded, FSDPModule),
-            "same_loss": loss(whole) == loss(sharded),
+            "loss": (loss(whole), loss(sharded)),
             "same_weights": all(torch.equal(a.detach(), full(b.detach()))
                                 for a, b in zip(whole.parameters(), sharded.parameters()))}
 
@@ -188,7 +189,8 @@ def test_fsdp2_shards_one_unit_per_decoder_layer():
         for family in UNIT_MODELS:
             out = ranks[rank][family]
             assert out["units"] == expect[family], (rank, family, out["units"])
-            assert out["root_sharded"] and out["same_weights"] and out["same_loss"], (rank, family, out)
+            assert out["root_sharded"] and out["same_weights"], (rank, family, out)
+            assert out["loss"][1] == pytest.approx(out["loss"][0], rel=1e-6), (rank, family, out)
 
 
 PRUNER_OPTIONS = sorted(p.stem for p in (CONF / "pruner").glob("*.yaml"))
