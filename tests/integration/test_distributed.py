@@ -20,6 +20,15 @@ from swp.testing.tiny import CONF
 WORLD = 2
 
 
+class _Stack(nn.Sequential):
+    """A few Linear layers; it declares no blocks (so every pruner option can be built on it)."""
+
+    def structure(self):
+        from swp.models.structure import ModelStructure
+
+        return ModelStructure(blocks=())
+
+
 def _models(seed: int = 0):
     """The same small model twice: one kept whole, one sharded by FSDP2. Odd row counts (7, 3,
     1) exercise FSDP2's uneven dim-0 split, including a rank that holds no rows at all."""
@@ -27,8 +36,8 @@ def _models(seed: int = 0):
 
     def build():
         torch.manual_seed(seed)
-        return nn.Sequential(nn.Linear(5, 7, bias=False), nn.ReLU(), nn.Linear(7, 3, bias=False),
-                             nn.Linear(3, 1, bias=False), nn.Linear(1, 6, bias=False))
+        return _Stack(nn.Linear(5, 7, bias=False), nn.ReLU(), nn.Linear(7, 3, bias=False),
+                      nn.Linear(3, 1, bias=False), nn.Linear(1, 6, bias=False))
 
     whole, sharded = build(), build()
     strategy = FSDP(units=("0", "2", "3", "4"))  # each Linear its own unit
