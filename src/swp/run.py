@@ -30,6 +30,7 @@ from swp.infra.rng import capture_rng, restore_rng
 from swp.infra.signals import StopRequest
 from swp.interfaces import Meter, Recorder, Task
 from swp.pruners.base import Pruner
+from swp.pruners.capabilities import Calibration
 from swp.pruners.guardrails import warn_overpruned
 from swp.pruning.masks import MaskSet
 from swp.results import scalars
@@ -145,13 +146,14 @@ class Run:
         """Stage 2: prune once, by Eq. 2 at prune_rate (or the rate that gives target_sparsity)."""
         p, T = self.progress, self.schedule.train_steps
         self.meter.begin("prune")
-        if self.pruner.calibrates:
-            self._calibrate()
-        if self.pruner.prunes:
+        caps = self.pruner.capabilities
+        if caps.calibrates:
+            self._calibrate(caps.calibration)
+        if caps.prunes:
             if self.target_sparsity is not None:
                 p.rate = self.pruner.rate_for_sparsity(self.target_sparsity)
             keep, p.thresholds = self.pruner.masks(p.rate)
-            if self.pruner.calibrates:  # reduced floats may round apart: every DDP replica takes rank 0's
+            if caps.calibrates:  # reduced floats may round apart: every DDP replica takes rank 0's
                 for name, k in keep.items():
                     self.where.from_main(k)
                     self.where.from_main(self.pruner.params[name].data)
@@ -199,11 +201,11 @@ class Run:
         } | self._calibration_facts()
 
     def _calibration_facts(self) -> dict:
-        pr = self.pruner
-        if not pr.calibrates:
+        calibration = self.pruner.capabilities.calibration
+        if calibration is None:
             return {"calibration_batches": 0, "calibration_seed": None, "calibration_tokens": 0}
-        return {"calibration_batches": pr.calibration_batches, "calibration_seed": pr.calibration_seed,
-                "calibration_tokens": pr.calibration_tokens}
+        return {"calibration_batches": calibration.batches, "calibration_seed": calibration.seed,
+                "calibration_tokens": self.pruner.calibration_tokens}
 
     def write_outputs(self, out_dir: Path, results: dict, show: int) -> None:
         """Stage 5: every artifact of the finished run; results.json goes last, so its presence
@@ -288,7 +290,7 @@ class Run:
         """A cache hit: the entry's weights, tracked state, histories, RNG, metric lines and
         dense figures, exactly what training the stage would have left. A pruner that tracks
         nothing ignores the tracked state (observing never changes the weights)."""
-        self._load_state(entry.hit, with_pruner=self.pruner.tracks)
+        self._load_state(entry.hit, with_pruner=self.pruner.capabilities.tracks)
         cached = entry.hit.state["record"]
         for key in Progress.DENSE_FIELDS:
             setattr(self.progress, key, cached.get(key))
@@ -318,7 +320,7 @@ class Run:
         def after_step(step: int) -> None:
             self.pruner.on_train_step(step, optimizer)
             if self.schedule.is_tracking_point(step):
-                if self.pruner.tracks:
+                if self.pruner.capabilities.tracks:
                     self.pruner.observe()
                 if self.recorder is not None:
                     self.recorder.record(step + 1)
@@ -362,10 +364,10 @@ class Run:
         _log_eval(self.where.logger, stage, metrics, step)
         return metrics
 
-    def _calibrate(self) -> None:
+    def _calibrate(self, calibration: Calibration) -> None:
         """Draws the pruner's calibration batches from the training split with their own seed."""
-        generator = torch.Generator().manual_seed(self.pruner.calibration_seed)
-        batches = [self.task.train_batch(generator, self.where.device) for _ in range(self.pruner.calibration_batches)]
+        generator = torch.Generator().manual_seed(calibration.seed)
+        batches = [self.task.train_batch(generator, self.where.device) for _ in range(calibration.batches)]
 
         def forward(model: nn.Module, batch) -> None:
             with torch.no_grad(), self.where.autocast():

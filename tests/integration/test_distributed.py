@@ -217,7 +217,7 @@ def _pruner_option_case(name: str) -> dict:
 
     from swp.distributed.sharding import full
     from swp.errors import ConfigError
-    from swp.launch import _check_distributable, build
+    from swp.launch import build
     from swp.testing.tiny import compose_cfg
 
     cfg = compose_cfg(["target_sparsity=0.5", f"pruner={name}"] + (["pruner.include=[.*]"] if name != "none" else []),
@@ -227,15 +227,15 @@ def _pruner_option_case(name: str) -> dict:
     try:
         from swp.distributed.strategy import FSDP
 
-        _check_distributable(ps, FSDP())
+        FSDP().check_pruner(type(ps).__name__, ps.capabilities)
     except ConfigError as exc:
         return {"refused": str(exc)}
-    if not pw.prunes:
+    if not pw.capabilities.prunes:
         return {"prunes": False}
     for t in range(1, 4):  # a short history for the tracking pruners (the others ignore it)
         _set_history_point(whole, sharded, t)
         for pruner in (pw, ps):
-            if pruner.tracks:
+            if pruner.capabilities.tracks:
                 pruner.observe()
     out = {}
     for label, rate_w, rate_s in (("rate", 0.6, 0.6), ("target", pw.rate_for_sparsity(0.5), ps.rate_for_sparsity(0.5))):

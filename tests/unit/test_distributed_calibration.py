@@ -83,12 +83,11 @@ def ranks():
 def test_calibration_under_fsdp_is_refused_in_one_line_and_allowed_under_ddp():
     from swp.distributed.strategy import DDP, FSDP
     from swp.errors import ConfigError
-    from swp.launch import _check_distributable
     from swp.pruners.wanda import WandaPruner
     from swp.testing.blocks import TwoBlocks
 
     pruner = WandaPruner(TwoBlocks())
-    _check_distributable(pruner, DDP())  # no error: DDP reduces the statistics
+    DDP().check_pruner("WandaPruner", pruner.capabilities)  # no error: DDP reduces the statistics
     refused = r"^pruner WandaPruner \(calibration\) is not supported under distributed=fsdp"
     with pytest.raises(ConfigError, match=refused):
-        _check_distributable(pruner, FSDP())
+        FSDP().check_pruner("WandaPruner", pruner.capabilities)

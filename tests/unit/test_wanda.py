@@ -115,7 +115,8 @@ def test_activation_aware_swp_is_history_times_input_norm_per_row():
     model = TwoBlocks()
     plain = SWPPruner(model)
     aware = SWPPruner(model, activation_aware=True)
-    assert aware.calibrates and aware.compare_rows and not plain.calibrates and plain.calibration_batches == 0
+    assert aware.capabilities.calibrates and aware.capabilities.compare_rows
+    assert not plain.capabilities.calibrates and plain.capabilities.calibration is None
     for _ in range(3):
         with torch.no_grad():
             for p in model.parameters():

@@ -78,6 +78,9 @@ class NoDistributed:
         """`t` overwritten by rank 0's copy in place; identity in one process."""
         return env.from_main_(t)
 
+    def check_pruner(self, name: str, capabilities) -> None:
+        """Refuses, in one line before training, a pruner this strategy cannot run (none here)."""
+
     def results(self) -> dict:
         per_rank = None if self.global_batch is None else self.global_batch // self.world_size
         return {"distributed": self.kind, "world_size": self.world_size,
@@ -163,6 +166,13 @@ class FSDP(_ProcessGroupStrategy):
         self.reshard_after_forward = bool(reshard_after_forward)
         self.units = units if units == "auto" else tuple(units)
         self.mesh = None
+
+    def check_pruner(self, name: str, capabilities) -> None:
+        """What sharded parameters cannot serve yet (calibration, N:M, uniform allocation),
+        from the pruner's declared `Capabilities.unsharded`."""
+        if capabilities.unsharded:
+            raise ConfigError(f"pruner {name} ({capabilities.unsharded}) is not supported under "
+                              f"distributed={self.kind} yet; run it in one process")
 
     def wrap(self, model: nn.Module) -> nn.Module:
         from torch.distributed.device_mesh import init_device_mesh

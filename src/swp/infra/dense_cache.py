@@ -10,7 +10,7 @@ checkpoint format, under ``<cache>/<dense key>/<tracking key>/``:
   precision, device type (and CPU threads, which change float sums), the trajectory sample
   (the tensors it follows), the torch version and the source code of the `swp` package;
 - the tracking key hashes the pruner's options except those it declares as used only after
-  tracking (`Pruner.mask_options`); pruners that track nothing use ``untracked``. A new
+  tracking (`Capabilities.mask_options`); pruners that track nothing use ``untracked``. A new
   option is part of the key unless declared otherwise, so it can cost a miss, never a stale hit.
 
 Observing the weights never changes them, so a pruner that tracks nothing may reuse any entry
@@ -74,16 +74,17 @@ def dense_key_material(*, model: dict, dataset: dict, schedule: Schedule, seed: 
     }
 
 
-def tracking_spec(pruner_config: dict, pruner) -> dict | None:
+def tracking_spec(pruner_config: dict, capabilities) -> dict | None:
     """What a pruner records during the dense stage; None for a pruner that records nothing.
 
     Args:
         pruner_config: the pruner's resolved config (its ``_target_`` names the class).
-        pruner: the built pruner, which says whether it tracks and which options only shape masks.
+        capabilities: the built pruner's (`swp.pruners.capabilities.Capabilities`): whether it
+            tracks, and which options only shape masks.
     """
-    if not pruner.tracks:
+    if not capabilities.tracks:
         return None
-    return {k: v for k, v in pruner_config.items() if k != "_partial_" and k not in pruner.mask_options}
+    return {k: v for k, v in pruner_config.items() if k != "_partial_" and k not in capabilities.mask_options}
 
 
 class DenseCache:

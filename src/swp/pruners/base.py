@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from dataclasses import replace
 from typing import Sequence
 
 import torch
@@ -10,6 +11,7 @@ from torch import nn
 
 from swp.distributed.env import Reduce, local_only
 from swp.errors import ConfigError
+from swp.pruners.capabilities import Capabilities
 from swp.pruners.select import input_feature_axes, prunable_parameters
 from swp.pruning.nm import check_nm_shapes, check_nm_target, nm_keep_mask, parse_nm
 from swp.pruning.threshold import (
@@ -35,12 +37,10 @@ class Pruner:
     Subclasses override `scores` (and `observe` if they track training). Everything else
     (threshold, target sparsity, masks) is shared, so methods differ only where they should.
 
-    Capabilities are declared here, never probed: the run asks `tracks` whether the dense
-    phase must call `observe` (and whether a dense-cache entry's tracked state matters),
-    `calibrates` whether `calibrate` needs inputs before masks are made (Wanda, SparseGPT),
-    and calls `on_train_step` after every dense step (gradual pruning acts there);
-    `modifies_dense` says the dense weights depend on this pruner, so its dense phase must not
-    be shared with other pruners (dense cache).
+    What a pruner does besides scoring is declared in one `Capabilities` object
+    (`swp.pruners.capabilities`), never probed: the run, the dense cache and the distributed
+    strategies read ``pruner.capabilities``. The run calls `on_train_step` after every dense
+    step (gradual pruning acts there) and `observe` at tracking points when it ``tracks``.
 
     Args:
         model: the model to prune; its prunable parameters are selected once, here.
@@ -58,28 +58,18 @@ class Pruner:
             Recorded as the attribute ``allocation`` for results.json.
 
     Attributes:
-        compare_rows: scores are compared within each output row (Wanda and activation-aware
-            SWP): ``uniform`` prunes the same fraction of every row, ``shared_rate`` compares
-            each score with std * rate of its own row.
+        capabilities: this pruner's declared behaviour, with its options applied. Under
+            ``compare_rows`` ``uniform`` prunes the same fraction of every row and
+            ``shared_rate`` compares each score with std * rate of its own row.
         calibration_tokens: input tokens seen by ``calibrate`` (0 until it ran), for results.
         activation_norms: ||X_j||_2 per input feature of each pruned layer, set by a ``calibrate``
             that measures them (activation-aware SWP): the compared score is then
             score * ||X_j||_2, Wanda's weighting, for every rule (threshold, uniform, N:M).
     """
 
-    prunes = True
-    tracks = False  # observe() records state at tracking points
-    calibrates = False  # calibrate() must see inputs before scores() / masks()
-    calibration_batches = 0  # training batches the run draws for calibrate()
-    calibration_seed = 0  # seeds those draws (its own generator: the training batches are unchanged)
-    # Options used only to turn scores into masks: a dense-cache entry tracked with other values
-    # is still valid. Every other option is part of the cache's tracking key.
-    mask_options: tuple[str, ...] = ("scope", "nm", "seed", "allocation", "calibration", "calibration_batches",
-                                     "calibration_seed")
+    capabilities = Capabilities()  # the class's; `declare` makes an instance's from its options
     calibration_tokens = 0  # tokens calibrate() saw
-    compare_rows = False  # scores compete within each output row instead of the whole tensor
     activation_norms: dict[str, torch.Tensor] | None = None  # set by calibrate(): scores x ||X_j||_2 (Wanda's)
-    modifies_dense = False  # changes the weights during the dense phase (GMP): its dense phase is its own
 
     def __init__(
         self,
@@ -105,9 +95,18 @@ class Pruner:
         if self.nm:
             shapes = {n: tuple(p.movedim(self.input_axis[n], -1).shape) for n, p in self.params.items()}
             check_nm_shapes(shapes, self.nm[1])
+        self.declare()
+
+    def declare(self, **changes) -> None:
+        """Sets this pruner's capabilities: the class's, with `changes` (e.g. a ``calibration``
+        its options ask for), and what its options rule out on sharded parameters."""
+        caps = replace(self.capabilities, **changes)
+        unsharded = ("calibration" if caps.calibrates else "N:M masks" if self.nm else
+                     "allocation=uniform" if self.allocation == "uniform" else None)
+        self.capabilities = replace(caps, unsharded=unsharded)
 
     def observe(self) -> None:
-        """Called at each tracking point during dense training when `tracks` is true."""
+        """Called at each tracking point during dense training when ``capabilities.tracks``."""
 
     @property
     def tracking_points(self) -> int:
@@ -119,11 +118,11 @@ class Pruner:
         return 0
 
     def calibrate(self, model: nn.Module, batches: list, forward, reduce: Reduce = local_only) -> None:
-        """Sees calibration inputs before pruning when `calibrates` is true.
+        """Sees calibration inputs before pruning when ``capabilities.calibration`` is set.
 
         Args:
             model: the model being pruned (the same one `params` belong to).
-            batches: `calibration_batches` training batches drawn with `calibration_seed`, on the
+            batches: ``capabilities.calibration.batches`` training batches drawn with its seed, on the
                 run's device (under DDP: this rank's slice of each).
             forward: ``forward(model, batch)`` runs the task's forward pass (no gradients).
             reduce: sums a statistic over the ranks in place (DDP); statistics gathered from
@@ -167,7 +166,7 @@ class Pruner:
         """Prunes `fraction` of every tensor (of every output row when `compare_rows`) by rank.
         `score` may be raw or row-normalized: normalizing within a row keeps its order."""
         return {
-            n: lowest_fraction_keep(s.movedim(self.input_axis[n], -1), fraction, self.compare_rows)
+            n: lowest_fraction_keep(s.movedim(self.input_axis[n], -1), fraction, self.capabilities.compare_rows)
             .movedim(-1, self.input_axis[n])
             for n, s in score.items()
         }
@@ -180,7 +179,7 @@ class Pruner:
 
     def _compared(self, score, spread):
         """The scores and spreads Eq. 2 sees: row-normalized at spread 1 when `compare_rows`."""
-        if not self.compare_rows:
+        if not self.capabilities.compare_rows:
             return score, spread
         return ({n: row_normalized(s.movedim(self.input_axis[n], -1)).movedim(-1, self.input_axis[n])
                  for n, s in score.items()}, {n: 1.0 for n in score})

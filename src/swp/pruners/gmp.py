@@ -10,6 +10,7 @@ from torch import nn
 
 from swp.errors import ConfigError
 from swp.pruners.base import Pruner, magnitude_scores
+from swp.pruners.capabilities import Capabilities
 from swp.pruning.gradual import cubic_sparsity, is_update_step
 from swp.pruning.masks import MaskSet
 from swp.pruning.threshold import masks_at_sparsity
@@ -28,7 +29,7 @@ class GMPPruner(Pruner):
     target_sparsity, when given, must equal final_sparsity (the config sets final_sparsity to the
     run's target_sparsity by default) or a warning says which was used (final_sparsity).
 
-    ``modifies_dense`` is true: the dense weights depend on this pruner. ``tracks`` is true too,
+    It ``modifies_dense``: the dense weights depend on this pruner. It ``tracks`` too,
     so the dense cache keys its entry by its options and restores its masks on a hit; but a
     pruner that tracks nothing may still take any entry of the same dense key, this one
     included, until the run also keys the dense phase by a modifying pruner's options.
@@ -44,8 +45,7 @@ class GMPPruner(Pruner):
             ``shared_rate`` (s_t over all pruned tensors together, by Eq. 2's order).
     """
 
-    tracks = True
-    modifies_dense = True
+    capabilities = Capabilities(tracks=True, modifies_dense=True)
 
     def __init__(
         self,

@@ -9,12 +9,13 @@ from torch import nn
 
 from swp.distributed.sharding import distribute_like, full
 from swp.pruners.base import Pruner, magnitude_scores
+from swp.pruners.capabilities import Capabilities
 
 
 class NoPruner(Pruner):
     """The dense reference: selects the prunable weights (for reporting) but never prunes."""
 
-    prunes = False
+    capabilities = Capabilities(prunes=False)
 
     def scores(self):
         return magnitude_scores(self.params, self.scope)

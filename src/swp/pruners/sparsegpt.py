@@ -11,6 +11,7 @@ from swp.errors import ConfigError
 from swp.models.structure import model_structure
 from swp.pruners.base import Pruner, magnitude_scores
 from swp.pruners.calibration import Reduce, block_by_block, input_hooks, local_only, owning_modules
+from swp.pruners.capabilities import Calibration
 from swp.pruning.sparsegpt import add_hessian_batch_, merge_hessians_, sparsegpt_prune
 from swp.pruning.threshold import pruned_fraction_at_rate
 
@@ -39,7 +40,6 @@ class SparseGPTPruner(Pruner):
         calibration_seed: seeds those draws, apart from the training batches.
     """
 
-    calibrates = True
 
     def __init__(
         self,
@@ -61,7 +61,7 @@ class SparseGPTPruner(Pruner):
             raise ConfigError(f"pruner.blocksize {blocksize} must be a multiple of M={self.nm[1]}")
         self.blocksize, self.percdamp = blocksize, percdamp
         model_structure(model)  # a model that declares no blocks is refused now, before training
-        self.calibration_batches, self.calibration_seed = calibration_batches, calibration_seed
+        self.declare(calibration=Calibration(calibration_batches, calibration_seed))
         self.model = model
         self._batches: list | None = None
         self._forward = None

@@ -12,6 +12,7 @@ from swp.distributed.sharding import distribute_like, from_local_like, local, lo
 from swp.errors import ConfigError
 from swp.pruners.base import Pruner
 from swp.pruners.calibration import Reduce, input_norms, local_only
+from swp.pruners.capabilities import MASK_OPTIONS, Calibration, Capabilities
 from swp.pruning.importance import signed_spreads, tracked_value, update_clones_, windowed_importance
 from swp.pruning.threshold import spreads
 
@@ -57,8 +58,7 @@ class SWPPruner(Pruner):
     is elementwise, so it needs no communication and the state per rank falls as 1/N.
     """
 
-    tracks = True
-    mask_options = Pruner.mask_options + ("compare", "activation_aware")
+    capabilities = Capabilities(tracks=True, mask_options=MASK_OPTIONS + ("compare", "activation_aware"))
 
     def __init__(
         self,
@@ -79,12 +79,12 @@ class SWPPruner(Pruner):
         calibration_seed: int = 0,
     ):
         super().__init__(model, include, exclude, scope, nm, allocation)
-        # Activation-aware SWP calibrates like Wanda and compares its scores within rows.
-        self.activation_aware = self.calibrates = self.compare_rows = bool(activation_aware)
-        self.calibration_batches = calibration_batches if activation_aware else 0
-        self.calibration_seed = calibration_seed
         if activation_aware and calibration_batches < 1:
             raise ConfigError(f"pruner.calibration_batches must be >= 1, got {calibration_batches}")
+        # Activation-aware SWP calibrates like Wanda and compares its scores within rows.
+        self.activation_aware = bool(activation_aware)
+        if self.activation_aware:
+            self.declare(calibration=Calibration(calibration_batches, calibration_seed), compare_rows=True)
         _check_options(window, compare, average_of, spread, state_dtype, self.nm)
         warn_low_precision_tracking(self.params)
         self.window, self.average_of, self.compare = window, average_of, compare

@@ -19,6 +19,7 @@ from swp.pruners.calibration import (
     measured_norms,
     owning_modules,
 )
+from swp.pruners.capabilities import Calibration, Capabilities
 from swp.pruning.nm import nm_keep_mask
 from swp.pruning.threshold import pruned_fraction_at_rate, spreads
 from swp.pruning.wanda import wanda_scores
@@ -52,8 +53,7 @@ class WandaPruner(Pruner):
             ``nm``: Eq. 2 per row at a searched rate would need every block's scores at once).
     """
 
-    calibrates = True
-    compare_rows = True
+    capabilities = Capabilities(compare_rows=True)
 
     def __init__(
         self,
@@ -73,7 +73,7 @@ class WandaPruner(Pruner):
         if sequential and not self.nm and allocation != "uniform":
             raise ConfigError("pruner.sequential=true needs allocation=uniform or nm (set pruner.sequential=false "
                               "for allocation=shared_rate)")
-        self.calibration_batches, self.calibration_seed = calibration_batches, calibration_seed
+        self.declare(calibration=Calibration(calibration_batches, calibration_seed))
         self.sequential = sequential
         if sequential:
             model_structure(model)  # a model that declares no blocks is refused now, before training
