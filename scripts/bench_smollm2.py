@@ -9,6 +9,12 @@ tracking are measured on interleaved segments of the real `train_phase`.
 
     bash scripts/setup_llm.sh   # once
     python scripts/bench_smollm2.py [--threads 1] [--block-size 64] [--batch-size 2] [--steps 2] [--rounds 3]
+    python scripts/bench_smollm2.py --sequential --batch-size 4 --rounds 2   # 8 x 4 x 64 = 2,048 tokens
+
+``--sequential`` instead times the sequential pass of Wanda and SparseGPT on the pretrained
+weights at 50%, the block-by-block pass (`swp.pruners.calibration.block_by_block`) against the
+old one that ran the model from the embedding up to each block
+(`swp.testing.sequential_reference`), interleaved, and checks both give the same masks and weights.
 
 Peak memory is this process's resident set, sampled every 5 ms by a thread while a pruner
 calibrates and prunes, minus the resident set just before (after `malloc_trim`, so memory freed
@@ -97,6 +103,9 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     task, model = _load(args)
+    if args.sequential:
+        _sequential(args, task, model)
+        return
     opt = make_optimizer(model, args.lr, 0.0, (0.9, 0.95))
     swp = SWPPruner(model)
     _tracking_cost(args, task, model, opt, swp)
@@ -115,6 +124,8 @@ def _args():
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--lr", type=float, default=1e-4)
     ap.add_argument("--calibration-batches", type=int, default=8, help="for Wanda and SparseGPT (the configs' 8)")
+    ap.add_argument("--sequential", action="store_true",
+                    help="time the block-by-block sequential pass against the old one instead")
     return ap.parse_args()
 
 
@@ -199,6 +210,42 @@ def _prune(pruner, model, task, batches) -> dict:
     keep, _ = pruner.masks(pruner.rate_for_sparsity(0.5))
     MaskSet(pruner.params, keep).enforce()
     return {n: k.clone() for n, k in keep.items()}
+
+
+def _sequential(args, task, model) -> None:
+    """Old and new sequential pass of Wanda and SparseGPT, interleaved, from the same pretrained
+    weights: calibration + pruning seconds, peak memory above the model, equal masks and weights."""
+    from swp.testing.sequential_reference import old_sequential_pass
+
+    cpu = torch.device("cpu")
+    dense = {n: p.detach().clone() for n, p in model.named_parameters()}
+    gen = torch.Generator().manual_seed(0)
+    batches = [task.train_batch(gen, cpu) for _ in range(args.calibration_batches)]
+    tokens = sum(b.numel() for b in batches)
+    print(f"sequential pass, {tokens} calibration tokens ({len(batches)} batches), 50%, {args.threads} thread(s)")
+    print("| pruner | pass | calibration + pruning (wall / CPU) | peak RSS above the model | masks and weights |")
+    print("|---|---|---|---|---|")
+    makers = {"wanda": lambda: WandaPruner(model, calibration_batches=len(batches)),
+              "sparsegpt": lambda: SparseGPTPruner(model, calibration_batches=len(batches))}
+    for _ in range(args.rounds):
+        for name, make in makers.items():
+            out = {}
+            for old in (True, False):
+                with torch.no_grad():
+                    for n, p in model.named_parameters():
+                        p.copy_(dense[n])
+                pruner = make()
+                with old_sequential_pass() if old else nullcontext(), PeakRSS() as mem, Clock() as clock:
+                    keep = _prune(pruner, model, task, batches)
+                out[old] = (keep, {n: p.detach().clone() for n, p in pruner.params.items()}, clock, mem.growth)
+                del pruner
+            same = all(torch.equal(out[True][0][n], out[False][0][n]) and torch.equal(out[True][1][n], out[False][1][n])
+                       for n in out[True][0])
+            for old in (True, False):
+                clock, growth = out[old][2], out[old][3]
+                print(f"| {name} | {'old: from the embedding per block' if old else 'block by block'} | "
+                      f"{clock.wall:.1f} s / {clock.cpu:.1f} s | {growth / 2**20:,.0f} MiB | "
+                      f"{'equal' if same else 'DIFFER'} |", flush=True)
 
 
 if __name__ == "__main__":

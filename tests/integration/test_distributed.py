@@ -20,6 +20,15 @@ from swp.testing.tiny import CONF
 WORLD = 2
 
 
+class _Stack(nn.Sequential):
+    """A few Linear layers; it declares no blocks (so every pruner option can be built on it)."""
+
+    def structure(self):
+        from swp.models.structure import ModelStructure
+
+        return ModelStructure(blocks=())
+
+
 def _models(seed: int = 0):
     """The same small model twice: one kept whole, one sharded by FSDP2. Odd row counts (7, 3,
     1) exercise FSDP2's uneven dim-0 split, including a rank that holds no rows at all."""
@@ -27,11 +36,11 @@ def _models(seed: int = 0):
 
     def build():
         torch.manual_seed(seed)
-        return nn.Sequential(nn.Linear(5, 7, bias=False), nn.ReLU(), nn.Linear(7, 3, bias=False),
-                             nn.Linear(3, 1, bias=False), nn.Linear(1, 6, bias=False))
+        return _Stack(nn.Linear(5, 7, bias=False), nn.ReLU(), nn.Linear(7, 3, bias=False),
+                      nn.Linear(3, 1, bias=False), nn.Linear(1, 6, bias=False))
 
     whole, sharded = build(), build()
-    strategy = FSDP(units=("Linear",))
+    strategy = FSDP(units=("0", "2", "3", "4"))  # each Linear its own unit
     strategy.setup(torch.device("cpu"))
     strategy.wrap(sharded)
     return whole, sharded
@@ -136,6 +145,61 @@ def test_fsdp2_masks_thresholds_importance_equal_one_process():
         assert out["drift_seen"] == "MaskDriftError", (rank, name)  # every rank raises, not only rank 1
         whole, shard = out["state_bytes"]
         assert shard < whole  # this rank's rows only
+
+
+UNIT_MODELS = ["llama", "gpt2", "gpt"]
+
+
+def _units_worker(families: list[str]) -> dict:
+    return {family: _units_case(family) for family in families}
+
+
+def _units_case(family: str) -> dict:
+    """`distributed=fsdp`'s default units on one model: which modules became FSDP units, and the
+    sharded model's loss against the whole one's."""
+    from torch.distributed.fsdp import FSDPModule
+
+    from swp.distributed.sharding import full
+    from swp.distributed.strategy import FSDP
+    from swp.models.gpt import GPT
+    from swp.models.hf_causal_lm import hf_causal_lm
+    from swp.testing.hf_tiny import GPT2, LLAMA
+
+    def build():
+        torch.manual_seed(0)
+        if family == "gpt":
+            return GPT(vocab_size=50, block_size=16, n_layer=3, n_head=2, n_embd=32)
+        return hf_causal_lm(config=dict(LLAMA if family == "llama" else GPT2, **{
+            "num_hidden_layers" if family == "llama" else "n_layer": 3}), vocab_size=50, device="cpu")
+
+    def loss(model):
+        model.eval()  # GPT-2's dropout would draw differently in each
+        x = torch.randint(50, (2, 16), generator=torch.Generator().manual_seed(1))
+        return float(model(x, x)[1] if family == "gpt" else model(input_ids=x, labels=x, use_cache=False).loss)
+
+    whole, sharded = build(), build()
+    strategy = FSDP()  # units: auto
+    strategy.setup(torch.device("cpu"))
+    strategy.wrap(sharded)
+    units = [name for name, m in sharded.named_modules() if name and isinstance(m, FSDPModule)]
+    return {"units": units, "root_sharded": isinstance(sharded, FSDPModule),
+            "loss": (loss(whole), loss(sharded)),
+            "same_weights": all(torch.equal(a.detach(), full(b.detach()))
+                                for a, b in zip(whole.parameters(), sharded.parameters()))}
+
+
+def test_fsdp2_shards_one_unit_per_decoder_layer():
+    """`units: auto` takes the blocks the model declares: a Hugging Face Llama's and GPT-2's decoder
+    layers (no class of ours in them), our GPT's blocks; the root takes the rest."""
+    ranks = spawn(_units_worker, WORLD, UNIT_MODELS)
+    expect = {"llama": [f"model.layers.{i}" for i in range(3)], "gpt2": [f"transformer.h.{i}" for i in range(3)],
+              "gpt": [f"blocks.{i}" for i in range(3)]}
+    for rank in range(WORLD):
+        for family in UNIT_MODELS:
+            out = ranks[rank][family]
+            assert out["units"] == expect[family], (rank, family, out["units"])
+            assert out["root_sharded"] and out["same_weights"], (rank, family, out)
+            assert out["loss"][1] == pytest.approx(out["loss"][0], rel=1e-6), (rank, family, out)
 
 
 PRUNER_OPTIONS = sorted(p.stem for p in (CONF / "pruner").glob("*.yaml"))

@@ -11,6 +11,7 @@ from torch import nn
 
 from swp.errors import ConfigError
 from swp.models.hf_causal_lm import hf_causal_lm
+from swp.models.structure import ModelStructure
 from swp.pruners.select import prunable_parameters
 from swp.pruners.swp import SWPPruner
 from swp.pruning.importance import update_clones_
@@ -109,8 +110,8 @@ class _Shared(nn.Module):
         self.head = nn.Linear(4, 10, bias=False)
         self.head.weight = self.embed.weight
 
-    def get_output_embeddings(self):
-        return self.head
+    def structure(self):
+        return ModelStructure(blocks=(), dense=("head.weight",))
 
 
 def test_a_weight_shared_by_two_modules_is_one_prunable_tensor_pruned_once():

@@ -82,16 +82,19 @@ def test_dead_inputs_are_zeroed_and_pruned_first():
     assert not keep[:, 2].any() and bool((new[:, 2] == 0).all())
 
 
-def test_pruner_is_sequential_and_stops_after_each_block():
+def test_pruner_is_sequential_and_runs_each_block_on_the_previous_ones_outputs():
     model = TwoBlocks()
     dense = {n: p.detach().clone() for n, p in model.named_parameters()}
     data = batches()
-    calls = []
-    model.blocks[1].register_forward_pre_hook(lambda *_: calls.append(1))
+    ran = {0: 0, 1: 0}
+    for i in ran:
+        model.blocks[i].register_forward_hook(lambda *_, i=i: ran.__setitem__(i, ran[i] + 1))
     pruner = SparseGPTPruner(model, blocksize=4)
     pruner.calibrate(model, data, forward)
     keep, _ = pruner.masks(pruner.rate_for_sparsity(0.5))
-    assert len(calls) == len(data)  # block 1 never ran while block 0's inputs were gathered
+    # Block 0: in the recording forward (which stops before block 1), measured, then run pruned to
+    # make block 1's inputs; block 1: measured only. The model never runs from the embedding again.
+    assert ran == {0: 3 * len(data), 1: len(data)}
     assert pruner.calibration_tokens == 3 * 4 * 5
 
     # The same by hand: block 0 from dense inputs, block 1 from block 0's pruned outputs.
@@ -122,11 +125,16 @@ def test_pruner_handles_transposed_conv1d_weights():
     transformers = pytest.importorskip("transformers")
     from transformers.pytorch_utils import Conv1D
 
+    from swp.models.structure import ModelStructure
+
     class ConvBlocks(nn.Module):
         def __init__(self):
             super().__init__()
             torch.manual_seed(0)
             self.blocks = nn.ModuleList(Conv1D(8, 8) for _ in range(2))  # weight (in, out)
+
+        def structure(self):  # Conv1D layers: weight (in, out), inputs on axis 0. No blocks that feed
+            return ModelStructure(blocks=(), layers=((Conv1D, 0),))  # each other (a ReLU sits between)
 
         def forward(self, x):
             for b in self.blocks:

@@ -22,15 +22,17 @@ sweeps compare like with like.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, Sequence
+import re
+from typing import Annotated, Literal
 
 import torch
 from torch import nn
 
-from swp.config_types import Range, check_arguments
+from swp.config_types import Patterns, Range, check_arguments
 from swp.distributed import env
 from swp.distributed.data import RankSlicedTask
 from swp.errors import ConfigError
+from swp.models.structure import UndeclaredStructure, model_structure
 
 
 class NoDistributed:
@@ -154,19 +156,22 @@ class FSDP(_ProcessGroupStrategy):
         backend, timeout_s: as for DDP.
         reshard_after_forward: free the gathered parameters after each block's forward (less
             memory, one more all-gather in backward).
-        units: module classes (by name) each sharded as its own unit (one all-gather per
-            block); the root module takes the rest (embeddings, tied head).
+        units: the modules each sharded as its own unit (one all-gather per unit); the root
+            module takes the rest (embeddings, tied head). ``auto``: the blocks the model
+            declares (`swp.models.structure`: our GPT's blocks, a Hugging Face model's decoder
+            layers); or a list of regular expressions, each matching whole module paths
+            (``model\.layers\.\d+``) of modules that do not nest.
     """
 
     kind = "fsdp"
     shards_parameters = True
 
     def __init__(self, backend: Backend = "auto", timeout_s: Timeout = 300.0, reshard_after_forward: bool = True,
-                 units: Sequence[str] = ("Block",)):
+                 units: Literal["auto"] | Patterns = "auto"):
         check_arguments(FSDP, locals(), at="distributed")
         super().__init__(backend, timeout_s)
         self.reshard_after_forward = bool(reshard_after_forward)
-        self.units = tuple(units)
+        self.units = units if units == "auto" else tuple(units)
         self.mesh = None
 
     def check_pruner(self, name: str, capabilities) -> None:
@@ -180,13 +185,34 @@ class FSDP(_ProcessGroupStrategy):
         from torch.distributed.device_mesh import init_device_mesh
         from torch.distributed.fsdp import fully_shard
 
+        paths = self.unit_paths(model)  # before anything is sharded: a refusal leaves the model as it was
         dev = model_device(model)
         self.mesh = init_device_mesh(dev.type, (self.world_size,))
-        for module in list(model.modules()):
-            if module is not model and type(module).__name__ in self.units:
-                fully_shard(module, mesh=self.mesh, reshard_after_forward=self.reshard_after_forward)
+        for path in paths:
+            fully_shard(model.get_submodule(path), mesh=self.mesh, reshard_after_forward=self.reshard_after_forward)
         fully_shard(model, mesh=self.mesh, reshard_after_forward=self.reshard_after_forward)
         return model
+
+    def unit_paths(self, model: nn.Module) -> list[str]:
+        """The module paths sharded as units, in the model's order.
+
+        Raises:
+            ConfigError: ``auto`` on a model that declares no blocks, or no module matched.
+        """
+        name = type(model).__name__
+        if self.units == "auto":
+            try:
+                paths = list(model_structure(model).blocks)
+            except UndeclaredStructure as exc:
+                raise ConfigError(f"distributed.units=auto needs the model's blocks: {exc}; or list the units' "
+                                  "module paths in distributed.units") from exc
+        else:
+            paths = [p for p, _ in model.named_modules() if p and any(re.fullmatch(u, p) for u in self.units)]
+        if not paths:
+            raise ConfigError(f"distributed.units={self.units if self.units == 'auto' else list(self.units)} matched "
+                              f"no module of {name}: the whole model would be one unit (every forward gathers "
+                              "every weight); list the units' module paths in distributed.units")
+        return paths
 
 
 def model_device(model: nn.Module) -> torch.device:

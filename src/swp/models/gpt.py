@@ -14,6 +14,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from swp.config_types import Count, Fraction, Options, Runtime, check_arguments
+from swp.models.structure import ModelStructure
 
 
 class CausalSelfAttention(nn.Module):
@@ -101,8 +102,13 @@ class GPT(nn.Module):
             raise given.refuse("n_embd", f"a multiple of {given.key('n_head')} ({given.n_head})")
 
     def get_output_embeddings(self) -> nn.Module:
-        """The output head, which pruners leave dense (same name as in transformers)."""
+        """The output head (same name as in transformers)."""
         return self.lm_head
+
+    def structure(self) -> ModelStructure:
+        """The blocks in order; the embeddings and the head (one tied matrix) stay dense."""
+        return ModelStructure(blocks=tuple(f"blocks.{i}" for i in range(len(self.blocks))),
+                              dense=("tok_emb.weight", "pos_emb.weight", "lm_head.weight"))
 
     def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None):
         """Returns (logits, loss); loss is mean cross-entropy in nats when targets are given."""

@@ -10,6 +10,7 @@ width, about 98M weights in Phi-3-vision) is dropped, as it is never used.
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal, Mapping, Sequence
 
 import numpy as np
@@ -19,6 +20,7 @@ from torch import nn
 from swp.config_types import Check, Count, Options, Patterns, Range, Runtime, Seed, check_arguments, checked_by
 from swp.errors import ConfigError
 from swp.models.hf_causal_lm import weights_dtype
+from swp.models.structure import ModelStructure, hugging_face_structure
 
 Prompt = Annotated[str, Check(lambda prompt: "{text}" in prompt, "a text containing '{text}'")]
 DataInfo = Annotated[int | None, Runtime("from the task")]
@@ -70,8 +72,16 @@ class VLMPriceRegressor(nn.Module):
         self._pad_id = tok.pad_token_id if tok.pad_token_id is not None else 0
 
     def get_output_embeddings(self) -> nn.Module:
-        """The regression head, kept dense by the pruners."""
+        """The regression head (the name transformers gives a model's output layer)."""
         return self.head
+
+    def structure(self) -> ModelStructure:
+        """The backbone's own structure (its blocks and embeddings, read from the Hugging Face
+        model), plus the head and every parameter `keep_dense` matches, kept dense."""
+        inner = hugging_face_structure(self.backbone).prefixed("backbone.")
+        kept = [n for n, _ in self.named_parameters(remove_duplicate=False)
+                if any(re.search(q, n) for q in self.keep_dense)]
+        return ModelStructure(inner.blocks, (*inner.dense, "head.weight", *kept), inner.layers)
 
     def encode(self, images: torch.Tensor, texts: Sequence[str]) -> dict[str, torch.Tensor]:
         """Processes each example alone (Phi-3-vision's processor takes one prompt per call)

@@ -9,6 +9,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from swp.config_types import Count, Count0, Fraction, Runtime, Why, check_arguments
+from swp.models.structure import ModelStructure
 
 
 class PriceVLM(nn.Module):
@@ -16,7 +17,7 @@ class PriceVLM(nn.Module):
 
     The convolutions stay dense (pruners select Linear weights); the Linear layers (image and
     text projections, fusion MLP) are the prunable part, and the one-output head is kept dense
-    like a language model's head, through `get_output_embeddings`.
+    like a language model's head (`structure`).
 
     Args:
         vocab_size: word ids of the task's vocabulary (0 pads).
@@ -59,8 +60,12 @@ class PriceVLM(nn.Module):
         self.head = nn.Linear(d, 1)
 
     def get_output_embeddings(self) -> nn.Module:
-        """The regression head, which pruners leave dense (the same rule as a language model's head)."""
+        """The regression head (the name transformers gives a model's output layer)."""
         return self.head
+
+    def structure(self) -> ModelStructure:
+        """No repeated blocks; the word embedding and the head stay dense."""
+        return ModelStructure(blocks=(), dense=("word_emb.weight", "head.weight"))
 
     def forward(self, images: torch.Tensor, tokens: torch.Tensor, texts=None) -> torch.Tensor:
         """Predicted standardised log price, (B,), from uint8 images (B, 3, H, W) and word ids.

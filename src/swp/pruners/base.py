@@ -14,7 +14,7 @@ from swp.config_types import Check, Patterns, Runtime, check_arguments
 from swp.distributed.env import Reduce, local_only
 from swp.errors import ConfigError
 from swp.pruners.capabilities import Capabilities
-from swp.pruners.select import input_feature_axis, prunable_parameters
+from swp.pruners.select import input_feature_axes, prunable_parameters
 from swp.pruning.nm import check_nm_shapes, check_nm_target, nm_keep_mask, parse_nm
 from swp.pruning.threshold import (
     lowest_fraction_keep,
@@ -104,7 +104,7 @@ class Pruner:
         self.nm = parse_nm(nm)
         # N:M groups run along each weight's input features: axis 1 of nn.Linear, axis 0 of
         # transformers' Conv1D (GPT-2), so masks are made with the input axis moved last.
-        self.input_axis = {n: input_feature_axis(model, n) for n in self.params}
+        self.input_axis = input_feature_axes(model, self.params)
         if self.nm:
             shapes = {n: tuple(p.movedim(self.input_axis[n], -1).shape) for n, p in self.params.items()}
             check_nm_shapes(shapes, self.nm[1])

@@ -8,8 +8,9 @@ import torch
 from torch import nn
 
 from swp.config_types import Count, Options, Patterns, Range, Seed, check_arguments
+from swp.models.structure import model_structure
 from swp.pruners.base import Model, NMSpec, Pruner, magnitude_scores
-from swp.pruners.calibration import Reduce, input_hooks, local_only, owning_modules, run_batches, sequential_blocks
+from swp.pruners.calibration import Reduce, block_by_block, input_hooks, local_only, owning_modules
 from swp.pruners.capabilities import Calibration
 from swp.pruning.nm import parse_nm
 from swp.pruning.sparsegpt import add_hessian_batch_, merge_hessians_, sparsegpt_prune
@@ -20,11 +21,12 @@ class SparseGPTPruner(Pruner):
     """SparseGPT as IST-DASLab/sparsegpt: sequential, block by block, reconstructing kept weights.
 
     `calibrate` keeps the calibration batches; the work happens in `masks`, once the fraction is
-    known. For each block of the model (the entries of its main ``nn.ModuleList``), in order,
-    the batches run through the model with hooks on the block's pruned layers, accumulating
-    H = 2/n X X^T per layer, and stop as soon as the block has returned; each layer is then
-    pruned and its kept weights updated (`swp.pruning.sparsegpt.sparsegpt_prune`) in place, so
-    the next block's inputs come from the already pruned ones. Every tensor is pruned at the same
+    known. For each block of the model (the blocks it declares, `swp.models.structure`), in
+    order, the block runs on its calibration inputs with hooks on its pruned layers,
+    accumulating H = 2/n X X^T per layer; each layer is then pruned and its kept weights updated
+    (`swp.pruning.sparsegpt.sparsegpt_prune`) in place, and the pruned block runs once more to
+    make the next block's inputs (`swp.pruners.calibration.block_by_block`: one forward per
+    batch up to the first block, then two runs of each block). Every tensor is pruned at the same
     fraction (``allocation`` is always ``uniform``, the reference's rule): target_sparsity, or,
     given only a prune_rate, the fraction magnitude pruning's Eq. 2 removes at that rate. With
     ``nm`` every row keeps N of each M inputs. The weights change at pruning time; the masks
@@ -60,6 +62,7 @@ class SparseGPTPruner(Pruner):
         check_arguments(SparseGPTPruner, locals(), at="pruner")
         super().__init__(model, include, exclude, "layer", nm, "uniform")
         self.blocksize, self.percdamp = blocksize, percdamp
+        model_structure(model)  # a model that declares no blocks is refused now, before training
         self.declare(calibration=Calibration(calibration_batches, calibration_seed))
         self.model = model
         self._batches: list | None = None
@@ -99,7 +102,7 @@ class SparseGPTPruner(Pruner):
         modules = owning_modules(model, self.params)
         first = next(iter(self.params))  # the layer whose inputs count the calibration tokens
         self.calibration_tokens = 0
-        for block, names in sequential_blocks(model, self.params):
+        for names, run in block_by_block(model, self.params, self._batches, self._forward):
             hessians: dict[str, torch.Tensor] = {}
             samples = dict.fromkeys(names, 0)
 
@@ -111,7 +114,7 @@ class SparseGPTPruner(Pruner):
                     self.calibration_tokens += x[..., 0].numel()
 
             with input_hooks({n: modules[n] for n in names}, see):
-                run_batches(model, self._batches, self._forward, stop_after=block)
+                run()
             for name in names:
                 if name not in hessians:
                     raise RuntimeError(f"calibration never reached {name}: is it used in the forward?")

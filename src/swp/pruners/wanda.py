@@ -7,8 +7,17 @@ from torch import nn
 
 from swp.config_types import Count, Options, Patterns, Seed, check_arguments
 from swp.errors import ConfigError
+from swp.models.structure import model_structure
 from swp.pruners.base import Allocation, Model, NMSpec, Pruner, Scope
-from swp.pruners.calibration import Reduce, input_norms, local_only, sequential_blocks
+from swp.pruners.calibration import (
+    Reduce,
+    block_by_block,
+    first_stack_recording,
+    input_norms,
+    local_only,
+    measured_norms,
+    owning_modules,
+)
 from swp.pruners.capabilities import Calibration, Capabilities
 from swp.pruning.nm import nm_keep_mask, parse_nm
 from swp.pruning.threshold import pruned_fraction_at_rate, spreads
@@ -24,12 +33,14 @@ class WandaPruner(Pruner):
     row, lowest scores first; ``nm`` prunes within every M consecutive inputs of a row.
     ``shared_rate`` applies Eq. 2 per row (keep where score > std(row) * prune_rate).
 
-    ``sequential`` (default, as the reference) prunes block by block (the entries of the model's
-    main ``nn.ModuleList``): each block's norms are measured on inputs from the already pruned
-    blocks before it (each forward ends after the block), and the block's pruned weights are
-    zeroed at once. `calibrate` then measures the dense model's norms too (one more pass), which
-    `scores` uses to turn a prune_rate into a fraction. ``sequential: false`` measures every
-    layer on the dense model in one pass.
+    ``sequential`` (default, as the reference) prunes block by block (the blocks the model
+    declares, `swp.models.structure`): each block's norms are measured on inputs from the
+    already pruned blocks before it, and the block's pruned weights are zeroed at once
+    (`swp.pruners.calibration.block_by_block`: the first block's inputs are recorded during
+    `calibrate`'s pass, then each block runs twice, to measure and, pruned, to feed the next).
+    `calibrate` measures the dense model's norms in that pass, which `scores` uses to turn a
+    prune_rate into a fraction. ``sequential: false`` measures every layer on the dense model
+    in one pass.
 
     Args:
         model, include, exclude, scope, nm, allocation: see `Pruner` (scope plays no part: scores
@@ -66,16 +77,21 @@ class WandaPruner(Pruner):
         super().__init__(model, include, exclude, scope, nm, allocation)
         self.declare(calibration=Calibration(calibration_batches, calibration_seed))
         self.sequential = sequential
+        if sequential:
+            model_structure(model)  # a model that declares no blocks is refused now, before training
         self.model = model
         self.norms: dict[str, torch.Tensor] = {}
-        self._calibration: tuple | None = None  # (batches, forward, reduce) kept for `masks`
+        self._calibration: tuple | None = None  # (batches, forward, reduce, first block inputs) kept for `masks`
         self._done: tuple[float | None, dict[str, torch.Tensor]] | None = None
 
     @torch.no_grad()
     def calibrate(self, model: nn.Module, batches: list, forward, reduce: Reduce = local_only) -> None:
-        self.norms, self.calibration_tokens = input_norms(model, self.params, batches, forward, reduce=reduce)
-        if self.sequential:
-            self._calibration = (batches, forward, reduce)
+        if not self.sequential:
+            self.norms, self.calibration_tokens = input_norms(model, self.params, batches, forward, reduce=reduce)
+            return
+        with first_stack_recording(model, self.params) as recorded:  # the dense pass runs the blocks anyway
+            self.norms, self.calibration_tokens = input_norms(model, self.params, batches, forward, reduce=reduce)
+        self._calibration = (batches, forward, reduce, recorded)
 
     def masks(self, prune_rate: float):
         if not self.sequential:
@@ -97,10 +113,11 @@ class WandaPruner(Pruner):
 
     @torch.no_grad()
     def _prune_sequentially(self, fraction: float | None) -> dict[str, torch.Tensor]:
-        batches, forward, reduce = self._calibration
+        batches, forward, reduce, recorded = self._calibration
+        modules = owning_modules(self.model, self.params)
         keep: dict[str, torch.Tensor] = {}
-        for block, names in sequential_blocks(self.model, self.params):
-            norms, _ = input_norms(self.model, names, batches, forward, stop_after=block, reduce=reduce)
+        for names, run in block_by_block(self.model, self.params, batches, forward, recorded):
+            norms, _ = measured_norms({n: modules[n] for n in names}, run, reduce)
             self.norms.update(norms)
             score = {n: wanda_scores(self.params[n], norms[n], self.input_axis[n]) for n in names}
             if self.nm:

@@ -6,6 +6,15 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from swp.models.structure import ModelStructure
+
+
+class Residual(nn.Sequential):
+    """x + layers(x): a block that adds its own residual, so each block's output is the next one's input."""
+
+    def forward(self, x):
+        return x + super().forward(x)
+
 
 class TwoBlocks(nn.Module):
     """Two residual blocks of Linear -> ReLU -> Linear (seeded: the same weights every time)."""
@@ -13,12 +22,15 @@ class TwoBlocks(nn.Module):
     def __init__(self, width: int = 8):
         super().__init__()
         torch.manual_seed(0)
-        self.blocks = nn.ModuleList(nn.Sequential(nn.Linear(width, width), nn.ReLU(), nn.Linear(width, width))
+        self.blocks = nn.ModuleList(Residual(nn.Linear(width, width), nn.ReLU(), nn.Linear(width, width))
                                     for _ in range(2))
+
+    def structure(self) -> ModelStructure:
+        return ModelStructure(blocks=("blocks.0", "blocks.1"))
 
     def forward(self, x):
         for b in self.blocks:
-            x = x + b(x)
+            x = b(x)
         return x
 
 
