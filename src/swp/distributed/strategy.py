@@ -28,7 +28,7 @@ from typing import Annotated, Literal
 import torch
 from torch import nn
 
-from swp.config_types import Patterns, Range, check_arguments
+from swp.config_types import Check, Patterns, Range, check_arguments
 from swp.distributed import env
 from swp.distributed.data import RankSlicedTask
 from swp.errors import ConfigError
@@ -148,6 +148,10 @@ class DDP(_ProcessGroupStrategy):
         return wrapped if wrapped is not None and wrapped.module is model else model
 
 
+# FSDP units: the model's declared blocks, or module-path regexes (a non-empty list).
+Units = Literal["auto"] | Annotated[Patterns, Check(len, "a non-empty list of module-path regexes")]
+
+
 class FSDP(_ProcessGroupStrategy):
     """Fully sharded data parallel (FSDP2, `fully_shard`): parameters, gradients, optimizer
     state, SWP's tracked state and the masks are split on dim 0 over the ranks.
@@ -167,7 +171,7 @@ class FSDP(_ProcessGroupStrategy):
     shards_parameters = True
 
     def __init__(self, backend: Backend = "auto", timeout_s: Timeout = 300.0, reshard_after_forward: bool = True,
-                 units: Literal["auto"] | Patterns = "auto"):
+                 units: Units = "auto"):
         check_arguments(FSDP, locals(), at="distributed")
         super().__init__(backend, timeout_s)
         self.reshard_after_forward = bool(reshard_after_forward)
