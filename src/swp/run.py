@@ -51,6 +51,8 @@ class Progress:
         dense_cache: ``off``, ``miss`` (trained and published) or ``hit`` (taken from the cache).
         initial, dense, pruned: validation metrics before training, after it, after pruning.
         dense_stats, ft_stats: throughput of the dense and fine-tuning phases.
+        calibration_tokens: tokens the pruner's calibration saw (recorded here, not read back
+            from the pruner, so a run resumed after pruning reports what the pruning saw).
     """
 
     rate: float
@@ -62,6 +64,7 @@ class Progress:
     pruned: dict[str, float] | None = None
     dense_stats: dict[str, float] = field(default_factory=lambda: {"tokens_per_s": 0.0})
     ft_stats: dict[str, float] = field(default_factory=lambda: {"tokens_per_s": 0.0})
+    calibration_tokens: int = 0
 
     # What a dense-cache entry hands to the run that takes it.
     DENSE_FIELDS = ("initial", "dense", "dense_stats")
@@ -159,6 +162,8 @@ class Run:
             warn_overpruned(self.masks.keep, self.max_sparsity)
             self.masks.apply()  # the dense optimizer is gone; fine-tuning starts a fresh one
             p.mask_sparsity = self.masks.sparsity()
+        if self.pruner.calibrates:  # SparseGPT counts them while it prunes, in masks()
+            p.calibration_tokens = int(self.pruner.calibration_tokens)
         check_sparsity(self.masks, "after pruning", p.mask_sparsity)
         p.pruned = self._evaluate("pruned", T)
         self.where.logger.log(sparsity_metrics(self.model, self.pruner.params, p.thresholds), step=T)
@@ -203,7 +208,7 @@ class Run:
         if not pr.calibrates:
             return {"calibration_batches": 0, "calibration_seed": None, "calibration_tokens": 0}
         return {"calibration_batches": pr.calibration_batches, "calibration_seed": pr.calibration_seed,
-                "calibration_tokens": pr.calibration_tokens}
+                "calibration_tokens": self.progress.calibration_tokens}
 
     def write_outputs(self, out_dir: Path, results: dict, show: int) -> None:
         """Stage 5: every artifact of the finished run; results.json goes last, so its presence
