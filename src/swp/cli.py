@@ -17,8 +17,9 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from swp.distributed import env as dist_env
-from swp.errors import ConfigError, RunError, RunInterrupted
+from swp.errors import ConfigError, RunError, RunInterrupted, one_line
 from swp.infra.run_folder import record_failure
+from swp.infra.runtime import threads_restored
 from swp.launch import Context, launch
 from swp.results import headline_value
 
@@ -51,8 +52,10 @@ def in_multirun() -> bool:
 
 def run(cfg: DictConfig) -> dict:
     """The library API: one run from a composed config (see `swp.config.compose_run_config`);
-    returns the results dict that results.json holds. Errors propagate as exceptions."""
-    return launch(cfg, context())
+    returns the results dict that results.json holds. Errors propagate as exceptions. The
+    caller's torch thread count is given back afterwards (`threads` is the run's setting)."""
+    with threads_restored():
+        return launch(cfg, context())
 
 
 def main(cfg: DictConfig) -> float | None:
@@ -61,13 +64,13 @@ def main(cfg: DictConfig) -> float | None:
     try:
         results = run(cfg)
     except RunInterrupted as exc:
-        _record_failure(cfg, exc)
-        print(f"stopped: {exc}", file=sys.stderr, flush=True)
+        note = _record_failure(cfg, exc)
+        print(f"stopped: {one_line(exc)}{note}", file=sys.stderr, flush=True)
         dist_env.leave_together()  # under torchrun: every rank has said where it stopped
         sys.exit(128 + exc.signum)  # also ends a sweep: the user or the cluster asked to stop
     except (ConfigError, RunError) as exc:
-        _record_failure(cfg, exc)
-        print(f"error: {exc}", file=sys.stderr)
+        note = _record_failure(cfg, exc)
+        print(f"error: {one_line(exc)}{note}", file=sys.stderr)
         if in_multirun():
             return None  # the sweep goes on; its summary lists this job from error.json
         sys.exit(2 if isinstance(exc, ConfigError) else 1)
@@ -83,10 +86,11 @@ def main(cfg: DictConfig) -> float | None:
     return headline_value(results)
 
 
-def _record_failure(cfg: DictConfig, exc: BaseException) -> None:
+def _record_failure(cfg: DictConfig, exc: BaseException) -> str:
+    """Leaves error.json; returns what the error line adds when it could not be written."""
     folder = cfg.get("resume") or cfg.get("output_dir") or context().default_dir
-    if folder:
-        record_failure(Path(folder), exc)
+    reason = record_failure(Path(folder), exc) if folder else None
+    return f" (error.json could not be written: {reason})" if reason else ""
 
 
 def hydra_app():

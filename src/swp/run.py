@@ -235,9 +235,11 @@ class Run:
                 show=show, seed=self.seed,
                 title=f"{results.get('pruner') or 'run'}, sparsity {results['sparsity']:.1%}",
             )
+        # The summary line first: writing it also finds a run folder deleted under the run
+        # (`JsonlLogger`), which must fail the run before results.json says it finished.
+        self.where.logger.summary(scalars(results))
         write_json_atomic(out_dir / "results.json", results)
         (out_dir / "error.json").unlink(missing_ok=True)  # left by an earlier, interrupted attempt
-        self.where.logger.summary(scalars(results))
 
     # ---- checkpoints ----------------------------------------------------------------------
     def snapshot(self, stage: Stage, step: int = 0, optimizer_state=None, generator_state=None) -> dict:

@@ -67,6 +67,21 @@ def set_threads(threads: int | None) -> None:
         os.environ.setdefault("OMP_NUM_THREADS", str(threads))
 
 
+@contextlib.contextmanager
+def threads_restored():
+    """Gives torch's CPU thread count and OMP_NUM_THREADS back as they were (a run's `threads`
+    setting is the run's, not its caller's: a notebook keeps its own)."""
+    threads, omp = torch.get_num_threads(), os.environ.get("OMP_NUM_THREADS")
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+        if omp is None:
+            os.environ.pop("OMP_NUM_THREADS", None)
+        else:
+            os.environ["OMP_NUM_THREADS"] = omp
+
+
 def check_checkpoint_settings(settings) -> dict:
     """Validates the `checkpoint` block; returns it as a plain dict with defaults filled in."""
     s = {"enabled": True, "every": 500, "keep": 2, "keep_after_success": False, "sharded": False} | dict(

@@ -8,7 +8,7 @@ from typing import Mapping, Sequence
 import torch
 
 from swp.data.hf_corpus import load_split_text
-from swp.errors import ConfigError
+from swp.errors import ConfigError, one_line
 from swp.models.hf_causal_lm import model_source
 
 
@@ -71,7 +71,7 @@ class TokenLMTask:
         revision: str | None = None,
         trust_remote_code: bool = False,
     ):
-        tokenizer = model_source(tokenizer, tokenizer_package, gguf_file)
+        tokenizer = model_source(tokenizer, tokenizer_package, gguf_file, key="dataset.tokenizer")
         _check_settings(tokenizer, text, eval_fraction, block_size, batch_size, eval_batch_size)
         self.tokenizer = _load_tokenizer(tokenizer, revision, trust_remote_code, gguf_file)
         self.block_size, self.batch_size = block_size, batch_size
@@ -200,4 +200,4 @@ def _load_tokenizer(name_or_path: str, revision: str | None, trust_remote_code: 
             name_or_path, revision=revision, trust_remote_code=trust_remote_code, **extra
         )
     except (OSError, ValueError, ImportError) as exc:
-        raise ConfigError(f"cannot load tokenizer {name_or_path!r}: {str(exc).splitlines()[0]}") from exc
+        raise ConfigError(f"cannot load tokenizer {name_or_path!r}: {one_line(exc)}") from exc
