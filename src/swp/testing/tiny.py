@@ -50,3 +50,29 @@ MICRO = [
 def options(group: str) -> list[str]:
     """Every option of a config group (its conf/<group>/*.yaml), sorted."""
     return sorted(p.stem for p in (CONF / group).glob("*.yaml"))
+
+
+def run_cli(monkeypatch, capsys, out: Path, *overrides: str, base=MICRO) -> tuple[int, str]:
+    """`python train.py <base> output_dir=<out> <overrides>` in this process (Hydra's real
+    entrypoint, `swp.cli.hydra_app`); returns (exit status, stderr)."""
+    import sys
+
+    from swp.cli import hydra_app
+
+    argv = ["train.py", f"--config-path={CONF}", *base, f"output_dir={out}", f"hydra.run.dir={out.parent / 'hydra'}",
+            *overrides]
+    monkeypatch.setattr(sys, "argv", argv)
+    try:
+        hydra_app()()
+        code = 0
+    except SystemExit as exc:
+        code = exc.code
+    return code, capsys.readouterr().err
+
+
+def error_line(err: str, prefix: str = "error: ") -> str:
+    """The one line of stderr that starts with `prefix`; fails unless there is exactly one and
+    no traceback."""
+    lines = [ln for ln in err.splitlines() if ln.startswith(prefix)]
+    assert len(lines) == 1 and "Traceback" not in err, err
+    return lines[0]
