@@ -75,7 +75,13 @@ def main(cfg: DictConfig) -> float | None:
             return None  # the sweep goes on; its summary lists this job from error.json
         sys.exit(2 if isinstance(exc, ConfigError) else 1)
     except Exception as exc:
-        _record_failure(cfg, exc)
+        known = environment_failure(exc)
+        note = _record_failure(cfg, exc)
+        if known is not None:  # the machine's, not the code's: one line, like a RunError
+            print(f"error: {known}{note}", file=sys.stderr)
+            if in_multirun():
+                return None
+            sys.exit(1)
         if in_multirun():
             traceback.print_exc()
             return None
@@ -84,6 +90,24 @@ def main(cfg: DictConfig) -> float | None:
         _record_failure(cfg, exc)
         raise
     return headline_value(results)
+
+
+def environment_failure(exc: BaseException) -> str | None:
+    """One line for a failure of the machine rather than of the code (a file that cannot be
+    written or read, memory that cannot be allocated), found anywhere in the cause chain (Hydra
+    wraps a part's errors), or None for anything else: a bug keeps its traceback."""
+    seen = exc
+    while seen is not None:
+        if isinstance(seen, OSError):
+            where = f" ({seen.filename})" if seen.filename else ""
+            return f"{seen.strerror or one_line(seen)}{where}; the work so far is kept in the last checkpoint"
+        text = str(seen)
+        if isinstance(seen, MemoryError) or (isinstance(seen, RuntimeError) and any(
+                m in text for m in ("out of memory", "can't allocate memory", "not enough memory"))):
+            return (f"out of memory ({one_line(seen, 200)}); lower what fills it (model size, dataset.batch_size, "
+                    "pruner.window, pruner.calibration_batches) or use a machine with more memory")
+        seen = seen.__cause__ or seen.__context__
+    return None
 
 
 def _record_failure(cfg: DictConfig, exc: BaseException) -> str:

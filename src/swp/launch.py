@@ -14,6 +14,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
+from swp import preflight
 from swp.analysis.trajectories import TrajectoryRecorder
 from swp.distributed import env as dist_env
 from swp.distributed.state import AgreedStopRequest, for_ranks
@@ -127,6 +128,7 @@ def _launch_in(out_dir: Path, cfg: DictConfig, context: Context, settings: Setti
     runtime.set_threads(cfg.get("threads"))
     runtime.seed_everything(cfg.seed)
     parts = build_parts(cfg, settings, strategy)
+    preflight.check(parts, settings.device, strategy)  # against what the run will have; nothing written yet
     backend = meter = None
     if strategy.is_main:
         OmegaConf.save(cfg, out_dir / "config.yaml", resolve=True)

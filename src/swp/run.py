@@ -279,6 +279,12 @@ class Run:
             check_sparsity(self.masks, f"on loading {ckpt.path}", ckpt.state["mask_sparsity"])
 
     # ---- helpers --------------------------------------------------------------------------
+    def _stop_if_requested(self, where: str) -> None:
+        """Stops now, between two steps of work that writes nothing, naming the newest checkpoint."""
+        if self.stop is not None and self.stop.requested:
+            paths = self.checkpoints.paths() if self.checkpoints is not None else []
+            self.stop.stop(where, paths[-1] if paths else None)
+
     def _pending(self, stage: Stage) -> bool:
         return self.reached is None or self.reached < stage
 
@@ -370,11 +376,17 @@ class Run:
         return metrics
 
     def _calibrate(self) -> None:
-        """Draws the pruner's calibration batches from the training split with their own seed."""
+        """Draws the pruner's calibration batches from the training split with their own seed.
+        A stop request is honoured between batches (calibration can take minutes): the run stops
+        with the dense checkpoint written before it, which resumes right here."""
         generator = torch.Generator().manual_seed(self.pruner.calibration_seed)
-        batches = [self.task.train_batch(generator, self.where.device) for _ in range(self.pruner.calibration_batches)]
+        batches = []
+        for _ in range(self.pruner.calibration_batches):
+            self._stop_if_requested("while drawing calibration batches")
+            batches.append(self.task.train_batch(generator, self.where.device))
 
         def forward(model: nn.Module, batch) -> None:
+            self._stop_if_requested("during calibration")  # also between SparseGPT's and Wanda's blocks
             with torch.no_grad(), self.where.autocast():
                 self.task.loss(model, batch)
 

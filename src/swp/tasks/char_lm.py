@@ -6,6 +6,7 @@ import numpy as np
 import torch
 
 from swp.errors import ConfigError
+from swp.infra.runtime import check_fits_memory
 
 
 class CharLMTask:
@@ -51,6 +52,9 @@ class CharLMTask:
                 )
         self.block_size, self.batch_size = block_size, batch_size
         self.tokens_per_batch = batch_size * block_size
+        self.batches_per_split = max(1, len(self.train_data) // self.tokens_per_batch)
+        check_fits_memory(8 * eval_batches * batch_size, "dataset.eval_batches x dataset.batch_size",
+                          f"{eval_batches * batch_size:,} validation windows")
         g = torch.Generator().manual_seed(eval_seed)
         self._val_starts = torch.randint(
             len(self.val_data) - block_size - 1, (eval_batches, batch_size), generator=g

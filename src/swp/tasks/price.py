@@ -70,6 +70,7 @@ class PriceTask:
         self.target = torch.from_numpy((log_price - self.log_mean) / self.log_std).float()
         self.prices = torch.from_numpy(prices)
         self.train_rows = torch.from_numpy(train)
+        self.batches_per_split = max(1, len(self.train_rows) // batch_size)
         self.val_rows = torch.from_numpy(val[:eval_examples] if eval_examples else val)
         # The reference every model must beat: predict the mean training price for every row.
         train_mean = prices[train].mean()

@@ -94,6 +94,7 @@ class TokenLMTask:
         if gguf_file:
             self._info["gguf_file"] = gguf_file
         self.train_blocks = self._blocks(self._tokenize(train_text), train_split)
+        self.batches_per_split = max(1, len(self.train_blocks) // batch_size)
         eval_ids = self._tokenize(eval_text)
         self.eval_windows = self._windows(eval_ids, max_eval_windows, eval_split)
         self._info |= {"eval_stream_tokens": len(eval_ids), "train_tokens": self.train_blocks.numel()}
