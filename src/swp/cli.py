@@ -100,7 +100,8 @@ def environment_failure(exc: BaseException) -> str | None:
     while seen is not None:
         if isinstance(seen, OSError):
             where = f" ({seen.filename})" if seen.filename else ""
-            return f"{seen.strerror or one_line(seen)}{where}; the work so far is kept in the last checkpoint"
+            return (f"{seen.strerror or one_line(seen)}{where}; fix that (disk space, permissions), then re-run the "
+                    "same command: a run resumes from its last checkpoint")
         text = str(seen)
         if isinstance(seen, MemoryError) or (isinstance(seen, RuntimeError) and any(
                 m in text for m in ("out of memory", "can't allocate memory", "not enough memory"))):

@@ -27,17 +27,11 @@ class RunInterrupted(RunError):
 
 
 def one_line(exc: BaseException, limit: int = 600) -> str:
-    """An exception's whole message on one line, with its cause when the message leaves it out.
+    """An exception's whole message on one line.
 
     Libraries write multi-line messages whose first line is only a preamble (transformers:
     "Couldn't instantiate the backend tokenizer from one of:", then the reasons), so keeping
-    the first line loses the cause; the lines are joined instead, and a chained cause
-    (``raise ... from exc``) is appended when its text is not already there.
+    the first line loses the cause; the lines are joined instead (and very long ones cut).
     """
     text = " ".join(str(exc).split()) or type(exc).__name__
-    cause = exc.__cause__
-    if cause is not None:
-        because = " ".join(str(cause).split())
-        if because and because not in text:
-            text = f"{text} (because {type(cause).__name__}: {because})"
     return text if len(text) <= limit else text[: limit - 3] + "..."

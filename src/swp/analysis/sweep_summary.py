@@ -25,6 +25,7 @@ from hydra.experimental.callback import Callback
 
 from swp.infra.io import write_atomic
 from swp.logging.base import Logger
+from swp.results import damage
 
 log = logging.getLogger(__name__)
 
@@ -76,35 +77,60 @@ def collect(sweep_dir: str | Path) -> list[dict]:
     """One row per job: its results.json scalars, or status ``failed`` and why.
 
     A job without results.json failed: error.json says how when the run could record it;
-    otherwise it was killed (or is still running). ``finetune_steps`` comes from the job's saved
-    config when results.json does not carry it.
+    otherwise it was killed (or is still running). A results.json that cannot be read, is not a
+    mapping or holds a non-number where a number belongs (`swp.results.damage`) makes the job
+    ``failed`` too, with the reason: one bad job never stops the summary of the others.
+    ``finetune_steps`` comes from the job's saved config when results.json does not carry it.
     """
-    rows = []
-    for folder in job_folders(sweep_dir):
-        row = {"job": folder.name}
-        overrides = folder / ".hydra" / "overrides.yaml"
-        if overrides.is_file():
-            from omegaconf import OmegaConf
+    return [_job_row(folder) for folder in job_folders(sweep_dir)]
 
-            row["overrides"] = " ".join(OmegaConf.load(overrides))
-        results = folder / "results.json"
-        if results.is_file():
-            data = json.loads(results.read_text())
-            row |= {"status": "ok"} | {k: v for k, v in data.items() if not isinstance(v, (list, dict))}
-            if "finetune_steps" not in row:
-                steps = _finetune_steps(folder)
-                if steps is not None:
-                    row["finetune_steps"] = steps
-        else:
-            error = folder / "error.json"
-            info = json.loads(error.read_text()) if error.is_file() else {}
-            row |= {
-                "status": "failed",
-                "error_type": info.get("type", ""),
-                "error": info.get("error", "no results.json and no error.json (killed or still running)"),
-            }
-        rows.append(row)
-    return rows
+
+def _job_row(folder: Path) -> dict:
+    row = {"job": folder.name} | _overrides_of(folder)
+    results = folder / "results.json"
+    if not results.is_file():
+        return row | _failure(folder)
+    data, why = _read_json(results)
+    why = why or damage(data)
+    if why:
+        return row | {"status": "failed", "error_type": "DamagedResults", "error": f"results.json is damaged ({why})"}
+    row |= {"status": "ok"} | {k: v for k, v in data.items() if not isinstance(v, (list, dict))}
+    if "finetune_steps" not in row:
+        steps = _finetune_steps(folder)
+        if steps is not None:
+            row["finetune_steps"] = steps
+    return row
+
+
+def _failure(folder: Path) -> dict:
+    """Why a job left no results.json: its error.json, or that it left none (killed, running)."""
+    error = folder / "error.json"
+    info, why = _read_json(error) if error.is_file() else ({}, None)
+    if why or not isinstance(info, dict):
+        info = {"type": "DamagedError", "error": f"no results.json, and error.json is damaged ({why or 'not a mapping'})"}
+    return {"status": "failed", "error_type": str(info.get("type", "")),
+            "error": str(info.get("error", "no results.json and no error.json (killed or still running)"))}
+
+
+def _read_json(path: Path):
+    """(data, None), or (None, the reason) for a file that is not UTF-8 JSON."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8")), None
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        return None, " ".join(str(exc).split())[:200]
+
+
+def _overrides_of(folder: Path) -> dict:
+    """The job's command-line overrides (Hydra's overrides.yaml), if readable."""
+    path = folder / ".hydra" / "overrides.yaml"
+    if not path.is_file():
+        return {}
+    try:
+        from omegaconf import OmegaConf
+
+        return {"overrides": " ".join(str(o) for o in OmegaConf.load(path))}
+    except Exception:  # damaged: the job is still listed, without the overrides that name its curve
+        return {}
 
 
 def columns(rows: list[dict]) -> list[str]:
@@ -313,7 +339,8 @@ def summarize_sweep(sweep_dir: str | Path, logger: Logger | None = None, band: s
 
     Returns:
         ``jobs``, ``ok``, ``failed`` counts, the ``csv`` and ``aggregate`` paths, the ``figure``
-        and ``figure_data`` paths (None when no job succeeded) and the ``metric``.
+        and ``figure_data`` paths (None when no job succeeded), the ``metric`` and ``failures``
+        (one ``job: type: why`` line per failed or damaged job).
     """
     from swp.analysis.figures import compression_curve
 
@@ -348,7 +375,8 @@ def summarize_sweep(sweep_dir: str | Path, logger: Logger | None = None, band: s
         log.warning("sweep %s: %d of %d jobs failed: %s", sweep_dir, len(failed), len(rows), ", ".join(failed))
     summary = {"jobs": len(rows), "ok": len(rows) - len(failed), "failed": len(failed), "csv": str(sweep_dir / CSV),
                "aggregate": str(sweep_dir / AGGREGATE_CSV) if aggregates else None, "metric": metric,
-               "figure": figure and str(figure), "figure_data": data_path and str(data_path)}
+               "figure": figure and str(figure), "figure_data": data_path and str(data_path),
+               "failures": [f"{r['job']}: {r['error_type']}: {r['error']}" for r in rows if r["status"] != "ok"]}
     if logger is not None:
         _log_summary(logger, rows, cols, aggregates, agg_cols, lines, metric, figure, summary)
     return summary
