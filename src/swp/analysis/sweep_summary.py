@@ -107,7 +107,8 @@ def _failure(folder: Path) -> dict:
     error = folder / "error.json"
     info, why = _read_json(error) if error.is_file() else ({}, None)
     if why or not isinstance(info, dict):
-        info = {"type": "DamagedError", "error": f"no results.json, and error.json is damaged ({why or 'not a mapping'})"}
+        why = why or "not a mapping"
+        info = {"type": "DamagedError", "error": f"no results.json, and error.json is damaged ({why})"}
     return {"status": "failed", "error_type": str(info.get("type", "")),
             "error": str(info.get("error", "no results.json and no error.json (killed or still running)"))}
 
