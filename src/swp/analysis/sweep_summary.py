@@ -339,9 +339,8 @@ def summarize_sweep(sweep_dir: str | Path, logger: Logger | None = None, band: s
         log_y: log-scale y axis; None: log for perplexity, linear otherwise.
 
     Returns:
-        ``jobs``, ``ok``, ``failed`` counts, the ``csv`` and ``aggregate`` paths, the ``figure``
-        and ``figure_data`` paths (None when no job succeeded), the ``metric`` and ``failures``
-        (one ``job: type: why`` line per failed or damaged job).
+        ``jobs``, ``ok``, ``failed`` counts, the ``csv``, ``aggregate``, ``figure`` and ``figure_data``
+        paths (None when no job succeeded), the ``metric``, and ``failures`` (``job: type: why`` each).
     """
     from swp.analysis.figures import compression_curve
 
@@ -350,7 +349,7 @@ def summarize_sweep(sweep_dir: str | Path, logger: Logger | None = None, band: s
     sweep_dir = Path(sweep_dir)
     rows = collect(sweep_dir)
     cols = write_csv(sweep_dir / CSV, rows)
-    failed = [r["job"] for r in rows if r["status"] != "ok"]
+    failures = [f"{r['job']}: {r['error_type']}: {r['error']}" for r in rows if r["status"] != "ok"]
     metric = headline_metric(rows)
     figure = data_path = None
     aggregates = aggregate(rows, metric) if metric else []
@@ -365,19 +364,18 @@ def summarize_sweep(sweep_dir: str | Path, logger: Logger | None = None, band: s
         seeds = max(line["n"] if isinstance(line["n"], int) else max(line["n"]) for line in lines)
         better = "lower is better" if lower_is_better(rows) else "higher is better"
         per_point = f"up to {seeds} seeds a point" if seeds != 1 else "1 seed a point"
-        title = f"Compression versus {ylabel} ({len(rows) - len(failed)} runs, {per_point})"
+        title = f"Compression versus {ylabel} ({len(rows) - len(failures)} runs, {per_point})"
         figure = compression_curve(sweep_dir / figure_name(metric), lines, ylabel=f"{ylabel}, {better}",
                                    title=title, band_note=BANDS[band], log_y=log_scale)
         data_path = _write_json(figure.with_suffix(".json"), {
             "figure": figure.name, "metric": metric, "ylabel": ylabel, "lower_is_better": lower_is_better(rows),
             "band": band, "band_note": BANDS[band], "log_y": log_scale, "lines": lines,
         })
-    if failed:
-        log.warning("sweep %s: %d of %d jobs failed: %s", sweep_dir, len(failed), len(rows), ", ".join(failed))
-    summary = {"jobs": len(rows), "ok": len(rows) - len(failed), "failed": len(failed), "csv": str(sweep_dir / CSV),
+    if failures:
+        log.warning("sweep %s: %d of %d jobs failed: %s", sweep_dir, len(failures), len(rows), "; ".join(failures))
+    summary = {"jobs": len(rows), "ok": len(rows) - len(failures), "failed": len(failures), "csv": str(sweep_dir / CSV),
                "aggregate": str(sweep_dir / AGGREGATE_CSV) if aggregates else None, "metric": metric,
-               "figure": figure and str(figure), "figure_data": data_path and str(data_path),
-               "failures": [f"{r['job']}: {r['error_type']}: {r['error']}" for r in rows if r["status"] != "ok"]}
+               "figure": figure and str(figure), "figure_data": data_path and str(data_path), "failures": failures}
     if logger is not None:
         _log_summary(logger, rows, cols, aggregates, agg_cols, lines, metric, figure, summary)
     return summary

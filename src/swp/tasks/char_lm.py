@@ -52,7 +52,6 @@ class CharLMTask:
                 )
         self.block_size, self.batch_size = block_size, batch_size
         self.tokens_per_batch = batch_size * block_size
-        self.batches_per_split = max(1, len(self.train_data) // self.tokens_per_batch)
         check_fits_memory(8 * eval_batches * batch_size, "dataset.eval_batches x dataset.batch_size",
                           f"{eval_batches * batch_size:,} validation windows")
         g = torch.Generator().manual_seed(eval_seed)
@@ -63,6 +62,11 @@ class CharLMTask:
     @property
     def vocab_size(self) -> int:
         return len(self.chars)
+
+    @property
+    def batches_per_split(self) -> int:
+        """Distinct batches the training split holds (calibration may not ask for more)."""
+        return max(1, len(self.train_data) // self.tokens_per_batch)
 
     def model_kwargs(self) -> dict:
         """What the model must be built with to fit this data."""

@@ -70,11 +70,15 @@ class PriceTask:
         self.target = torch.from_numpy((log_price - self.log_mean) / self.log_std).float()
         self.prices = torch.from_numpy(prices)
         self.train_rows = torch.from_numpy(train)
-        self.batches_per_split = max(1, len(self.train_rows) // batch_size)
         self.val_rows = torch.from_numpy(val[:eval_examples] if eval_examples else val)
         # The reference every model must beat: predict the mean training price for every row.
         train_mean = prices[train].mean()
         self.baseline_val_mae = float(np.abs(prices[self.val_rows.numpy()] - train_mean).mean())
+
+    @property
+    def batches_per_split(self) -> int:
+        """Distinct batches the training split holds (calibration may not ask for more)."""
+        return max(1, len(self.train_rows) // self.batch_size)
 
     def model_kwargs(self) -> dict:
         """What a model must be built with to fit this data."""

@@ -94,7 +94,6 @@ class TokenLMTask:
         if gguf_file:
             self._info["gguf_file"] = gguf_file
         self.train_blocks = self._blocks(self._tokenize(train_text), train_split)
-        self.batches_per_split = max(1, len(self.train_blocks) // batch_size)
         eval_ids = self._tokenize(eval_text)
         self.eval_windows = self._windows(eval_ids, max_eval_windows, eval_split)
         self._info |= {"eval_stream_tokens": len(eval_ids), "train_tokens": self.train_blocks.numel()}
@@ -128,6 +127,11 @@ class TokenLMTask:
     @property
     def vocab_size(self) -> int:
         return len(self.tokenizer)
+
+    @property
+    def batches_per_split(self) -> int:
+        """Distinct batches the training split holds (calibration may not ask for more)."""
+        return max(1, len(self.train_blocks) // self.batch_size)
 
     def model_kwargs(self) -> dict:
         """The model must cover every id the tokenizer can produce, and every position fed."""
