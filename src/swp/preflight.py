@@ -140,15 +140,17 @@ def demands(parts, device: torch.device, points: int) -> list[Demand]:
 
 
 def check_memory(needs: list[Demand], memory, device: torch.device) -> None:
-    """Refuses a plan that needs more memory, on any device, than this machine has in all."""
+    """Refuses a plan that needs more memory, on any device, than this machine has in all. The
+    line names the setting to lower: the largest of what the run adds to its model (state,
+    trajectories, batches) whose removal alone would make the plan fit, else the largest demand."""
     for kind in sorted({d.device for d in needs}):
         mine = [d for d in needs if d.device == kind]
         total, have = sum(d.bytes for d in mine), memory(kind)
         if have and total > have:
-            big = max(mine, key=lambda d: d.bytes)
+            big = max(mine, key=lambda d: (total - d.bytes <= have and d.key != "model", d.bytes))
             also = f" ({gib(total)} with the rest)" if total > big.bytes else ""
             raise ConfigError(
-                f"{big.key}: {big.what} needs {gib(big.bytes)}{also}, more than this machine's {gib(have)} of "
+                f"{big.key}: {big.what} would take {gib(big.bytes)}{also}, more than this machine's {gib(have)} of "
                 f"{'GPU ' if kind == 'cuda' else ''}memory; {big.advice}")
 
 

@@ -89,3 +89,78 @@ def test_a_huge_size_is_refused_capped_or_only_costs_time(monkeypatch, capsys, t
     assert code in (1, 2), err
     assert not (folder / "config.yaml").exists()  # refused before anything of the run was written
     assert key.split(".")[-1] in line or "memory" in line, line
+
+
+# ---------------------------------------------------------------------------------------------
+# The issue's examples, by name
+
+
+def test_a_window_wider_than_the_run_is_capped_with_the_same_results(capsys, tmp_path):
+    """pruner.window=1000000 on a run with 3 tracking points asked for a million-slot ring per
+    weight (the kernel killed the process); it now holds the 3 points, and scores as window=2."""
+    from swp.cli import run
+    from swp.testing.outcome import results_outcome
+
+    run(compose_cfg(BASE + ["pruner.window=1000000"], tmp_path / "huge"))
+    assert "note: pruner.window=1000000 is wider than the run's 3 tracking points" in capsys.readouterr().err
+    run(compose_cfg(BASE + ["pruner.window=2"], tmp_path / "fits"))
+    assert results_outcome(tmp_path / "huge") == results_outcome(tmp_path / "fits")
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (["pruner=sparsegpt", "pruner.calibration_batches=100000"],
+     "pruner.calibration_batches=100000 is more than the training split holds (281 batches of 64 tokens)"),
+    (["pruner.state_device=cuda"], "pruner.state_device=cuda was asked for but CUDA is not available"),
+    (["schedule.train_steps=0"], "this run has no tracking point (schedule.train_steps=0)"),
+])
+def test_values_the_run_cannot_honour_are_refused_before_training(monkeypatch, capsys, tmp_path, overrides, message):
+    if "cuda" in message:
+        pytest.importorskip("torch")
+        import torch
+
+        if torch.cuda.is_available():
+            pytest.skip("this machine has CUDA")
+    code, err = run_cli(monkeypatch, capsys, tmp_path / "run", *overrides, base=BASE)
+    assert code == 2 and message in error_line(err)
+    assert not (tmp_path / "run" / "config.yaml").exists()
+
+
+@pytest.mark.parametrize("window, key", [(None, "pruner.state_device"), (2, "pruner.window")])
+def test_tracked_state_larger_than_the_machine_is_refused(monkeypatch, capsys, tmp_path, window, key):
+    """The memory the tracked state implies, against this machine's (made small here)."""
+    from swp import preflight
+
+    real = preflight.check_memory
+
+    def machine_without_room_for_the_state(needs, memory, device):
+        room = sum(d.bytes for d in needs if not d.key.startswith("pruner.")) + 1  # everything but the state
+        return real(needs, lambda kind: room, device)
+
+    monkeypatch.setattr(preflight, "check_memory", machine_without_room_for_the_state)
+    code, err = run_cli(monkeypatch, capsys, tmp_path / "run", f"pruner.window={window or 'null'}", base=BASE)
+    line = error_line(err)
+    assert code == 2 and line.startswith(f"error: {key}: the pruner's tracked state over 3 tracking points would take")
+    assert "more than this machine's" in line and not (tmp_path / "run" / "config.yaml").exists()
+
+
+@pytest.mark.slow
+def test_fsdp_in_one_process_is_refused_in_one_line(tmp_path):
+    """torchrun --nproc_per_node=1 with distributed=fsdp died at its first checkpoint (safetensors:
+    invalid python storage); it is refused before training. torchrun then prints its own
+    ChildFailedError report and exits 1 (docs/distributed.md)."""
+    import os
+    import subprocess
+    import sys
+
+    from swp.distributed.launch import free_port
+    from swp.testing.tiny import ROOT
+
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT / "src"))
+    p = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=1",
+                        f"--master_port={free_port()}", str(ROOT / "train.py"), *BASE, "distributed=fsdp",
+                        f"output_dir={tmp_path / 'run'}"], cwd=ROOT, env=env, capture_output=True, text=True,
+                       timeout=300)
+    ours = [ln for ln in p.stderr.splitlines() if ln.startswith("error: ")]
+    assert p.returncode == 1 and len(ours) == 1 and "distributed=fsdp needs at least 2 processes" in ours[0]
+    assert "exitcode  : 2" in p.stderr  # torchrun's report names the rank's own exit status
+    assert sorted(x.name for x in (tmp_path / "run").iterdir()) == [".lock", "error.json"]
