@@ -70,14 +70,14 @@ def check(parts, device: torch.device, strategy, *, memory=None) -> list[str]:
         ConfigError: a value this run cannot honour (one line, naming the key).
     """
     check_distributed(strategy)
-    check_state_device(getattr(parts.pruner, "state_device", None))
+    check_state_device(parts.pruner.state_device)
     points = parts.schedule.tracking_points()
     notes = parts.pruner.plan(points, parts.schedule.train_steps)
     if parts.recorder is not None:
         notes += parts.recorder.plan()
     check_calibration(parts.pruner, parts.task)
     check_memory(demands(parts, device, points), memory or machine_memory, device)
-    if getattr(strategy, "is_main", True):
+    if strategy.is_main:
         for note in notes:
             print(f"note: {note}", file=sys.stderr)
     return notes
@@ -85,7 +85,7 @@ def check(parts, device: torch.device, strategy, *, memory=None) -> list[str]:
 
 def check_distributed(strategy) -> None:
     """FSDP2 in one process shards nothing and its DTensor weights cannot be saved as one."""
-    if getattr(strategy, "shards_parameters", False) and strategy.world_size == 1:
+    if strategy.shards_parameters and strategy.world_size == 1:
         raise ConfigError("distributed=fsdp needs at least 2 processes (this job has 1: torchrun "
                           "--nproc_per_node=1); run one process with distributed=none")
 
@@ -106,9 +106,9 @@ def check_state_device(name: str | None) -> None:
 def check_calibration(pruner, task) -> None:
     """Calibration draws its batches from the training split and holds them all at once: more
     batches than the split holds only repeats its text, at the memory of all of them."""
-    wanted = int(getattr(pruner, "calibration_batches", 0) or 0) if pruner.calibrates else 0
-    held = int(getattr(task, "batches_per_split", 0) or 0)
-    if wanted and held and wanted > held:
+    wanted = pruner.calibration_batches if pruner.calibrates else 0
+    held = task.batches_per_split
+    if wanted > held:
         raise ConfigError(f"pruner.calibration_batches={wanted} is more than the training split holds ({held} "
                           f"batches of {task.tokens_per_batch} tokens): calibration would see the same text again; "
                           f"use at most {held}")
@@ -120,7 +120,7 @@ def demands(parts, device: torch.device, points: int) -> list[Demand]:
     kind = device.type
     weights = local_bytes(_unique(parts.model.parameters()))
     pruner = parts.pruner
-    state_kind = torch.device(pruner.state_device).type if getattr(pruner, "state_device", None) else kind
+    state_kind = torch.device(pruner.state_device).type if pruner.state_device else kind
     out = [Demand("the model and its optimizer", weights * (1 + ADAM_MOMENTS), kind, "model",
                   "choose a smaller model")]
     state, key, advice = pruner.planned_state(points)

@@ -21,7 +21,7 @@ PID = os.getpid()  # the tests run the CLI in this process: its temporaries carr
 EXAMPLES = {"*.log": "train.log", ".*.tmp*": f".results.{PID}.tmp.json", ".write-test-*": f".write-test-{PID}"}
 # Every name of RUN_FILES (a pattern by an example), and a file inside a checkpoint.
 NAMES = [EXAMPLES.get(n, n) for n in RUN_FILES] + ["checkpoints/<newest>/state.pt"]
-FOLDERS = ("checkpoints", "wandb", ".hydra")
+FOLDERS = ("checkpoints", "wandb", "export", ".hydra")
 
 
 @pytest.fixture(scope="module")
@@ -175,3 +175,20 @@ def test_a_folder_deleted_while_the_run_writes_it_ends_in_one_line(monkeypatch, 
     line = error_line(err)
     assert code == 1 and ("vanished" in line or "was deleted" in line), line
     assert not (folder / "results.json").exists()
+
+
+def test_every_name_a_run_leaves_is_declared(tmp_path):
+    """RUN_FILES is complete: a finished run (figures, trajectories, kept checkpoints) and its
+    compressed export leave only declared names, and the folder is still a run's."""
+    from fnmatch import fnmatchcase
+
+    from swp.cli import run
+    from swp.testing.tiny import MICRO, compose_cfg, load_script
+
+    folder = tmp_path / "run"
+    run(compose_cfg(MICRO + ["trajectories.per_tensor=4"], folder))
+    load_script("export").main([str(folder)])
+    names = sorted(p.name for p in folder.iterdir())
+    assert {"fig1_trajectories.png", "checkpoints", "export", "results.json"} <= set(names)
+    assert [n for n in names if not any(fnmatchcase(n, p) for p in RUN_FILES)] == []
+    assert folder_problem(folder) is None

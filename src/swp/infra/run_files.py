@@ -32,6 +32,7 @@ RUN_FILES = {
     "fig2_patterns.png": "Fig. 2",
     "checkpoints": "the checkpoint folders",
     "wandb": "W&B's offline files (logger=wandb)",
+    "export": "scripts/export.py's compressed export (its default --out)",
     ".lock": "the lock a running run holds",
     ".hydra": "Hydra's record of the job (when the folder is Hydra's)",
     "*.log": "Hydra's job log (when the folder is Hydra's)",
