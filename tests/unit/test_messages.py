@@ -28,7 +28,7 @@ def test_an_unknown_option_through_the_python_api_is_a_config_error(tmp_path, gr
     ("pruner=[a", "no viable alternative at input '[a'"),
 ])
 def test_other_overrides_hydra_refuses_are_config_errors_in_one_line(tmp_path, override, says):
-    with pytest.raises(ConfigError, match="") as info:
+    with pytest.raises(ConfigError) as info:
         compose_run_config([override], tmp_path)
     assert says in str(info.value) and "\n" not in str(info.value)
 
