@@ -58,6 +58,8 @@ def main(argv: list[str] | None = None) -> int:
         f"{result['ok']}/{result['jobs']} jobs ok -> {result['csv']}"
         + (f", {result['figure']}" if result["figure"] else " (no successful job to plot)")
     )
+    for line in result["failures"]:
+        print(f"failed: {line}")
     return 0
 
 

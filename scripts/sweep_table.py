@@ -149,9 +149,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--band", choices=tuple(BANDS), default="std")
     ap.add_argument("--log-y", action="store_true", help="log-scale y axis in --figure")
     args = ap.parse_args(argv)
+    if not args.sweep.is_dir():
+        print(f"error: {args.sweep} is not a folder (give the sweep folder that holds the job folders)",
+              file=sys.stderr)
+        return 2
     done, failed = load(args.sweep)
     if not done:
-        print(f"error: no finished job under {args.sweep}", file=sys.stderr)
+        first = f" ({len(failed)} failed, e.g. {failed[0][0]}: {failed[0][1]['error']})" if failed else ""
+        print(f"error: no finished job under {args.sweep}{first}", file=sys.stderr)
         return 2
     m = headline_metric(done)
     if args.jobs:

@@ -17,8 +17,9 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from swp.distributed import env as dist_env
-from swp.errors import ConfigError, RunError, RunInterrupted
+from swp.errors import ConfigError, RunError, RunInterrupted, one_line
 from swp.infra.run_folder import record_failure
+from swp.infra.runtime import threads_restored
 from swp.launch import Context, launch
 from swp.results import headline_value
 
@@ -51,8 +52,10 @@ def in_multirun() -> bool:
 
 def run(cfg: DictConfig) -> dict:
     """The library API: one run from a composed config (see `swp.config.compose_run_config`);
-    returns the results dict that results.json holds. Errors propagate as exceptions."""
-    return launch(cfg, context())
+    returns the results dict that results.json holds. Errors propagate as exceptions. The
+    caller's torch thread count is given back afterwards (`threads` is the run's setting)."""
+    with threads_restored():
+        return launch(cfg, context())
 
 
 def main(cfg: DictConfig) -> float | None:
@@ -61,18 +64,24 @@ def main(cfg: DictConfig) -> float | None:
     try:
         results = run(cfg)
     except RunInterrupted as exc:
-        _record_failure(cfg, exc)
-        print(f"stopped: {exc}", file=sys.stderr, flush=True)
+        note = _record_failure(cfg, exc)
+        print(f"stopped: {one_line(exc)}{note}", file=sys.stderr, flush=True)
         dist_env.leave_together()  # under torchrun: every rank has said where it stopped
         sys.exit(128 + exc.signum)  # also ends a sweep: the user or the cluster asked to stop
     except (ConfigError, RunError) as exc:
-        _record_failure(cfg, exc)
-        print(f"error: {exc}", file=sys.stderr)
+        note = _record_failure(cfg, exc)
+        print(f"error: {one_line(exc)}{note}", file=sys.stderr)
         if in_multirun():
             return None  # the sweep goes on; its summary lists this job from error.json
         sys.exit(2 if isinstance(exc, ConfigError) else 1)
     except Exception as exc:
-        _record_failure(cfg, exc)
+        known = environment_failure(exc)
+        note = _record_failure(cfg, exc)
+        if known is not None:  # the machine's, not the code's: one line, like a RunError
+            print(f"error: {known}{note}", file=sys.stderr)
+            if in_multirun():
+                return None
+            sys.exit(1)
         if in_multirun():
             traceback.print_exc()
             return None
@@ -83,10 +92,30 @@ def main(cfg: DictConfig) -> float | None:
     return headline_value(results)
 
 
-def _record_failure(cfg: DictConfig, exc: BaseException) -> None:
+def environment_failure(exc: BaseException) -> str | None:
+    """One line for a failure of the machine rather than of the code (a file that cannot be
+    written or read, memory that cannot be allocated), found anywhere in the cause chain (Hydra
+    wraps a part's errors), or None for anything else: a bug keeps its traceback."""
+    seen = exc
+    while seen is not None:
+        if isinstance(seen, OSError):
+            where = f" ({seen.filename})" if seen.filename else ""
+            return (f"{seen.strerror or one_line(seen)}{where}; fix that (disk space, permissions), then re-run the "
+                    "same command: a run resumes from its last checkpoint")
+        text = str(seen)
+        if isinstance(seen, MemoryError) or (isinstance(seen, RuntimeError) and any(
+                m in text for m in ("out of memory", "can't allocate memory", "not enough memory"))):
+            return (f"out of memory ({one_line(seen, 200)}); lower what fills it (model size, dataset.batch_size, "
+                    "pruner.window, pruner.calibration_batches) or use a machine with more memory")
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+def _record_failure(cfg: DictConfig, exc: BaseException) -> str:
+    """Leaves error.json; returns what the error line adds when it could not be written."""
     folder = cfg.get("resume") or cfg.get("output_dir") or context().default_dir
-    if folder:
-        record_failure(Path(folder), exc)
+    reason = record_failure(Path(folder), exc) if folder else None
+    return f" (error.json could not be written: {reason})" if reason else ""
 
 
 def hydra_app():

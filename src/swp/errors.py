@@ -24,3 +24,14 @@ class RunInterrupted(RunError):
     def __init__(self, message: str, signum: int):
         super().__init__(message)
         self.signum = signum
+
+
+def one_line(exc: BaseException, limit: int = 600) -> str:
+    """An exception's whole message on one line.
+
+    Libraries write multi-line messages whose first line is only a preamble (transformers:
+    "Couldn't instantiate the backend tokenizer from one of:", then the reasons), so keeping
+    the first line loses the cause; the lines are joined instead (and very long ones cut).
+    """
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -27,6 +27,8 @@ class Task(Protocol):
           results.json, the summary line, the sweep figures and Hydra's return value report.
         - `lower_is_better` says how to read the headline metric.
         - `tokens_per_batch` is the unit of throughput (tokens, or examples for price).
+        - `batches_per_split` is how many distinct batches the training split holds (its size
+          over a batch's); calibration may not ask for more (`swp.preflight`).
         - `train_batch(generator, device)` draws with `generator` only, so a resumed phase that
           restores the generator draws the same batches.
         - `evaluate` leaves the model's train/eval mode as it found it and is deterministic.
@@ -37,6 +39,7 @@ class Task(Protocol):
     metrics: tuple[str, ...]
     lower_is_better: bool
     tokens_per_batch: int
+    batches_per_split: int
 
     def model_kwargs(self) -> dict: ...
 

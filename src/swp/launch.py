@@ -14,6 +14,7 @@ from typing import Callable
 
 from omegaconf import DictConfig, OmegaConf
 
+from swp import preflight
 from swp.analysis.trajectories import TrajectoryRecorder
 from swp.distributed import env as dist_env
 from swp.distributed.state import AgreedStopRequest, for_ranks
@@ -167,6 +168,8 @@ class Job:
         runtime.set_threads(cfg.get("threads"))
         runtime.seed_everything(cfg.seed)
         parts = build_parts(cfg, self.settings, self.strategy)
+        # Against what the run will have, before anything is written.
+        preflight.check(parts, self.settings.device, self.strategy)
         logger, meter = self._start_outputs(resolved, resume)
         try:
             results = self._execute(parts, store if ck["enabled"] else None, resume, logger, meter, resolved)

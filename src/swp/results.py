@@ -53,6 +53,29 @@ def assemble(identity: dict, figures: dict, *, headline_metric: str, lower_is_be
     return out
 
 
+# Keys that hold a number (or null) in every results.json, and the stage metrics' prefixes.
+NUMBERS = ("prune_rate", "target_sparsity", "seed", "prune_rate_used", "sparsity", "sparsity_overall", "mask_sparsity",
+           "prunable_params", "total_params", "train_tokens_per_s", "finetune_tokens_per_s", "tracking_points",
+           "tracked_state_bytes", "model_bytes", "wall_s", "calibration_batches", "calibration_seed",
+           "calibration_tokens")
+METRIC_PREFIXES = tuple(prefix for _, prefix in STAGE_PREFIXES)
+
+
+def damage(results) -> str | None:
+    """What is wrong with a results dict read back from disk (None when it is sound): not a
+    mapping, or a value that is not a number where results.json holds one (the sweep tables
+    format and average them)."""
+    if not isinstance(results, dict):
+        return f"not a mapping of results but {type(results).__name__}"
+    for key, value in results.items():
+        numeric = key in NUMBERS or (key.startswith(METRIC_PREFIXES) and key != "val_fraction")
+        if numeric and value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+            return f"{key} is {value!r}, not a number"
+    if headline(results) is None or headline_value(results) is None:
+        return "no final metric (val_<metric>)"
+    return None
+
+
 def headline(results: dict) -> str | None:
     """The headline metric of a results dict (or sweep CSV row); older results without the key
     fall back to the first final ``val_<m>`` they hold."""

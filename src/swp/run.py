@@ -52,6 +52,8 @@ class Progress:
         dense_cache: ``off``, ``miss`` (trained and published) or ``hit`` (taken from the cache).
         initial, dense, pruned: validation metrics before training, after it, after pruning.
         dense_stats, ft_stats: throughput of the dense and fine-tuning phases.
+        calibration_tokens: tokens the pruner's calibration saw (recorded here, not read back
+            from the pruner, so a run resumed after pruning reports what the pruning saw).
     """
 
     rate: float
@@ -63,6 +65,7 @@ class Progress:
     pruned: dict[str, float] | None = None
     dense_stats: dict[str, float] = field(default_factory=lambda: {"tokens_per_s": 0.0})
     ft_stats: dict[str, float] = field(default_factory=lambda: {"tokens_per_s": 0.0})
+    calibration_tokens: int = 0
 
     # What a dense-cache entry hands to the run that takes it.
     DENSE_FIELDS = ("initial", "dense", "dense_stats")
@@ -161,6 +164,8 @@ class Run:
             warn_overpruned(self.masks.keep, self.max_sparsity)
             self.masks.apply()  # the dense optimizer is gone; fine-tuning starts a fresh one
             p.mask_sparsity = self.masks.sparsity()
+        if caps.calibrates:  # SparseGPT counts them while it prunes, in masks()
+            p.calibration_tokens = int(self.pruner.calibration_tokens)
         check_sparsity(self.masks, "after pruning", p.mask_sparsity)
         p.pruned = self._evaluate("pruned", T)
         self.where.logger.log(sparsity_metrics(self.model, self.pruner.params, p.thresholds), step=T)
@@ -205,7 +210,7 @@ class Run:
         if calibration is None:
             return {"calibration_batches": 0, "calibration_seed": None, "calibration_tokens": 0}
         return {"calibration_batches": calibration.batches, "calibration_seed": calibration.seed,
-                "calibration_tokens": self.pruner.calibration_tokens}
+                "calibration_tokens": self.progress.calibration_tokens}
 
     def write_outputs(self, out_dir: Path, results: dict, show: int) -> None:
         """Stage 5: every artifact of the finished run; results.json goes last, so its presence
@@ -232,9 +237,11 @@ class Run:
                 show=show, seed=self.seed,
                 title=f"{results.get('pruner') or 'run'}, sparsity {results['sparsity']:.1%}",
             )
+        # The summary line first: writing it also finds a run folder deleted under the run
+        # (`JsonlLogger`), which must fail the run before results.json says it finished.
+        self.where.logger.summary(scalars(results))
         write_json_atomic(out_dir / "results.json", results)
         (out_dir / "error.json").unlink(missing_ok=True)  # left by an earlier, interrupted attempt
-        self.where.logger.summary(scalars(results))
 
     # ---- checkpoints ----------------------------------------------------------------------
     def snapshot(self, stage: Stage, step: int = 0, optimizer_state=None, generator_state=None) -> dict:
@@ -274,6 +281,12 @@ class Run:
             check_sparsity(self.masks, f"on loading {ckpt.path}", ckpt.state["mask_sparsity"])
 
     # ---- helpers --------------------------------------------------------------------------
+    def _stop_if_requested(self, where: str) -> None:
+        """Stops now, between two steps of work that writes nothing, naming the newest checkpoint."""
+        if self.stop is not None and self.stop.requested:
+            paths = self.checkpoints.paths() if self.checkpoints is not None else []
+            self.stop.stop(where, paths[-1] if paths else None)
+
     def _pending(self, stage: Stage) -> bool:
         return self.reached is None or self.reached < stage
 
@@ -365,11 +378,17 @@ class Run:
         return metrics
 
     def _calibrate(self, calibration: Calibration) -> None:
-        """Draws the pruner's calibration batches from the training split with their own seed."""
+        """Draws the pruner's calibration batches from the training split with their own seed.
+        A stop request is honoured between batches (calibration can take minutes): the run stops
+        with the dense checkpoint written before it, which resumes right here."""
         generator = torch.Generator().manual_seed(calibration.seed)
-        batches = [self.task.train_batch(generator, self.where.device) for _ in range(calibration.batches)]
+        batches = []
+        for _ in range(calibration.batches):
+            self._stop_if_requested("while drawing calibration batches")
+            batches.append(self.task.train_batch(generator, self.where.device))
 
         def forward(model: nn.Module, batch) -> None:
+            self._stop_if_requested("during calibration")  # also between SparseGPT's and Wanda's blocks
             with torch.no_grad(), self.where.autocast():
                 self.task.loss(model, batch)
 

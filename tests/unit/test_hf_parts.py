@@ -68,7 +68,7 @@ def test_gpt2_conv1d_weights_are_selected_with_their_input_axis_and_the_tied_hea
     ({"config": dict(GPT2, vocab_size=50), "vocab_size": 64}, "tokenizer has 64 ids"),
     ({"config": GPT2, "vocab_size": 64, "seq_len": 65}, "64 positions"),
     ({"config": GPT2, "dtype": "fp8"}, "model.dtype"),
-    ({"name_or_path": "/no/such/folder"}, "cannot load model"),
+    ({"name_or_path": "/no/such/folder"}, "folder /no/such/folder does not exist"),
     ({"name_or_path": "meta-llama/Llama-2-7b-hf"}, "cannot load model"),  # offline: fails at once
 ])
 def test_builder_rejects_bad_input_with_one_line(kwargs, message):

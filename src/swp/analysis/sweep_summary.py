@@ -25,6 +25,7 @@ from hydra.experimental.callback import Callback
 
 from swp.infra.io import write_atomic
 from swp.logging.base import Logger
+from swp.results import damage
 
 log = logging.getLogger(__name__)
 
@@ -76,35 +77,61 @@ def collect(sweep_dir: str | Path) -> list[dict]:
     """One row per job: its results.json scalars, or status ``failed`` and why.
 
     A job without results.json failed: error.json says how when the run could record it;
-    otherwise it was killed (or is still running). ``finetune_steps`` comes from the job's saved
-    config when results.json does not carry it.
+    otherwise it was killed (or is still running). A results.json that cannot be read, is not a
+    mapping or holds a non-number where a number belongs (`swp.results.damage`) makes the job
+    ``failed`` too, with the reason: one bad job never stops the summary of the others.
+    ``finetune_steps`` comes from the job's saved config when results.json does not carry it.
     """
-    rows = []
-    for folder in job_folders(sweep_dir):
-        row = {"job": folder.name}
-        overrides = folder / ".hydra" / "overrides.yaml"
-        if overrides.is_file():
-            from omegaconf import OmegaConf
+    return [_job_row(folder) for folder in job_folders(sweep_dir)]
 
-            row["overrides"] = " ".join(OmegaConf.load(overrides))
-        results = folder / "results.json"
-        if results.is_file():
-            data = json.loads(results.read_text())
-            row |= {"status": "ok"} | {k: v for k, v in data.items() if not isinstance(v, (list, dict))}
-            if "finetune_steps" not in row:
-                steps = _finetune_steps(folder)
-                if steps is not None:
-                    row["finetune_steps"] = steps
-        else:
-            error = folder / "error.json"
-            info = json.loads(error.read_text()) if error.is_file() else {}
-            row |= {
-                "status": "failed",
-                "error_type": info.get("type", ""),
-                "error": info.get("error", "no results.json and no error.json (killed or still running)"),
-            }
-        rows.append(row)
-    return rows
+
+def _job_row(folder: Path) -> dict:
+    row = {"job": folder.name} | _overrides_of(folder)
+    results = folder / "results.json"
+    if not results.is_file():
+        return row | _failure(folder)
+    data, why = _read_json(results)
+    why = why or damage(data)
+    if why:
+        return row | {"status": "failed", "error_type": "DamagedResults", "error": f"results.json is damaged ({why})"}
+    row |= {"status": "ok"} | {k: v for k, v in data.items() if not isinstance(v, (list, dict))}
+    if "finetune_steps" not in row:
+        steps = _finetune_steps(folder)
+        if steps is not None:
+            row["finetune_steps"] = steps
+    return row
+
+
+def _failure(folder: Path) -> dict:
+    """Why a job left no results.json: its error.json, or that it left none (killed, running)."""
+    error = folder / "error.json"
+    info, why = _read_json(error) if error.is_file() else ({}, None)
+    if why or not isinstance(info, dict):
+        why = why or "not a mapping"
+        info = {"type": "DamagedError", "error": f"no results.json, and error.json is damaged ({why})"}
+    return {"status": "failed", "error_type": str(info.get("type", "")),
+            "error": str(info.get("error", "no results.json and no error.json (killed or still running)"))}
+
+
+def _read_json(path: Path):
+    """(data, None), or (None, the reason) for a file that is not UTF-8 JSON."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8")), None
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        return None, " ".join(str(exc).split())[:200]
+
+
+def _overrides_of(folder: Path) -> dict:
+    """The job's command-line overrides (Hydra's overrides.yaml), if readable."""
+    path = folder / ".hydra" / "overrides.yaml"
+    if not path.is_file():
+        return {}
+    try:
+        from omegaconf import OmegaConf
+
+        return {"overrides": " ".join(str(o) for o in OmegaConf.load(path))}
+    except Exception:  # damaged: the job is still listed, without the overrides that name its curve
+        return {}
 
 
 def columns(rows: list[dict]) -> list[str]:
@@ -312,8 +339,8 @@ def summarize_sweep(sweep_dir: str | Path, logger: Logger | None = None, band: s
         log_y: log-scale y axis; None: log for perplexity, linear otherwise.
 
     Returns:
-        ``jobs``, ``ok``, ``failed`` counts, the ``csv`` and ``aggregate`` paths, the ``figure``
-        and ``figure_data`` paths (None when no job succeeded) and the ``metric``.
+        ``jobs``, ``ok``, ``failed`` counts, the ``csv``, ``aggregate``, ``figure`` and ``figure_data``
+        paths (None when no job succeeded), the ``metric``, and ``failures`` (``job: type: why`` each).
     """
     from swp.analysis.figures import compression_curve
 
@@ -322,7 +349,7 @@ def summarize_sweep(sweep_dir: str | Path, logger: Logger | None = None, band: s
     sweep_dir = Path(sweep_dir)
     rows = collect(sweep_dir)
     cols = write_csv(sweep_dir / CSV, rows)
-    failed = [r["job"] for r in rows if r["status"] != "ok"]
+    failures = [f"{r['job']}: {r['error_type']}: {r['error']}" for r in rows if r["status"] != "ok"]
     metric = headline_metric(rows)
     figure = data_path = None
     aggregates = aggregate(rows, metric) if metric else []
@@ -337,18 +364,18 @@ def summarize_sweep(sweep_dir: str | Path, logger: Logger | None = None, band: s
         seeds = max(line["n"] if isinstance(line["n"], int) else max(line["n"]) for line in lines)
         better = "lower is better" if lower_is_better(rows) else "higher is better"
         per_point = f"up to {seeds} seeds a point" if seeds != 1 else "1 seed a point"
-        title = f"Compression versus {ylabel} ({len(rows) - len(failed)} runs, {per_point})"
+        title = f"Compression versus {ylabel} ({len(rows) - len(failures)} runs, {per_point})"
         figure = compression_curve(sweep_dir / figure_name(metric), lines, ylabel=f"{ylabel}, {better}",
                                    title=title, band_note=BANDS[band], log_y=log_scale)
         data_path = _write_json(figure.with_suffix(".json"), {
             "figure": figure.name, "metric": metric, "ylabel": ylabel, "lower_is_better": lower_is_better(rows),
             "band": band, "band_note": BANDS[band], "log_y": log_scale, "lines": lines,
         })
-    if failed:
-        log.warning("sweep %s: %d of %d jobs failed: %s", sweep_dir, len(failed), len(rows), ", ".join(failed))
-    summary = {"jobs": len(rows), "ok": len(rows) - len(failed), "failed": len(failed), "csv": str(sweep_dir / CSV),
+    if failures:
+        log.warning("sweep %s: %d of %d jobs failed: %s", sweep_dir, len(failures), len(rows), "; ".join(failures))
+    summary = {"jobs": len(rows), "ok": len(rows) - len(failures), "failed": len(failures), "csv": str(sweep_dir / CSV),
                "aggregate": str(sweep_dir / AGGREGATE_CSV) if aggregates else None, "metric": metric,
-               "figure": figure and str(figure), "figure_data": data_path and str(data_path)}
+               "figure": figure and str(figure), "figure_data": data_path and str(data_path), "failures": failures}
     if logger is not None:
         _log_summary(logger, rows, cols, aggregates, agg_cols, lines, metric, figure, summary)
     return summary

@@ -68,6 +68,7 @@ class TrajectoryRecorder:
         if per_tensor < 1:
             raise ConfigError(f"trajectories.per_tensor must be >= 1 (or 0 for none), got {per_tensor}")
         gen = torch.Generator().manual_seed(seed)
+        self.per_tensor = per_tensor
         self.names = list(params)
         self.params = [params[n] for n in self.names]
         self.indices = []
@@ -77,6 +78,18 @@ class TrajectoryRecorder:
         self.steps: list[int] = []
         self._values: list[torch.Tensor] = []
         self.record(0)
+
+    def plan(self) -> list[str]:
+        """A note when every tensor is smaller than the sample (each is then recorded whole)."""
+        largest = max((p.numel() for p in self.params), default=0)
+        if self.per_tensor <= largest:
+            return []
+        return [f"trajectories.per_tensor={self.per_tensor} is more than the largest pruned tensor's {largest:,} "
+                "weights: every weight is recorded"]
+
+    def planned_bytes(self, tracking_points: int) -> int:
+        """Memory the recorded values (float32) will take once every tracking point is recorded."""
+        return 4 * sum(idx.numel() for idx in self.indices) * (tracking_points + 1)
 
     @torch.no_grad()
     def record(self, step: int) -> None:

@@ -8,6 +8,7 @@ import numpy as np
 
 from swp.analysis.figures import trajectory_panels
 from swp.analysis.trajectories import CATEGORIES, Trajectories, kept_and_pruned, random_weights
+from swp.infra.io import write_atomic
 from swp.logging.base import Logger
 
 NPZ, FIG1, FIG2 = "trajectories.npz", "fig1_trajectories.png", "fig2_patterns.png"
@@ -39,7 +40,7 @@ def publish_trajectories(
         The rows chosen for each category.
     """
     out_dir = Path(out_dir)
-    traj.save(out_dir / NPZ)
+    write_atomic(out_dir / NPZ, traj.save)
     rows = choose_rows(traj, show, seed)
     _draw(traj, rows, out_dir, title)
     _log_charts(traj, rows, logger)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Mapping, Sequence
 
-from swp.errors import ConfigError
+from swp.errors import ConfigError, one_line
 
 
 def open_split(path: str, name: str | None, split: str, data_files=None, revision: str | None = None):
@@ -18,8 +18,7 @@ def open_split(path: str, name: str | None, split: str, data_files=None, revisio
     try:
         return datasets.load_dataset(path, name, split=split, data_files=data_files, revision=revision)
     except Exception as exc:  # the library raises many types; the user needs one line
-        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise ConfigError(f"cannot load dataset {path!r} ({name}, split {split!r}): {first}") from exc
+        raise ConfigError(f"cannot load dataset {path!r} ({name}, split {split!r}): {one_line(exc)}") from exc
 
 
 def load_split_text(

@@ -78,7 +78,13 @@ def local_text(paths: Annotated[Sequence[str], Check(len, "a non-empty list of t
     for p in map(Path, paths):
         if not p.is_file():
             raise ConfigError(f"data file not found: {p}")
-        content = p.read_text(encoding="utf-8")
+        try:
+            content = p.read_text(encoding="utf-8")
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"data file {p} is not UTF-8 text (byte {exc.object[exc.start]:#04x} at offset "
+                              f"{exc.start}); convert it, e.g. iconv -f latin1 -t utf-8") from None
+        except OSError as exc:
+            raise ConfigError(f"data file {p} cannot be read ({exc.strerror or exc})") from None
         if not content.strip():
             raise ConfigError(f"data file is empty: {p}")
         parts.append(content)

@@ -193,7 +193,10 @@ class CodeCarbonMeter(NullMeter):
         return out
 
     def close(self) -> None:
+        """Ends the last phase and stops codecarbon; never raises (it runs in the cleanup after a
+        failure too, where an error of its own would hide the run's)."""
         try:
             self.end()
-        finally:
             self.tracker.stop()
+        except Exception as exc:
+            self._fail(f"close: {type(exc).__name__}: {exc}")

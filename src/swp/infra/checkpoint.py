@@ -120,6 +120,8 @@ def write_checkpoint(
     tmp = path.parent / f".{path.name}.tmp-{os.getpid()}"
     with cleaned_on_failure(tmp, path):
         path.parent.mkdir(parents=True, exist_ok=True)
+        if tmp.is_symlink():  # planted: removed, never followed
+            tmp.unlink()
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir()
         save_model(model, str(tmp / WEIGHTS))
@@ -262,10 +264,28 @@ class CheckpointStore:
         return self.folder / f"{global_step:09d}-{STAGES.index(state['stage'])}-{state['stage']}"
 
     def with_metrics_position(self, state: dict) -> dict:
-        """`state` plus the length of metrics.jsonl, so a resume cuts the lines logged after it."""
-        if self.metrics_path is not None and self.metrics_path.exists():
-            return state | {"metrics_bytes": self.metrics_path.stat().st_size}
-        return state
+        """`state` plus the length of metrics.jsonl and a digest of its lines, so a resume cuts
+        the lines logged after it, and only from the file this run wrote.
+
+        Raises:
+            RunError: metrics.jsonl vanished (its run folder was deleted or replaced while the
+                run wrote it): a checkpoint now would resume without those lines.
+        """
+        if self.metrics_path is None:
+            return state
+        from swp.infra.nofollow import open_plain
+        from swp.infra.run_folder import prefix_digest
+
+        try:
+            fd = open_plain(self.metrics_path, os.O_RDONLY, error=RunError)
+        except FileNotFoundError:
+            raise RunError(f"{self.metrics_path} vanished while the run was writing it (was its folder deleted or "
+                           "replaced?); its metric lines are lost: start the run again in a new output_dir") from None
+        try:
+            size = os.fstat(fd).st_size
+            return state | {"metrics_bytes": size, "metrics_sha256": prefix_digest(fd, size)}
+        finally:
+            os.close(fd)
 
     def drop_old(self) -> None:
         """Removes temporaries left by a crash and all but the `keep` newest checkpoints."""

@@ -15,6 +15,7 @@ from safetensors.torch import save_file, save_model
 from torch import nn
 
 from swp.errors import RunError
+from swp.infra.nofollow import remove_entry
 
 # What a failed write raises: OSError from Python's own files, SafetensorError from safetensors
 # (its Rust writer), RuntimeError from torch.save's zip writer ("unexpected pos ...").
@@ -57,6 +58,7 @@ def write_atomic(path: Path, write: Callable[[Path], None], fix: str = FREE_DISK
     # because some writers (matplotlib) choose the format from it.
     tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")
     try:
+        remove_entry(tmp)  # a stale temporary, or a link planted under its name: never written through
         write(tmp)
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())

@@ -12,7 +12,9 @@ from typing import TYPE_CHECKING, Iterator
 
 import yaml
 
-from swp.errors import CheckpointError, ConfigError
+from swp.errors import CheckpointError, ConfigError, one_line
+from swp.infra.nofollow import open_plain, write_new_file
+from swp.infra.run_files import folder_problem
 
 if TYPE_CHECKING:  # imported where used: recording a failure must not wait for torch to import
     from swp.infra.checkpoint import Checkpoint
@@ -38,7 +40,7 @@ def check_writable(folder: Path) -> None:
     probe = folder / f".write-test-{os.getpid()}"
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        probe.write_bytes(b"ok")
+        write_new_file(probe, b"ok")
         probe.unlink()
     except OSError as exc:
         raise ConfigError(
@@ -47,6 +49,19 @@ def check_writable(folder: Path) -> None:
 
 
 LOCK = ".lock"
+
+
+def check_run_folder(folder: Path) -> None:
+    """Refuses, before anything is written there, a folder that is not a run's: one holding links
+    or special files, a foreign or damaged config.yaml, or files a run does not write
+    (`swp.infra.run_files`).
+
+    Raises:
+        ConfigError: naming the first problem.
+    """
+    why = folder_problem(Path(folder))
+    if why:
+        raise ConfigError(why)
 
 
 @contextlib.contextmanager
@@ -58,13 +73,14 @@ def lock(folder: Path) -> Iterator[Path]:
     (removing a lock file while another process waits on it would let two runs in).
 
     Raises:
-        ConfigError: another process holds the folder (its pid is named), or the folder cannot
-            be created.
+        ConfigError: another process holds the folder (its pid is named), the folder cannot be
+            created, or it is not a run's (`check_run_folder`): nothing is written there then.
     """
     folder = Path(folder)
+    check_run_folder(folder)
     check_writable(folder)
     path = folder / LOCK
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    fd = open_plain(path, os.O_RDWR | os.O_CREAT)
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -86,7 +102,7 @@ def _locked_by_another(folder: Path) -> bool:
     path = Path(folder) / LOCK
     if not path.is_file():
         return False
-    fd = os.open(path, os.O_RDONLY)
+    fd = open_plain(path, os.O_RDONLY)
     try:
         fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
         return False
@@ -172,17 +188,46 @@ def check_resumable(ckpt: Checkpoint, config: dict) -> None:
 
 def prepare_metrics(path: Path, resume: Checkpoint | None) -> None:
     """Cuts metrics.jsonl back to what was logged up to the checkpoint (a fresh start: empty),
-    so a resumed run's file reads as if it had never stopped."""
-    if not path.exists():
+    so a resumed run's file reads as if it had never stopped. Only a plain file whose first
+    bytes are the ones the checkpoint recorded is cut: never a link, never someone else's file.
+
+    Raises:
+        CheckpointError: the file is shorter than, or differs from, what the checkpoint saw.
+        ConfigError: it is a link or not a plain file.
+    """
+    if not os.path.lexists(path):
         return
     keep = int(resume.state.get("metrics_bytes", 0)) if resume is not None else 0
-    if keep > path.stat().st_size:
-        raise CheckpointError(
-            f"checkpoint {resume.path} expects {keep} bytes of {path}, which is shorter; "
-            "it was changed after the checkpoint"
-        )
-    with open(path, "r+b") as f:
-        f.truncate(keep)
+    fd = open_plain(path, os.O_RDWR)
+    try:
+        if keep > os.fstat(fd).st_size:
+            raise CheckpointError(
+                f"checkpoint {resume.path} expects {keep} bytes of {path}, which is shorter; "
+                "it was changed after the checkpoint"
+            )
+        expected = resume.state.get("metrics_sha256") if resume is not None else None
+        if expected is not None and prefix_digest(fd, keep) != expected:
+            raise CheckpointError(
+                f"checkpoint {resume.path} recorded other lines in the first {keep} bytes of {path}: it was "
+                "changed after the checkpoint, so it is left as it is; restore it, or use a new output_dir"
+            )
+        os.ftruncate(fd, keep)
+    finally:
+        os.close(fd)
+
+
+def prefix_digest(fd: int, size: int) -> str:
+    """SHA-256 of the first `size` bytes of an open file (what a checkpoint says it logged)."""
+    import hashlib
+
+    h, done = hashlib.sha256(), 0
+    while done < size:
+        chunk = os.pread(fd, min(1 << 20, size - done), done)
+        if not chunk:
+            break
+        h.update(chunk)
+        done += len(chunk)
+    return h.hexdigest()
 
 
 def open_run(folder: Path, config: dict, every: int, keep: int, resume_requested: str | None):
@@ -197,6 +242,7 @@ def open_run(folder: Path, config: dict, every: int, keep: int, resume_requested
             asked for and there is no checkpoint.
         CheckpointError: the newest checkpoint is damaged (its path is named).
     """
+    check_run_folder(folder)
     check_writable(folder)
     finished = finished_results(folder, config)
     if finished is not None:
@@ -213,19 +259,24 @@ def open_run(folder: Path, config: dict, every: int, keep: int, resume_requested
     return store, resume, None
 
 
-def record_failure(folder: Path, exc: BaseException) -> None:
+def record_failure(folder: Path, exc: BaseException) -> str | None:
     """Leaves error.json (never results.json) in the run folder, so a sweep summary can list the
     failed job and why. A folder holding a finished run is left intact, and a failure to write
-    must not hide the original error."""
-    tmp = folder / "error.json.tmp"
+    must not hide the original error: it is returned (None when written or not needed), for the
+    error line to say that error.json could not be written."""
+    tmp = folder / f".error.{os.getpid()}.tmp.json"
     try:
+        if folder.is_dir() and folder_problem(folder):
+            return None  # not a run's folder (it was refused for that): nothing is written there
         if (folder / "results.json").exists() or _locked_by_another(folder):
-            return  # a finished run, or one still running there (this failure was being refused it)
+            return None  # a finished run, or one still running there (this failure was being refused it)
         folder.mkdir(parents=True, exist_ok=True)
         # Small and atomic: on a full disk it is written whole (the failed writer has freed its
         # temporary files first) or not at all, never as an empty file.
-        tmp.write_text(json.dumps({"type": type(exc).__name__, "error": str(exc)}))
+        write_new_file(tmp, json.dumps({"type": type(exc).__name__, "error": str(exc)}).encode())
         os.replace(tmp, folder / "error.json")
-    except Exception:
+        return None
+    except Exception as failure:
         with contextlib.suppress(OSError):
-            tmp.unlink(missing_ok=True)
+            tmp.unlink()
+        return (failure.strerror if isinstance(failure, OSError) and failure.strerror else None) or one_line(failure)

@@ -14,6 +14,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from swp.config_types import Count, Fraction, Options, Runtime, check_arguments
+from swp.infra.runtime import check_fits_memory
 from swp.models.structure import ModelStructure
 
 
@@ -75,6 +76,10 @@ class GPT(nn.Module):
     ):
         check_arguments(GPT, locals(), at="model")
         super().__init__()
+        # 12 d^2 per block (attention 4 d^2, MLP 8 d^2) and the embeddings, in float32: refused
+        # before the first allocation when larger than the machine (the loop below would never end).
+        params = 12 * n_layer * n_embd**2 + (vocab_size + block_size) * n_embd
+        check_fits_memory(4 * params, "model.n_layer / model.n_embd", f"a GPT of {params:,} parameters")
         self.block_size = block_size
         self.tok_emb = nn.Embedding(vocab_size, n_embd)
         self.pos_emb = nn.Embedding(block_size, n_embd)

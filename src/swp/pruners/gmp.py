@@ -98,6 +98,20 @@ class GMPPruner(Pruner):
         if self.current is not None:
             self.current.apply(optimizer)  # weights and their Adam moments, after every step
 
+    def plan(self, tracking_points: int, train_steps: int) -> list[str]:
+        """Notes for a ramp that the dense phase does not hold: the masks then jump to
+        final_sparsity at pruning, which is one-shot magnitude pruning for the rest."""
+        notes = []
+        if self.end_step > train_steps:
+            notes.append(f"pruner.end_step={self.end_step} is after the dense phase's {train_steps} steps: the ramp "
+                         "is cut there and the masks jump to final_sparsity at pruning")
+        last = min(self.end_step, train_steps)
+        first = self.start_step if self.start_step >= 1 else self.update_every  # steps are counted from 1
+        if first >= last:
+            notes.append(f"pruner.update_every={self.update_every} leaves no update before the last one (step "
+                         f"{last}): GMP prunes in one step, as magnitude pruning does")
+        return notes
+
     def check_target(self, target: float | None) -> None:
         if target is not None and abs(target - self.final_sparsity) > 1e-12:
             raise ConfigError(f"target_sparsity={target} differs from pruner.final_sparsity={self.final_sparsity}; "

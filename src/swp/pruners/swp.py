@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from swp.config_types import Count, Count0, Device, Options, Patterns, Seed, Why, check_arguments
-from swp.distributed.sharding import distribute_like, from_local_like, local, local_bytes
+from swp.distributed.sharding import distribute_like, from_local_like, local, local_bytes, local_numel
 from swp.errors import ConfigError
 from swp.pruners.base import Allocation, Model, NMSpec, Pruner, Scope
 from swp.pruners.calibration import Reduce, input_norms, local_only
@@ -176,6 +176,28 @@ class SWPPruner(Pruner):
     def artifacts(self) -> dict[str, torch.Tensor]:
         return {n: v.contiguous() for n, v in self.importance().items()}
 
+    def plan(self, tracking_points: int, train_steps: int) -> list[str]:
+        """Eq. 1 needs at least one tracking point; a window wider than the run's points holds
+        them all, so it is narrowed to them (the ring keeps the same points in the same slots,
+        so the scores are identical) instead of allocating empty slots for every weight."""
+        if tracking_points == 0:
+            raise ConfigError(f"pruner=swp scores each weight by its tracked history, but this run has no tracking "
+                              f"point (schedule.train_steps={train_steps}): train at least one step, or prune by "
+                              "magnitude (pruner=magnitude)")
+        if self.window is None or self.window + 1 <= tracking_points:
+            return []
+        note = (f"pruner.window={self.window} is wider than the run's {tracking_points} tracking points: the window "
+                f"holds them all ({tracking_points - 1}), with the same scores")
+        self.window = tracking_points - 1
+        return [note]
+
+    def planned_state(self, tracking_points: int) -> tuple[int, str, str]:
+        copies = 1 if self.window is None else min(self.window, max(tracking_points - 1, 0)) + 1
+        size = copies * sum(local_numel(p) for p in self.params.values()) * self.state_dtype.itemsize
+        if self.window is None:
+            return size, "pruner.state_device", "put the running average elsewhere (pruner.state_device=cpu)"
+        return size, "pruner.window", "lower pruner.window (null keeps one running average, not window + 1 copies)"
+
     def state_bytes(self) -> int:
         """Memory of the tracked state: the price of SWP over magnitude pruning."""
         return local_bytes(list(self.clones.values()) + list(self.ring.values()))  # this rank's
@@ -193,6 +215,8 @@ class SWPPruner(Pruner):
                                         extra_leading=1)
                      for n, v in state["ring"].items()}
         self.ring_points = list(state["ring_points"])
+        if self.ring_points:  # the ring's own size (a checkpoint made before `plan` narrowed the window)
+            self.window = len(self.ring_points) - 1
 
 
 def warn_low_precision_tracking(params: dict[str, torch.Tensor]) -> None:

@@ -7,6 +7,7 @@ import torch
 
 from swp.config_types import Count, OpenFraction, Seed, check_arguments
 from swp.errors import ConfigError
+from swp.infra.runtime import check_fits_memory
 
 
 class CharLMTask:
@@ -53,6 +54,8 @@ class CharLMTask:
                 )
         self.block_size, self.batch_size = block_size, batch_size
         self.tokens_per_batch = batch_size * block_size
+        check_fits_memory(8 * eval_batches * batch_size, "dataset.eval_batches x dataset.batch_size",
+                          f"{eval_batches * batch_size:,} validation windows")
         g = torch.Generator().manual_seed(eval_seed)
         self._val_starts = torch.randint(
             len(self.val_data) - block_size - 1, (eval_batches, batch_size), generator=g
@@ -61,6 +64,11 @@ class CharLMTask:
     @property
     def vocab_size(self) -> int:
         return len(self.chars)
+
+    @property
+    def batches_per_split(self) -> int:
+        """Distinct batches the training split holds (calibration may not ask for more)."""
+        return max(1, len(self.train_data) // self.tokens_per_batch)
 
     def model_kwargs(self) -> dict:
         """What the model must be built with to fit this data."""

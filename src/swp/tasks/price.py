@@ -76,6 +76,11 @@ class PriceTask:
         train_mean = prices[train].mean()
         self.baseline_val_mae = float(np.abs(prices[self.val_rows.numpy()] - train_mean).mean())
 
+    @property
+    def batches_per_split(self) -> int:
+        """Distinct batches the training split holds (calibration may not ask for more)."""
+        return max(1, len(self.train_rows) // self.batch_size)
+
     def model_kwargs(self) -> dict:
         """What a model must be built with to fit this data."""
         return {"vocab_size": len(self.vocab), "image_size": self.examples.image_size}

@@ -9,7 +9,7 @@ import torch
 
 from swp.config_types import Count, OpenFraction, Options, check_arguments
 from swp.data.hf_corpus import load_split_text
-from swp.errors import ConfigError
+from swp.errors import ConfigError, one_line
 from swp.models.hf_causal_lm import model_source
 
 
@@ -80,7 +80,7 @@ class TokenLMTask:
         trust_remote_code: bool = False,
     ):
         check_arguments(TokenLMTask, locals(), at="dataset")
-        tokenizer = model_source(tokenizer, tokenizer_package, gguf_file)
+        tokenizer = model_source(tokenizer, tokenizer_package, gguf_file, key="dataset.tokenizer")
         self.tokenizer = _load_tokenizer(tokenizer, revision, trust_remote_code, gguf_file)
         self.block_size, self.batch_size = block_size, batch_size
         self.eval_seq_len = eval_seq_len or block_size
@@ -135,6 +135,11 @@ class TokenLMTask:
     @property
     def vocab_size(self) -> int:
         return len(self.tokenizer)
+
+    @property
+    def batches_per_split(self) -> int:
+        """Distinct batches the training split holds (calibration may not ask for more)."""
+        return max(1, len(self.train_blocks) // self.batch_size)
 
     def model_kwargs(self) -> dict:
         """The model must cover every id the tokenizer can produce, and every position fed."""
@@ -196,4 +201,4 @@ def _load_tokenizer(name_or_path: str, revision: str | None, trust_remote_code: 
             name_or_path, revision=revision, trust_remote_code=trust_remote_code, **extra
         )
     except (OSError, ValueError, ImportError) as exc:
-        raise ConfigError(f"cannot load tokenizer {name_or_path!r}: {str(exc).splitlines()[0]}") from exc
+        raise ConfigError(f"cannot load tokenizer {name_or_path!r}: {one_line(exc)}") from exc

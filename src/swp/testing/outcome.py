@@ -11,16 +11,30 @@ from safetensors.torch import load_file
 
 from swp.analysis.trajectories import Trajectories
 
+# Timings, and the energy estimates made from them, differ between any two runs; the rest may not.
+TIMINGS = ("wall_s", "train_tokens_per_s", "finetune_tokens_per_s", "resumed_from", "energy_phases")
+TIMING_PREFIXES = ("energy_kwh", "co2_kg", "carbon_intensity")
+
+
+def comparable_figures(results: dict) -> dict:
+    """results.json without the figures that are timings (or made from them)."""
+    return {k: v for k, v in results.items() if k not in TIMINGS and not k.startswith(TIMING_PREFIXES)}
+
+
+def metric_lines(folder: Path) -> list[dict]:
+    """metrics.jsonl's lines without the summary and the throughput (a timing, like wall_s)."""
+    return [{k: v for k, v in json.loads(ln).items() if k != "tokens_per_s"}
+            for ln in (folder / "metrics.jsonl").read_text().splitlines() if not ln.startswith('{"summary"')]
+
+
+def results_outcome(folder: Path) -> tuple[dict, list[dict]]:
+    """The recorded figures and metric lines of a finished run: what a resume may never change."""
+    return comparable_figures(json.loads((folder / "results.json").read_text())), metric_lines(folder)
+
 
 def run_outcome(folder: Path):
     """What must be identical: figures, masks, final weights and the metric lines."""
-    results = json.loads((folder / "results.json").read_text())
-    # Timings and the energy estimates made from them differ between any two runs; the rest may not.
-    figures = {k: v for k, v in results.items()
-               if k not in ("wall_s", "train_tokens_per_s", "finetune_tokens_per_s", "resumed_from", "energy_phases")
-               and not k.startswith(("energy_kwh", "co2_kg", "carbon_intensity"))}
-    lines = [{k: v for k, v in json.loads(ln).items() if k != "tokens_per_s"}  # a timing, like wall_s
-             for ln in (folder / "metrics.jsonl").read_text().splitlines() if not ln.startswith('{"summary"')]
+    figures, lines = results_outcome(folder)
     traj = Trajectories.load(folder / "trajectories.npz")  # Figs. 1-2 histories survive the stop too
     return (figures, load_file(folder / "masks.safetensors"), load_file(folder / "model.safetensors"), lines,
             (traj.steps.tolist(), traj.values.tolist()))

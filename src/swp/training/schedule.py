@@ -91,6 +91,10 @@ class Schedule:
     def finetune_lr_at(self, step: int) -> float:
         return cosine_lr(step, self.finetune_lr, self.finetune_min_lr, self.finetune_warmup_steps, self.finetune_steps)
 
+    def tracking_points(self) -> int:
+        """How many tracking points the dense phase has (what a tracking pruner will see)."""
+        return -(-self.train_steps // self.track_every)
+
     def is_tracking_point(self, step: int) -> bool:
         """Whether the pruner observes the weights after dense step `step` (0-based)."""
         return (step + 1) % self.track_every == 0 or step + 1 == self.train_steps
