@@ -36,9 +36,9 @@ from torch import nn
 
 from swp.errors import CheckpointError, RunError
 from swp.infra.checkpoint import Checkpoint, read_checkpoint, write_checkpoint
-from swp.logging.base import Logger
 
-if TYPE_CHECKING:  # annotations only: infra never imports the training layer
+if TYPE_CHECKING:  # annotations only: infra never imports the logging or training layers
+    from swp.logging.base import Logger
     from swp.training.schedule import Schedule
 
 METRICS = "metrics.jsonl"
