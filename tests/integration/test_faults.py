@@ -129,7 +129,7 @@ def _calibrating() -> dict[str, list[str]]:
 
     found = {}
     for name in options("pruner"):
-        node = compose_cfg([f"pruner={name}"], "/tmp/unused").pruner
+        node = compose_cfg([f"pruner={name}", "target_sparsity=0.5"], "/tmp/unused").pruner
         pruner = build("pruner", node)(model=GPT(vocab_size=11, block_size=8, n_layer=1, n_head=1, n_embd=8))
         if pruner.capabilities.calibrates:
             found[name] = [f"pruner={name}"]
@@ -146,10 +146,10 @@ def test_a_signal_during_calibration_stops_at_the_next_batch(monkeypatch, capsys
 
     real_calibrate, real_loss, after = Run._calibrate, CharLMTask.loss, []
 
-    def calibrate(self):
+    def calibrate(self, calibration):
         os.kill(os.getpid(), signal.SIGTERM)  # arrives as calibration starts
         after.append(0)
-        return real_calibrate(self)
+        return real_calibrate(self, calibration)
 
     def loss(self, model, batch):
         if after:

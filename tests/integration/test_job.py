@@ -28,8 +28,8 @@ def test_a_failing_close_never_hides_the_runs_own_failure(tiny_cfg, monkeypatch,
     with pytest.raises(RunError, match="boom in the run"):
         run(tiny_cfg())
     err = capsys.readouterr().err
-    assert "warning: closing the logger failed too: no space left" in err
-    assert err.count("warning:") == 1
+    # One line, from the logger group (which goes on closing its other loggers) or the job.
+    assert err.count("warning:") == 1 and "no space left while closing metrics.jsonl" in err
 
 
 def test_after_a_failure_the_folder_is_unlocked_and_the_logger_closed(tiny_cfg, monkeypatch):

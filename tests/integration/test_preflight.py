@@ -77,7 +77,7 @@ def test_a_huge_size_is_refused_capped_or_only_costs_time(monkeypatch, capsys, t
         trained.append(True)
         raise Reached
 
-    monkeypatch.setattr(launch, "_execute", reached)
+    monkeypatch.setattr(launch.Job, "_execute", reached)
     folder = tmp_path / "run"
     code, err = run_cli(monkeypatch, capsys, folder, f"pruner={pruner}", *_switches(pruner, key), f"{key}={HUGE}",
                         base=BASE)
