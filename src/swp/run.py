@@ -37,7 +37,7 @@ from swp.results import scalars
 from swp.stages import Stage
 from swp.training.guard import check_sparsity
 from swp.training.loop import NonFiniteLossError, PhaseSpec, Placement, evaluate, make_optimizer, train_phase
-from swp.training.report import sparsity_metrics, sparsity_report
+from swp.training.report import allocation_metrics, sparsity_metrics, sparsity_report
 from swp.training.schedule import Schedule
 
 
@@ -163,7 +163,8 @@ class Run:
             p.mask_sparsity = self.masks.sparsity()
         check_sparsity(self.masks, "after pruning", p.mask_sparsity)
         p.pruned = self._evaluate("pruned", T)
-        self.where.logger.log(sparsity_metrics(self.model, self.pruner.params, p.thresholds), step=T)
+        self.where.logger.log(sparsity_metrics(self.model, self.pruner.params, p.thresholds)
+                              | allocation_metrics(self.pruner.allocation_facts()), step=T)
         self.save_checkpoint(Stage.PRUNED, "right after pruning", T)
 
     def finetune(self) -> None:
@@ -197,7 +198,7 @@ class Run:
             "tracking_points": self.pruner.tracking_points, "tracked_state_bytes": self.pruner.state_bytes(),
             "model_bytes": sum(t.numel() * t.element_size() for t in unique_parameters(self.model)),
             "dense_cache": p.dense_cache, "resumed_from": self.resumed.path.name if self.resumed else None,
-            "wall_s": wall_s,
+            "wall_s": wall_s, "allocation_facts": self.pruner.allocation_facts(),
         } | self._calibration_facts()
 
     def _calibration_facts(self) -> dict:

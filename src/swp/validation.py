@@ -349,12 +349,19 @@ class PrunerSchema:
             raise _key_err("nm", "null, true (2:4), 'N:M' or [N, M] with 0 < N < M", self.nm) from None
 
 
-ALLOCATION = one_of("shared_rate", "uniform")
+ALLOCATION = one_of("shared_rate", "uniform")  # the pruners without OWL (random, gmp)
+OWL_ALLOCATION = one_of("shared_rate", "uniform", "owl")
+OWL_M = span(0, math.inf, lo_open=True, why="a score above M times its block's mean is an outlier")
+OWL_LAMBDA = span(0, 1, hi_open=True, why="the blocks' sparsities span 2 * lambda around the target")
 
 
 @dataclass
 class MagnitudePrunerSchema(PrunerSchema):
-    allocation: str = _f("shared_rate", **ALLOCATION)
+    allocation: str = _f("shared_rate", **OWL_ALLOCATION)
+    owl_m: float = _f(5.0, **OWL_M)
+    owl_lambda: float = _f(0.08, **OWL_LAMBDA)
+    calibration_batches: int = _f(8, **COUNT)
+    calibration_seed: int = _f(0, **SEED)
 
 
 @dataclass
@@ -375,16 +382,16 @@ class SWPPrunerSchema(MagnitudePrunerSchema):
     state_dtype: str = _f("float32", **one_of("float32", why="a 16-bit state loses late tracking points"))
     state_device: Optional[str] = _f(None, **DEVICE_NAME)
     activation_aware: bool = False
-    calibration_batches: int = _f(8, **COUNT)
-    calibration_seed: int = _f(0, **SEED)
 
 
 @dataclass
 class WandaPrunerSchema(PrunerSchema):
-    allocation: str = _f("uniform", **ALLOCATION)
+    allocation: str = _f("uniform", **OWL_ALLOCATION)
     calibration_batches: int = _f(8, **COUNT)
     calibration_seed: int = _f(0, **SEED)
     sequential: bool = True
+    owl_m: float = _f(5.0, **OWL_M)
+    owl_lambda: float = _f(0.08, **OWL_LAMBDA)
 
 
 @dataclass
@@ -396,6 +403,9 @@ class SparseGPTPrunerSchema:
     percdamp: float = _f(0.01, **span(0, 1))
     calibration_batches: int = _f(8, **COUNT)
     calibration_seed: int = _f(0, **SEED)
+    allocation: str = _f("uniform", **one_of("uniform", "owl"))
+    owl_m: float = _f(5.0, **OWL_M)
+    owl_lambda: float = _f(0.08, **OWL_LAMBDA)
 
     def __post_init__(self):
         PrunerSchema.__post_init__(self)

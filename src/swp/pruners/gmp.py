@@ -60,6 +60,9 @@ class GMPPruner(Pruner):
         update_every: int = 10,
         allocation: str = "uniform",
     ):
+        if allocation == "owl":
+            raise ConfigError("pruner=gmp does not offer allocation=owl: it prunes during training, before the "
+                              "calibration inputs OWL needs are drawn (use a one-shot pruner)")
         super().__init__(model, include, exclude, scope, None, allocation)
         if final_sparsity is None:
             raise ConfigError("pruner=gmp needs a final sparsity: set target_sparsity=... (or pruner.final_sparsity)")

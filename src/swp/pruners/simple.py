@@ -8,8 +8,9 @@ import torch
 from torch import nn
 
 from swp.distributed.sharding import distribute_like, full
+from swp.errors import ConfigError
 from swp.pruners.base import Pruner, magnitude_scores
-from swp.pruners.capabilities import Capabilities
+from swp.pruners.capabilities import Calibration, Capabilities
 
 
 class NoPruner(Pruner):
@@ -22,7 +23,33 @@ class NoPruner(Pruner):
 
 
 class MagnitudePruner(Pruner):
-    """Keeps weights whose current |W| exceeds std(|W|) * prune_rate (Han et al. 2015)."""
+    """Keeps weights whose current |W| exceeds std(|W|) * prune_rate (Han et al. 2015).
+
+    Args:
+        model, include, exclude, scope, nm, allocation, owl_m, owl_lambda: see `Pruner`.
+        calibration_batches: training batches drawn for calibration under ``allocation: owl``
+            (its outlier ratios need the layers' inputs; magnitude itself needs none).
+        calibration_seed: seeds those draws, apart from the training batches.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        include: Sequence[str] | None = None,
+        exclude: Sequence[str] | None = None,
+        scope: str = "layer",
+        nm=None,
+        allocation: str = "shared_rate",
+        owl_m: float = 5.0,
+        owl_lambda: float = 0.08,
+        calibration_batches: int = 8,
+        calibration_seed: int = 0,
+    ):
+        super().__init__(model, include, exclude, scope, nm, allocation, owl_m, owl_lambda)
+        if self.owl is not None:
+            if calibration_batches < 1:
+                raise ConfigError(f"pruner.calibration_batches must be >= 1, got {calibration_batches}")
+            self.declare(calibration=Calibration(calibration_batches, calibration_seed))
 
     def scores(self):
         return magnitude_scores(self.params, self.scope)
@@ -48,6 +75,9 @@ class RandomPruner(Pruner):
         seed: int = 0,
         allocation: str = "shared_rate",
     ):
+        if allocation == "owl":
+            raise ConfigError("pruner=random does not offer allocation=owl (its counts follow magnitude's: "
+                              "use pruner=magnitude pruner.allocation=owl)")
         super().__init__(model, include, exclude, scope, allocation=allocation)
         self.seed = seed
 

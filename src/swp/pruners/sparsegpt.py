@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from swp.errors import ConfigError
-from swp.pruners.base import Pruner, magnitude_scores
+from swp.pruners.base import RANKED, Pruner, magnitude_scores
 from swp.pruners.calibration import Reduce, input_hooks, local_only, owning_modules, run_batches, sequential_blocks
 from swp.pruners.capabilities import Calibration
 from swp.pruning.sparsegpt import add_hessian_batch_, merge_hessians_, sparsegpt_prune
@@ -24,13 +24,17 @@ class SparseGPTPruner(Pruner):
     H = 2/n X X^T per layer, and stop as soon as the block has returned; each layer is then
     pruned and its kept weights updated (`swp.pruning.sparsegpt.sparsegpt_prune`) in place, so
     the next block's inputs come from the already pruned ones. Every tensor is pruned at the same
-    fraction (``allocation`` is always ``uniform``, the reference's rule): target_sparsity, or,
-    given only a prune_rate, the fraction magnitude pruning's Eq. 2 removes at that rate. With
+    fraction (``allocation: uniform``, the reference's rule): target_sparsity, or, given only a
+    prune_rate, the fraction magnitude pruning's Eq. 2 removes at that rate; under ``allocation:
+    owl`` each block at its OWL sparsity instead (luuyin/OWL's ``prune_sparsegpt_outlier``: the
+    outlier ratios from one dense pass over the calibration batches before the sequential one). With
     ``nm`` every row keeps N of each M inputs. The weights change at pruning time; the masks
     are keep-masks like every pruner's.
 
     Args:
         model, include, exclude, nm: see `Pruner`.
+        allocation: ``uniform`` (the reference) or ``owl`` (`Pruner`); never ``shared_rate``.
+        owl_m, owl_lambda: see `Pruner`.
         blocksize: columns per lazily updated block of the OBS sweep (128 in the reference).
         percdamp: dampening added to H's diagonal, as a fraction of its mean (0.01).
         calibration_batches: training batches the run draws for calibration (the reference uses
@@ -49,8 +53,13 @@ class SparseGPTPruner(Pruner):
         percdamp: float = 0.01,
         calibration_batches: int = 8,
         calibration_seed: int = 0,
+        allocation: str = "uniform",
+        owl_m: float = 5.0,
+        owl_lambda: float = 0.08,
     ):
-        super().__init__(model, include, exclude, "layer", nm, "uniform")
+        if allocation not in RANKED:
+            raise ConfigError(f"pruner.allocation must be one of {list(RANKED)} for SparseGPT, got {allocation!r}")
+        super().__init__(model, include, exclude, "layer", nm, allocation, owl_m, owl_lambda)
         if blocksize < 1 or percdamp < 0:
             raise ConfigError(f"pruner.blocksize must be >= 1 and percdamp >= 0, got {blocksize}, {percdamp}")
         if calibration_batches < 1:
@@ -67,6 +76,7 @@ class SparseGPTPruner(Pruner):
         self.losses: dict[str, float] = {}  # OBS loss per layer, for inspection
 
     def calibrate(self, model: nn.Module, batches: list, forward, reduce: Reduce = local_only) -> None:
+        self.measure_outliers(model, batches, forward, reduce)  # OWL: one pass over the dense model
         self._batches, self._forward, self._reduce = batches, forward, reduce
 
     def scores(self):
@@ -94,6 +104,7 @@ class SparseGPTPruner(Pruner):
     @torch.no_grad()
     def _prune_sequentially(self, fraction: float) -> dict[str, torch.Tensor]:
         model, keep = self.model, {}
+        fractions = self.tensor_fractions(fraction)
         modules = owning_modules(model, self.params)
         first = next(iter(self.params))  # the layer whose inputs count the calibration tokens
         self.calibration_tokens = 0
@@ -117,7 +128,7 @@ class SparseGPTPruner(Pruner):
                 p, axis = self.params[name], self.input_axis[name]
                 weight = p.detach() if axis == 1 else p.detach().t()  # (out, in) for the math
                 new, k, self.losses[name] = sparsegpt_prune(
-                    weight, hessians.pop(name), fraction, self.nm, self.blocksize, self.percdamp)
+                    weight, hessians.pop(name), fractions[name], self.nm, self.blocksize, self.percdamp)
                 p.copy_(new if axis == 1 else new.t())
                 keep[name] = k if axis == 1 else k.t()
         device = self.params[first].device

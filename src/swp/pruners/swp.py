@@ -46,12 +46,12 @@ class SWPPruner(Pruner):
             lose late tracking points, see DTYPES).
         state_device: where the tracked state lives (e.g. ``cpu`` to spare GPU memory);
             None keeps it beside each weight.
-        allocation: see `Pruner`.
+        allocation, owl_m, owl_lambda: see `Pruner` (``owl`` calibrates first, like activation_aware).
         activation_aware: multiply the score by Wanda's ||X_j||_2 of the weight's input
             feature (measured by `calibrate` on calibration batches) and compare within each
             output row, as Wanda does.
         calibration_batches, calibration_seed: the batches `calibrate` sees when
-            activation_aware (see `WandaPruner`).
+            activation_aware or ``allocation: owl`` (see `WandaPruner`).
 
     Under FSDP2 each weight is a DTensor shard and so is its state: the clone is a DTensor with
     the weight's placements (`zeros_like`), the ring buffer holds this rank's rows only; tracking
@@ -77,14 +77,18 @@ class SWPPruner(Pruner):
         activation_aware: bool = False,
         calibration_batches: int = 8,
         calibration_seed: int = 0,
+        owl_m: float = 5.0,
+        owl_lambda: float = 0.08,
     ):
-        super().__init__(model, include, exclude, scope, nm, allocation)
-        if activation_aware and calibration_batches < 1:
+        super().__init__(model, include, exclude, scope, nm, allocation, owl_m, owl_lambda)
+        if (activation_aware or self.owl is not None) and calibration_batches < 1:
             raise ConfigError(f"pruner.calibration_batches must be >= 1, got {calibration_batches}")
         # Activation-aware SWP calibrates like Wanda and compares its scores within rows.
         self.activation_aware = bool(activation_aware)
         if self.activation_aware:
             self.declare(calibration=Calibration(calibration_batches, calibration_seed), compare_rows=True)
+        elif self.owl is not None:
+            self.declare(calibration=Calibration(calibration_batches, calibration_seed))
         _check_options(window, compare, average_of, spread, state_dtype, self.nm)
         warn_low_precision_tracking(self.params)
         self.window, self.average_of, self.compare = window, average_of, compare
@@ -148,10 +152,12 @@ class SWPPruner(Pruner):
 
     @torch.no_grad()
     def calibrate(self, model: nn.Module, batches: list, forward, reduce: Reduce = local_only) -> None:
-        """Activation-aware: Wanda's ||X_j||_2, which the base class multiplies into the scores."""
+        """Activation-aware: Wanda's ||X_j||_2, which the base class multiplies into the scores;
+        ``owl``: the blocks' outlier ratios (from those norms when measured)."""
         if self.activation_aware:
             self.activation_norms, self.calibration_tokens = input_norms(
                 model, self.params, batches, forward, reduce=reduce)
+        self.measure_outliers(model, batches, forward, reduce, norms=self.activation_norms)
 
     def scores(self):
         imp = self.importance()
@@ -170,9 +176,11 @@ class SWPPruner(Pruner):
         return local_bytes(list(self.clones.values()) + list(self.ring.values()))  # this rank's
 
     def state_dict(self) -> dict:
-        return {"t": self.t, "clones": self.clones, "ring": self.ring, "ring_points": list(self.ring_points)}
+        return super().state_dict() | {"t": self.t, "clones": self.clones, "ring": self.ring,
+                                       "ring_points": list(self.ring_points)}
 
     def load_state_dict(self, state: dict) -> None:
+        super().load_state_dict(state)
         self.t = int(state["t"])
         # float32 also for a state saved in 16 bits by an older version; full tensors (a gathered
         # checkpoint) are split like the weights under FSDP2.

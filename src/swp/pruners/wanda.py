@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from swp.errors import ConfigError
-from swp.pruners.base import Pruner
+from swp.pruners.base import RANKED, Pruner
 from swp.pruners.calibration import Reduce, input_norms, local_only, sequential_blocks
 from swp.pruners.capabilities import Calibration, Capabilities
 from swp.pruning.nm import nm_keep_mask
@@ -23,7 +23,9 @@ class WandaPruner(Pruner):
     ||X_j||_2 per input feature; the score is |W_ij| * ||X_j||_2, compared within each output
     row. As the reference: ``allocation: uniform`` (default) prunes the same fraction of every
     row, lowest scores first; ``nm`` prunes within every M consecutive inputs of a row.
-    ``shared_rate`` applies Eq. 2 per row (keep where score > std(row) * prune_rate).
+    ``shared_rate`` applies Eq. 2 per row (keep where score > std(row) * prune_rate). ``owl``
+    prunes the same fraction of every row of a block, the blocks at OWL's sparsities from the
+    dense norms (locuslab/wanda's rule inside luuyin/OWL's ``prune_wanda_outlier``).
 
     ``sequential`` (default, as the reference) prunes block by block (the entries of the model's
     main ``nn.ModuleList``): each block's norms are measured on inputs from the already pruned
@@ -33,13 +35,13 @@ class WandaPruner(Pruner):
     layer on the dense model in one pass.
 
     Args:
-        model, include, exclude, scope, nm, allocation: see `Pruner` (scope plays no part: scores
-            compete within rows).
+        model, include, exclude, scope, nm, allocation, owl_m, owl_lambda: see `Pruner` (scope
+            plays no part: scores compete within rows).
         calibration_batches: training batches the run draws for calibration (the references use
             128 sequences; 8 batches of 16 sequences).
         calibration_seed: seeds those draws, apart from the training batches.
-        sequential: prune block by block on the pruned blocks' outputs (needs ``uniform`` or
-            ``nm``: Eq. 2 per row at a searched rate would need every block's scores at once).
+        sequential: prune block by block on the pruned blocks' outputs (needs ``uniform``, ``owl``
+            or ``nm``: Eq. 2 per row at a searched rate would need every block's scores at once).
     """
 
     capabilities = Capabilities(compare_rows=True)
@@ -55,12 +57,14 @@ class WandaPruner(Pruner):
         calibration_batches: int = 8,
         calibration_seed: int = 0,
         sequential: bool = True,
+        owl_m: float = 5.0,
+        owl_lambda: float = 0.08,
     ):
-        super().__init__(model, include, exclude, scope, nm, allocation)
+        super().__init__(model, include, exclude, scope, nm, allocation, owl_m, owl_lambda)
         if calibration_batches < 1:
             raise ConfigError(f"pruner.calibration_batches must be >= 1, got {calibration_batches}")
-        if sequential and not self.nm and allocation != "uniform":
-            raise ConfigError("pruner.sequential=true needs allocation=uniform or nm (set pruner.sequential=false "
+        if sequential and not self.nm and allocation not in RANKED:
+            raise ConfigError("pruner.sequential=true needs allocation=uniform, owl or nm (set pruner.sequential=false "
                               "for allocation=shared_rate)")
         self.declare(calibration=Calibration(calibration_batches, calibration_seed))
         self.sequential = sequential
@@ -72,6 +76,7 @@ class WandaPruner(Pruner):
     @torch.no_grad()
     def calibrate(self, model: nn.Module, batches: list, forward, reduce: Reduce = local_only) -> None:
         self.norms, self.calibration_tokens = input_norms(model, self.params, batches, forward, reduce=reduce)
+        self.measure_outliers(model, batches, forward, reduce, norms=self.norms)  # OWL: on the dense norms
         if self.sequential:
             self._calibration = (batches, forward, reduce)
 
@@ -118,8 +123,9 @@ class WandaPruner(Pruner):
         return score, spreads(score, self.scope)
 
     def state_dict(self) -> dict:
-        return {"norms": self.norms, "calibration_tokens": self.calibration_tokens}
+        return super().state_dict() | {"norms": self.norms, "calibration_tokens": self.calibration_tokens}
 
     def load_state_dict(self, state: dict) -> None:
+        super().load_state_dict(state)
         self.norms = {n: v.to(self.params[n].device) for n, v in state.get("norms", {}).items()}
         self.calibration_tokens = int(state.get("calibration_tokens", 0))
