@@ -258,13 +258,10 @@ class Pruner:
         return {}
 
     def state_dict(self) -> dict:
-        """The pruner's state for checkpoints: OWL's measured ratios when ``owl`` (subclasses add theirs)."""
-        measured = self.owl is not None and self.owl.ratios is not None  # nothing before calibration
-        return {"owl": self.owl.state_dict()} if measured else {}
+        return {}
 
     def load_state_dict(self, state: dict) -> None:
-        if self.owl is not None and "owl" in state:
-            self.owl.load_state_dict(state["owl"])
+        pass
 
 
 def magnitude_scores(params: dict[str, nn.Parameter], scope: str):

@@ -72,9 +72,3 @@ class OWL:
                   for (layer, _), size, ratio, sparsity in zip(self.layers, self.sizes, self.ratios or [],
                                                                self.sparsities or [])]
         return {"owl_m": self.m, "owl_lambda": self.lam, "owl_layers": layers}
-
-    def state_dict(self) -> dict:
-        return {"ratios": self.ratios, "sparsities": self.sparsities}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.ratios, self.sparsities = state.get("ratios"), state.get("sparsities")

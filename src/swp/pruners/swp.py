@@ -176,11 +176,9 @@ class SWPPruner(Pruner):
         return local_bytes(list(self.clones.values()) + list(self.ring.values()))  # this rank's
 
     def state_dict(self) -> dict:
-        return super().state_dict() | {"t": self.t, "clones": self.clones, "ring": self.ring,
-                                       "ring_points": list(self.ring_points)}
+        return {"t": self.t, "clones": self.clones, "ring": self.ring, "ring_points": list(self.ring_points)}
 
     def load_state_dict(self, state: dict) -> None:
-        super().load_state_dict(state)
         self.t = int(state["t"])
         # float32 also for a state saved in 16 bits by an older version; full tensors (a gathered
         # checkpoint) are split like the weights under FSDP2.

@@ -123,9 +123,8 @@ class WandaPruner(Pruner):
         return score, spreads(score, self.scope)
 
     def state_dict(self) -> dict:
-        return super().state_dict() | {"norms": self.norms, "calibration_tokens": self.calibration_tokens}
+        return {"norms": self.norms, "calibration_tokens": self.calibration_tokens}
 
     def load_state_dict(self, state: dict) -> None:
-        super().load_state_dict(state)
         self.norms = {n: v.to(self.params[n].device) for n, v in state.get("norms", {}).items()}
         self.calibration_tokens = int(state.get("calibration_tokens", 0))
