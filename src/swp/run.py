@@ -54,6 +54,8 @@ class Progress:
         dense_stats, ft_stats: throughput of the dense and fine-tuning phases.
         allocation: what the pruner said about its allocation when it pruned
             (`Pruner.allocation_facts`: OWL's block sparsities), kept for results.json.
+        calibration_tokens: the tokens the pruner's calibration saw (kept: a resumed run's
+            pruner has not calibrated).
     """
 
     rate: float
@@ -66,6 +68,7 @@ class Progress:
     dense_stats: dict[str, float] = field(default_factory=lambda: {"tokens_per_s": 0.0})
     ft_stats: dict[str, float] = field(default_factory=lambda: {"tokens_per_s": 0.0})
     allocation: dict = field(default_factory=dict)
+    calibration_tokens: int = 0
 
     # What a dense-cache entry hands to the run that takes it.
     DENSE_FIELDS = ("initial", "dense", "dense_stats")
@@ -164,7 +167,7 @@ class Run:
             warn_overpruned(self.masks.keep, self.max_sparsity)
             self.masks.apply()  # the dense optimizer is gone; fine-tuning starts a fresh one
             p.mask_sparsity = self.masks.sparsity()
-            p.allocation = self.pruner.allocation_facts()
+            p.allocation, p.calibration_tokens = self.pruner.allocation_facts(), self.pruner.calibration_tokens
         check_sparsity(self.masks, "after pruning", p.mask_sparsity)
         p.pruned = self._evaluate("pruned", T)
         self.where.logger.log(sparsity_metrics(self.model, self.pruner.params, p.thresholds)
@@ -210,7 +213,7 @@ class Run:
         if calibration is None:
             return {"calibration_batches": 0, "calibration_seed": None, "calibration_tokens": 0}
         return {"calibration_batches": calibration.batches, "calibration_seed": calibration.seed,
-                "calibration_tokens": self.pruner.calibration_tokens}
+                "calibration_tokens": self.progress.calibration_tokens}
 
     def write_outputs(self, out_dir: Path, results: dict, show: int) -> None:
         """Stage 5: every artifact of the finished run; results.json goes last, so its presence
