@@ -71,7 +71,8 @@ def test_equal_blocks_give_the_references_sparsities(seed, target):
     assert owl_sparsities(ratios, [7] * 30, target, 0.08) == pytest.approx(_reference(ratios, target, 0.08), abs=1e-12)
 
 
-CASES = [(seed, target, lam) for seed in range(3) for target in (0.05, 0.5, 0.7, 0.9, 0.97) for lam in (0.02, 0.08, 0.3)]
+CASES = [(seed, target, lam) for seed in range(3) for target in (0.05, 0.5, 0.7, 0.9, 0.97)
+         for lam in (0.02, 0.08, 0.3)]
 
 
 @pytest.mark.parametrize("seed, target, lam", CASES, ids=[f"seed{s}-t{t}-l{lam}" for s, t, lam in CASES])
