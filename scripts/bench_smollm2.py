@@ -8,13 +8,17 @@ what the work costs, the first what it took. Tokens/s of the fine-tune with and 
 tracking are measured on interleaved segments of the real `train_phase`.
 
     bash scripts/setup_llm.sh   # once
-    python scripts/bench_smollm2.py [--threads 1] [--block-size 64] [--batch-size 2] [--steps 2] [--rounds 3]
+    python scripts/bench_smollm2.py [--threads 1] [--block-size 64] [--batch-size 2] [--steps 2] [--rounds 3] [--owl]
     python scripts/bench_smollm2.py --sequential --batch-size 4 --rounds 2   # 8 x 4 x 64 = 2,048 tokens
 
 ``--sequential`` instead times the sequential pass of Wanda and SparseGPT on the pretrained
 weights at 50%, the block-by-block pass (`swp.pruners.calibration.block_by_block`) against the
 old one that ran the model from the embedding up to each block
 (`swp.testing.sequential_reference`), interleaved, and checks both give the same masks and weights.
+
+With ``--owl`` every pruner also runs with ``allocation=owl`` (OWL's M and lambda: ``--owl-m``,
+``--owl-lambda``) right after its own allocation, from the same weights and calibration batches,
+and a last column gives the OWL row's calibration + pruning CPU seconds over the plain row's.
 
 Peak memory is this process's resident set, sampled every 5 ms by a thread while a pruner
 calibrates and prunes, minus the resident set just before (after `malloc_trim`, so memory freed
@@ -126,6 +130,9 @@ def _args():
     ap.add_argument("--calibration-batches", type=int, default=8, help="for Wanda and SparseGPT (the configs' 8)")
     ap.add_argument("--sequential", action="store_true",
                     help="time the block-by-block sequential pass against the old one instead")
+    ap.add_argument("--owl", action="store_true", help="also time every pruner with allocation=owl, side by side")
+    ap.add_argument("--owl-m", type=float, default=5.0, help="OWL's M (the paper's LLaMA value)")
+    ap.add_argument("--owl-lambda", type=float, default=0.08, help="OWL's lambda (the paper's LLaMA value)")
     return ap.parse_args()
 
 
@@ -174,12 +181,11 @@ def _one_shot(args, task, model, swp) -> None:
     print(f"dense perplexity {ppl:.2f} ({c_eval})")
     gen = torch.Generator().manual_seed(0)
     batches = [task.train_batch(gen, cpu) for _ in range(args.calibration_batches)]
-    keeps = {}
-    print("| pruner | calibration + pruning (wall / CPU) | peak RSS above the model | perplexity | sparsity |")
-    print("|---|---|---|---|---|")
-    for name, make in (("swp", lambda: swp), ("magnitude", lambda: MagnitudePruner(model)),
-                       ("wanda", lambda: WandaPruner(model, calibration_batches=args.calibration_batches)),
-                       ("sparsegpt", lambda: SparseGPTPruner(model, calibration_batches=args.calibration_batches))):
+    keeps, plain_cpu = {}, {}
+    print("| pruner | calibration + pruning (wall / CPU) | peak RSS above the model | perplexity | sparsity |"
+          + (" OWL CPU / plain CPU |" if args.owl else ""))
+    print("|---|---|---|---|---|" + ("---|" if args.owl else ""))
+    for name, make in _pruners(args, model, swp):
         with torch.no_grad():
             for n, p in model.named_parameters():
                 p.copy_(dense[n])
@@ -189,12 +195,35 @@ def _one_shot(args, task, model, swp) -> None:
         ppl = task.evaluate(model, cpu, nullcontext)["ppl"]
         values = pruner.params.values()
         zeros = sum(int((p == 0).sum()) for p in values) / sum(p.numel() for p in values)
+        base = name.removesuffix(" owl")
+        ratio = f" {clock.cpu / plain_cpu[base]:.2f} |" if base != name else (" |" if args.owl else "")
+        plain_cpu.setdefault(base, clock.cpu)
         print(f"| {name} | {clock.wall:.1f} s / {clock.cpu:.1f} s | {mem.growth / 2**20:,.0f} MiB | {ppl:.2f} "
-              f"| {zeros:.4f} |", flush=True)
+              f"| {zeros:.4f} |{ratio}", flush=True)
         del pruner
     differ = sum(int((keeps["swp"][n] != keeps["magnitude"][n]).sum()) for n in keeps["swp"])
     print(f"SWP and magnitude masks differ on {differ / sum(m.numel() for m in keeps['swp'].values()):.4%} "
           "of the prunable weights")
+
+
+def _pruners(args, model, swp):
+    """(name, make) for every one-shot pruner, each followed by its ``allocation=owl`` twin with --owl
+    (SWP's twin takes the tracked state of the one pruner that observed the fine-tune)."""
+    cal, owl = args.calibration_batches, dict(allocation="owl", owl_m=args.owl_m, owl_lambda=args.owl_lambda)
+
+    def swp_owl():
+        twin = SWPPruner(model, calibration_batches=cal, **owl)
+        twin.load_state_dict(swp.state_dict())
+        return twin
+
+    rows = [("swp", lambda: swp), ("swp owl", swp_owl),
+            ("magnitude", lambda: MagnitudePruner(model)),
+            ("magnitude owl", lambda: MagnitudePruner(model, calibration_batches=cal, **owl)),
+            ("wanda", lambda: WandaPruner(model, calibration_batches=cal)),
+            ("wanda owl", lambda: WandaPruner(model, calibration_batches=cal, **owl)),
+            ("sparsegpt", lambda: SparseGPTPruner(model, calibration_batches=cal)),
+            ("sparsegpt owl", lambda: SparseGPTPruner(model, calibration_batches=cal, **owl))]
+    return [r for r in rows if args.owl or not r[0].endswith(" owl")]
 
 
 def _prune(pruner, model, task, batches) -> dict:

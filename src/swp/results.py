@@ -15,6 +15,8 @@ A run's results are flat scalars plus the per-layer list ``layers``:
   ``tracked_state_bytes``, ``model_bytes``, ``wall_s``; run facts: ``prune_rate_used``,
   ``dense_cache``, ``resumed_from``; calibration (Wanda, SparseGPT, activation-aware SWP):
   ``calibration_batches``, ``calibration_seed``, ``calibration_tokens`` (0 without calibration);
+  under ``allocation: owl`` also ``owl_m``, ``owl_lambda`` and ``owl_layers`` (per block: ``layer``,
+  ``numel``, ``outlier_ratio``, ``sparsity`` as allocated; ``layers`` has each tensor's measured one);
 - then the energy meter's keys, the task's own facts (`Task.extra_results`) and the export's.
 
 The summary line, the W&B summary, the sweep CSV and figures, Hydra's return value and
@@ -48,6 +50,7 @@ def assemble(identity: dict, figures: dict, *, headline_metric: str, lower_is_be
                 "model_bytes", "dense_cache", "resumed_from", "wall_s", "calibration_batches", "calibration_seed",
                 "calibration_tokens"):
         out[key] = figures[key]
+    out |= figures.get("allocation_facts") or {}
     for extra in extras:
         out |= extra
     return out

@@ -37,7 +37,7 @@ from swp.results import scalars
 from swp.stages import Stage
 from swp.training.guard import check_sparsity
 from swp.training.loop import NonFiniteLossError, PhaseSpec, Placement, evaluate, make_optimizer, train_phase
-from swp.training.report import sparsity_metrics, sparsity_report
+from swp.training.report import allocation_metrics, sparsity_metrics, sparsity_report
 from swp.training.schedule import Schedule
 
 
@@ -52,6 +52,8 @@ class Progress:
         dense_cache: ``off``, ``miss`` (trained and published) or ``hit`` (taken from the cache).
         initial, dense, pruned: validation metrics before training, after it, after pruning.
         dense_stats, ft_stats: throughput of the dense and fine-tuning phases.
+        allocation: what the pruner said about its allocation when it pruned
+            (`Pruner.allocation_facts`: OWL's block sparsities), kept for results.json.
         calibration_tokens: tokens the pruner's calibration saw (recorded here, not read back
             from the pruner, so a run resumed after pruning reports what the pruning saw).
     """
@@ -65,6 +67,7 @@ class Progress:
     pruned: dict[str, float] | None = None
     dense_stats: dict[str, float] = field(default_factory=lambda: {"tokens_per_s": 0.0})
     ft_stats: dict[str, float] = field(default_factory=lambda: {"tokens_per_s": 0.0})
+    allocation: dict = field(default_factory=dict)
     calibration_tokens: int = 0
 
     # What a dense-cache entry hands to the run that takes it.
@@ -164,11 +167,13 @@ class Run:
             warn_overpruned(self.masks.keep, self.max_sparsity)
             self.masks.apply()  # the dense optimizer is gone; fine-tuning starts a fresh one
             p.mask_sparsity = self.masks.sparsity()
+            p.allocation = self.pruner.allocation_facts()
         if caps.calibrates:  # SparseGPT counts them while it prunes, in masks()
             p.calibration_tokens = int(self.pruner.calibration_tokens)
         check_sparsity(self.masks, "after pruning", p.mask_sparsity)
         p.pruned = self._evaluate("pruned", T)
-        self.where.logger.log(sparsity_metrics(self.model, self.pruner.params, p.thresholds), step=T)
+        self.where.logger.log(sparsity_metrics(self.model, self.pruner.params, p.thresholds)
+                              | allocation_metrics(p.allocation), step=T)
         self.save_checkpoint(Stage.PRUNED, "right after pruning", T)
 
     def finetune(self) -> None:
@@ -202,7 +207,7 @@ class Run:
             "tracking_points": self.pruner.tracking_points, "tracked_state_bytes": self.pruner.state_bytes(),
             "model_bytes": sum(t.numel() * t.element_size() for t in unique_parameters(self.model)),
             "dense_cache": p.dense_cache, "resumed_from": self.resumed.path.name if self.resumed else None,
-            "wall_s": wall_s,
+            "wall_s": wall_s, "allocation_facts": p.allocation,
         } | self._calibration_facts()
 
     def _calibration_facts(self) -> dict:

@@ -21,15 +21,21 @@ CASES = {
     "wanda-2:4": ("wanda", dict(sequential=True, nm="2:4")),
     "sparsegpt": ("sparsegpt", dict(blocksize=4)),
     "swp-activation-aware": ("swp", dict(activation_aware=True, compare="current")),
+    # OWL's outlier ratios come from the summed norms: every rank allocates as one process.
+    "magnitude-owl": ("magnitude", dict(allocation="owl", owl_m=1.5, owl_lambda=0.1)),
+    "wanda-owl": ("wanda", dict(allocation="owl", owl_m=1.5, owl_lambda=0.1)),
+    "sparsegpt-owl": ("sparsegpt", dict(blocksize=4, allocation="owl", owl_m=1.5, owl_lambda=0.1)),
+    "swp-owl": ("swp", dict(allocation="owl", owl_m=1.5, owl_lambda=0.1)),
 }
 
 
 def _pruner(kind: str, model, **kw):
+    from swp.pruners.simple import MagnitudePruner
     from swp.pruners.sparsegpt import SparseGPTPruner
     from swp.pruners.swp import SWPPruner
     from swp.pruners.wanda import WandaPruner
 
-    cls = {"wanda": WandaPruner, "sparsegpt": SparseGPTPruner, "swp": SWPPruner}[kind]
+    cls = {"wanda": WandaPruner, "sparsegpt": SparseGPTPruner, "swp": SWPPruner, "magnitude": MagnitudePruner}[kind]
     pruner = cls(model, **kw)
     if kind == "swp":
         pruner.observe()  # one tracking point: the scores exist
@@ -65,6 +71,7 @@ def _case(kind: str, kw: dict) -> dict:
         "weight_error": max(float((a - b).detach().abs().max()) for a, b in zip(ddp.parameters(), one.parameters())),
         "tokens": (shared.calibration_tokens, ref.calibration_tokens),
         "sparsity": float(sum((~k).sum() for k in keep.values()) / sum(k.numel() for k in keep.values())),
+        "owl": (shared.owl.ratios, ref.owl.ratios, shared.owl.sparsities) if shared.owl is not None else None,
     }
 
 
@@ -90,8 +97,12 @@ def test_calibrating_pruners_under_ddp_prune_as_one_process(ranks, name):
         assert out["norm_error"] < 1e-6  # float32 sums in another order
         assert out["weight_error"] < 1e-5  # SparseGPT reconstructs from the merged Hessian
         assert out["sparsity"] == pytest.approx(0.5, abs=0.01)
-    if name != "sparsegpt":
+    if name in ("wanda", "wanda-sequential", "wanda-2:4", "swp-activation-aware"):
         assert ranks[0][name]["has_norms"]
+    if name.endswith("-owl"):
+        ratios, reference, sparsities = ranks[0][name]["owl"]
+        assert ratios == reference and len(set(ratios)) == 2 and len(set(sparsities)) == 2
+        assert ranks[1][name]["owl"] == ranks[0][name]["owl"]
 
 
 def test_merged_hessian_is_the_hessian_of_all_samples():

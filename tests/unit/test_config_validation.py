@@ -126,7 +126,7 @@ def test_the_walk_reaches_every_group_and_many_keys():
          "pruner.initial_sparsity must be <= pruner.final_sparsity (0.5); got 0.6"),
         ("pruner=gmp target_sparsity=0.5 pruner.start_step=2000",
          "pruner.start_step must be <= pruner.end_step (1500); got 2000"),
-        ("pruner=wanda pruner.allocation=shared_rate", "pruner.sequential=true needs allocation=uniform or nm"),
+        ("pruner=wanda pruner.allocation=shared_rate", "pruner.sequential=true needs allocation=uniform, owl or nm"),
         ("pruner=sparsegpt pruner.nm=[2,4] pruner.blocksize=6", "pruner.blocksize must be a multiple of M=4"),
         ("pruner.compare=current pruner.nm=[2,4]", "pruner.compare=current with pruner.nm ignores the tracked"),
         ("model=tiny_vlm dataset=diamonds model.heads=3", "model.hidden must be a multiple of model.heads (3)"),

@@ -91,17 +91,21 @@ def test_state_round_trips_to_the_same_masks(option, tmp_path):
 
 
 def _expected_pruned(pruner, target: float) -> int:
-    """What 'exactly target' means for this pruner's allocation (rounding per tensor or per row)."""
+    """What 'exactly target' means for this pruner's allocation (rounding per tensor or per row;
+    under ``owl`` each tensor at its block's sparsity, whose size-weighted mean is the target)."""
     caps = pruner.capabilities
     if pruner.nm:
         return sum(p.numel() * (pruner.nm[1] - pruner.nm[0]) // pruner.nm[1] for p in pruner.params.values())
-    if pruner.allocation != "uniform":
+    if pruner.allocation not in ("uniform", "owl"):
         return round(target * sum(p.numel() for p in pruner.params.values()))
+    fractions = pruner.tensor_fractions(target)
+    assert sum(f * pruner.params[n].numel() for n, f in fractions.items()) == pytest.approx(
+        target * sum(p.numel() for p in pruner.params.values()), abs=1e-6)
     total = 0
     for name, p in pruner.params.items():
         inputs = p.shape[pruner.input_axis[name]]
         rows = p.numel() // inputs
-        total += rows * round(target * inputs) if caps.compare_rows else round(target * p.numel())
+        total += rows * round(fractions[name] * inputs) if caps.compare_rows else round(fractions[name] * p.numel())
     return total
 
 

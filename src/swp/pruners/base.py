@@ -10,10 +10,12 @@ from typing import Annotated, Literal
 import torch
 from torch import nn
 
-from swp.config_types import Check, Patterns, Runtime, check_arguments
+from swp.config_types import Check, Options, Patterns, Range, Runtime, check_arguments
 from swp.distributed.env import Reduce, local_only
 from swp.errors import ConfigError
+from swp.pruners.calibration import input_norms
 from swp.pruners.capabilities import Capabilities
+from swp.pruners.owl import OWL, owl_layers
 from swp.pruners.select import input_feature_axes, prunable_parameters
 from swp.pruning.nm import check_nm_shapes, check_nm_target, nm_keep_mask, parse_nm
 from swp.pruning.threshold import (
@@ -28,10 +30,12 @@ from swp.pruning.threshold import (
 from swp.pruning.wanda import wanda_scores
 
 # How the pruned count is spread over tensors: ``shared_rate`` (Eq. 2: one prune_rate, each
-# tensor's own std, so tensors end at different sparsities) or ``uniform`` (every tensor, or
-# every output row for row-compared pruners, at exactly the same fraction, chosen by rank).
-Allocation = Literal["shared_rate", "uniform"]
+# tensor's own std, so tensors end at different sparsities), ``uniform`` (every tensor, or
+# every output row for row-compared pruners, at exactly the same fraction, chosen by rank) or
+# ``owl`` (as uniform within each block, the blocks at OWL's sparsities: `swp.pruners.owl`).
+Allocation = Literal["shared_rate", "uniform", "owl"]
 ALLOCATIONS = typing.get_args(Allocation)
+RANKED = ("uniform", "owl")  # the allocations that prune each tensor (or row) by rank at a set fraction
 Scope = Literal["layer", "global"]
 Model = Annotated[nn.Module, Runtime("the model to prune, built by the launcher")]
 
@@ -45,6 +49,11 @@ def _is_nm(value) -> bool:
 
 
 NMSpec = Annotated[object, Check(_is_nm, "null, true (2:4), 'N:M' or [N, M] with 0 < N < M")]
+
+# OWL (Yin et al. 2023): M, the multiple of a block's mean score that makes an outlier, and
+# lambda, half the span of the blocks' sparsities around the target.
+OwlM = Annotated[float, Range(0, lo_open=True, why="a score above M times its block's mean is an outlier")]
+OwlLambda = Annotated[float, Range(0, 1, hi_open=True, why="the blocks' sparsities span 2 lambda")]
 
 
 class Pruner:
@@ -71,7 +80,12 @@ class Pruner:
             fraction, by rank; per output row for pruners that compare within rows). Under
             ``uniform`` the fraction is target_sparsity, or, given only a prune_rate, the
             fraction ``shared_rate`` would prune at that rate (same total, spread evenly).
-            Recorded as the attribute ``allocation`` for results.json.
+            ``owl`` (OWL, Yin et al. 2023): every tensor of a block at that block's sparsity, from
+            its outlier ratio on calibration inputs (`swp.pruners.owl`), by rank like ``uniform``;
+            it needs calibration, which a subclass that offers it declares. Recorded as the
+            attribute ``allocation`` for results.json.
+        owl_m: OWL's M (a Wanda score above M times its block's mean is an outlier).
+        owl_lambda: OWL's lambda (the blocks' sparsities span 2 * lambda around the target).
 
     Attributes:
         capabilities: this pruner's declared behaviour, with its options applied. Under
@@ -96,6 +110,8 @@ class Pruner:
         scope: Scope = "layer",
         nm: NMSpec = None,
         allocation: Allocation = "shared_rate",
+        owl_m: OwlM = 5.0,
+        owl_lambda: OwlLambda = 0.08,
     ):
         check_arguments(Pruner, locals(), at="pruner")
         self.allocation = allocation
@@ -109,14 +125,27 @@ class Pruner:
         if self.nm:
             shapes = {n: tuple(p.movedim(self.input_axis[n], -1).shape) for n, p in self.params.items()}
             check_nm_shapes(shapes, self.nm[1])
+        self.owl = self._owl(model, owl_m, owl_lambda) if allocation == "owl" else None
         self.declare()
+
+    @classmethod
+    def check_options(cls, given: Options) -> None:
+        """N:M fixes every block's sparsity, so OWL has nothing to allocate. Subclasses that
+        add rules of their own call this first (a pruner without ``nm`` has nothing to check)."""
+        if getattr(given, "allocation", None) == "owl" and parse_nm(getattr(given, "nm", None)):
+            raise ConfigError(f"{given.key('allocation')}=owl cannot be used with {given.key('nm')} (N:M fixes "
+                              "every block's sparsity)")
+
+    def _owl(self, model: nn.Module, m: float, lam: float) -> OWL:
+        """OWL's allocation over this model's blocks."""
+        return OWL(m, lam, owl_layers(model, self.params), {n: p.numel() for n, p in self.params.items()})
 
     def declare(self, **changes) -> None:
         """Sets this pruner's capabilities: the class's, with `changes` (e.g. a ``calibration``
         its options ask for), and what its options rule out on sharded parameters."""
         caps = replace(self.capabilities, **changes)
         unsharded = ("calibration" if caps.calibrates else "N:M masks" if self.nm else
-                     "allocation=uniform" if self.allocation == "uniform" else None)
+                     "allocation=" + self.allocation if self.allocation in RANKED else None)
         self.capabilities = replace(caps, unsharded=unsharded)
 
     def observe(self) -> None:
@@ -157,7 +186,21 @@ class Pruner:
             reduce: sums a statistic over the ranks in place (DDP); statistics gathered from
                 `batches`, here or later in `masks`, go through it, so every rank prunes as one
                 process that saw all the batches would.
+
+        The base class measures OWL's outlier ratios (``allocation: owl``) on the dense model.
         """
+        self.measure_outliers(model, batches, forward, reduce)
+
+    def measure_outliers(self, model: nn.Module, batches: list, forward, reduce: Reduce = local_only,
+                         norms: dict[str, torch.Tensor] | None = None) -> None:
+        """OWL's outlier ratios (``allocation: owl``; a no-op otherwise) from the dense model's
+        input-feature norms: `norms` when the pruner measured them anyway (Wanda), else one
+        forward pass over `batches`."""
+        if self.owl is None:
+            return
+        if norms is None:
+            norms, self.calibration_tokens = input_norms(model, self.params, batches, forward, reduce=reduce)
+        self.owl.measure(self.params, norms, self.input_axis)
 
     def on_train_step(self, step: int, optimizer) -> None:
         """Called after every dense optimizer step (0-based `step`); a no-op by default."""
@@ -183,7 +226,7 @@ class Pruner:
             }, {}
         score, spread = self._compared(score, spread)
         target = self._target[1] if self._target is not None and self._target[0] == prune_rate else None
-        if self.allocation == "uniform":
+        if self.allocation in RANKED:
             fraction = target if target is not None else pruned_fraction_at_rate(score, spread, prune_rate)
             return self.uniform_masks(score, fraction), {}
         if target is not None:
@@ -192,13 +235,28 @@ class Pruner:
         return masks_from_scores(score, spread, prune_rate)
 
     def uniform_masks(self, score: dict[str, torch.Tensor], fraction: float) -> dict[str, torch.Tensor]:
-        """Prunes `fraction` of every tensor (of every output row when `compare_rows`) by rank.
-        `score` may be raw or row-normalized: normalizing within a row keeps its order."""
+        """Prunes `fraction` of every tensor (of every output row when `compare_rows`) by rank;
+        under ``owl`` each tensor's own fraction (`tensor_fractions`) instead. `score` may be raw
+        or row-normalized: normalizing within a row keeps its order."""
+        fractions = self.tensor_fractions(fraction)
         return {
-            n: lowest_fraction_keep(s.movedim(self.input_axis[n], -1), fraction, self.capabilities.compare_rows)
+            n: lowest_fraction_keep(s.movedim(self.input_axis[n], -1), fractions[n], self.capabilities.compare_rows)
             .movedim(-1, self.input_axis[n])
             for n, s in score.items()
         }
+
+    def tensor_fractions(self, fraction: float) -> dict[str, float]:
+        """The fraction each pruned tensor is pruned at when the whole is pruned at `fraction`:
+        `fraction` for every tensor, or, under ``owl``, its block's OWL sparsity."""
+        if self.owl is not None:
+            return self.owl.fractions(fraction)
+        return dict.fromkeys(self.params, fraction)
+
+    def allocation_facts(self) -> dict:
+        """What results.json records about the allocation beyond its name: OWL's M, lambda and
+        per-block outlier ratios and sparsities (``owl_m``, ``owl_lambda``, ``owl_layers``);
+        nothing for the other allocations."""
+        return self.owl.report() if self.owl is not None else {}
 
     def _weighted(self, score: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """score * ||X_j||_2 along each weight's input axis when `activation_norms` are set."""
@@ -225,7 +283,7 @@ class Pruner:
         score, spread = self.scores()
         score, spread = self._compared(self._weighted(score), spread)
         with warnings.catch_warnings():
-            if self.allocation == "uniform":  # ranks reach every target; the rate is only reported
+            if self.allocation in RANKED:  # ranks reach every target; the rate is only reported
                 warnings.simplefilter("ignore")
             rate = prune_rate_for_sparsity(score, spread, target)
         self._target = (rate, target)

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 # Options that only turn scores into masks: a dense stage tracked with other values of these is
 # still valid, so they are left out of the dense cache's tracking key. Every other option of a
 # tracking pruner is part of it.
-MASK_OPTIONS = ("scope", "nm", "seed", "allocation", "calibration", "calibration_batches", "calibration_seed")
+MASK_OPTIONS = ("scope", "nm", "seed", "allocation", "calibration", "calibration_batches", "calibration_seed",
+                "owl_m", "owl_lambda")
 
 
 @dataclass(frozen=True)

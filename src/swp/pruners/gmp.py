@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import warnings
+from typing import Annotated, Literal
 
 import torch
 
-from swp.config_types import Count, Count0, Fraction, Options, Patterns, check_arguments
+from swp.config_types import Count, Count0, Fraction, Options, Patterns, Why, check_arguments
 from swp.errors import ConfigError
-from swp.pruners.base import Allocation, Model, Pruner, Scope, magnitude_scores
+from swp.pruners.base import Model, Pruner, Scope, magnitude_scores
 from swp.pruners.capabilities import Capabilities
 from swp.pruning.gradual import cubic_sparsity, is_update_step
 from swp.pruning.masks import MaskSet
 from swp.pruning.threshold import masks_at_sparsity
+
+# OWL needs calibration inputs before its first mask; GMP's first mask comes during training.
+GMPAllocation = Annotated[Literal["shared_rate", "uniform"],
+                          Why("pruner=gmp prunes while training, before owl's calibration inputs are drawn")]
 
 
 class GMPPruner(Pruner):
@@ -68,7 +73,7 @@ class GMPPruner(Pruner):
         initial_sparsity: Fraction = 0.0,
         start_step: Count0 = 0,
         update_every: Count = 10,
-        allocation: Allocation = "uniform",
+        allocation: GMPAllocation = "uniform",
     ):
         check_arguments(GMPPruner, locals(), at="pruner")
         super().__init__(model, include, exclude, scope, None, allocation)

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+from typing import Annotated, Literal
+
 import torch
 
-from swp.config_types import Patterns, Seed, check_arguments
+from swp.config_types import Count, Patterns, Seed, Why, check_arguments
 from swp.distributed.sharding import distribute_like, full
-from swp.pruners.base import Allocation, Model, Pruner, Scope, magnitude_scores
-from swp.pruners.capabilities import Capabilities
+from swp.pruners.base import Allocation, Model, NMSpec, OwlLambda, OwlM, Pruner, Scope, magnitude_scores
+from swp.pruners.capabilities import Calibration, Capabilities
+
+# Random keeps magnitude's per-tensor counts; magnitude under OWL is the pruner that offers it.
+RandomAllocation = Annotated[Literal["shared_rate", "uniform"],
+                             Why("pruner=random follows magnitude's counts; use pruner=magnitude for owl")]
 
 
 class NoPruner(Pruner):
@@ -20,7 +26,32 @@ class NoPruner(Pruner):
 
 
 class MagnitudePruner(Pruner):
-    """Keeps weights whose current |W| exceeds std(|W|) * prune_rate (Han et al. 2015)."""
+    """Keeps weights whose current |W| exceeds std(|W|) * prune_rate (Han et al. 2015).
+
+    Args:
+        model, include, exclude, scope, nm, allocation, owl_m, owl_lambda: see `Pruner`.
+        calibration_batches: training batches drawn for calibration under ``allocation: owl``
+            (its outlier ratios need the layers' inputs; magnitude itself needs none).
+        calibration_seed: seeds those draws, apart from the training batches.
+    """
+
+    def __init__(
+        self,
+        model: Model,
+        include: Patterns | None = None,
+        exclude: Patterns | None = None,
+        scope: Scope = "layer",
+        nm: NMSpec = None,
+        allocation: Allocation = "shared_rate",
+        owl_m: OwlM = 5.0,
+        owl_lambda: OwlLambda = 0.08,
+        calibration_batches: Count = 8,
+        calibration_seed: Seed = 0,
+    ):
+        check_arguments(MagnitudePruner, locals(), at="pruner")
+        super().__init__(model, include, exclude, scope, nm, allocation, owl_m, owl_lambda)
+        if self.owl is not None:
+            self.declare(calibration=Calibration(calibration_batches, calibration_seed))
 
     def scores(self):
         return magnitude_scores(self.params, self.scope)
@@ -44,7 +75,7 @@ class RandomPruner(Pruner):
         exclude: Patterns | None = None,
         scope: Scope = "layer",
         seed: Seed = 0,
-        allocation: Allocation = "shared_rate",
+        allocation: RandomAllocation = "shared_rate",
     ):
         check_arguments(RandomPruner, locals(), at="pruner")
         super().__init__(model, include, exclude, scope, allocation=allocation)

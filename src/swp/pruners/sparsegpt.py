@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 import torch
 from torch import nn
 
-from swp.config_types import Count, Options, Patterns, Range, Seed, check_arguments
+from swp.config_types import Count, Options, Patterns, Range, Seed, Why, check_arguments
 from swp.models.structure import model_structure
-from swp.pruners.base import Model, NMSpec, Pruner, magnitude_scores
+from swp.pruners.base import Model, NMSpec, OwlLambda, OwlM, Pruner, magnitude_scores
 from swp.pruners.calibration import Reduce, block_by_block, input_hooks, local_only, owning_modules
 from swp.pruners.capabilities import Calibration
 from swp.pruning.nm import parse_nm
 from swp.pruning.sparsegpt import add_hessian_batch_, merge_hessians_, sparsegpt_prune
 from swp.pruning.threshold import pruned_fraction_at_rate
+
+RankedAllocation = Annotated[Literal["uniform", "owl"], Why("SparseGPT prunes every layer at a set fraction")]
 
 
 class SparseGPTPruner(Pruner):
@@ -27,13 +29,17 @@ class SparseGPTPruner(Pruner):
     (`swp.pruning.sparsegpt.sparsegpt_prune`) in place, and the pruned block runs once more to
     make the next block's inputs (`swp.pruners.calibration.block_by_block`: one forward per
     batch up to the first block, then two runs of each block). Every tensor is pruned at the same
-    fraction (``allocation`` is always ``uniform``, the reference's rule): target_sparsity, or,
-    given only a prune_rate, the fraction magnitude pruning's Eq. 2 removes at that rate. With
+    fraction (``allocation: uniform``, the reference's rule): target_sparsity, or, given only a
+    prune_rate, the fraction magnitude pruning's Eq. 2 removes at that rate; under ``allocation:
+    owl`` each block at its OWL sparsity instead (luuyin/OWL's ``prune_sparsegpt_outlier``: the
+    outlier ratios from one dense pass over the calibration batches before the sequential one). With
     ``nm`` every row keeps N of each M inputs. The weights change at pruning time; the masks
     are keep-masks like every pruner's.
 
     Args:
         model, include, exclude, nm: see `Pruner`.
+        allocation: ``uniform`` (the reference) or ``owl`` (`Pruner`); never ``shared_rate``.
+        owl_m, owl_lambda: see `Pruner`.
         blocksize: columns per lazily updated block of the OBS sweep (128 in the reference).
         percdamp: dampening added to H's diagonal, as a fraction of its mean (0.01).
         calibration_batches: training batches the run draws for calibration (the reference uses
@@ -44,6 +50,7 @@ class SparseGPTPruner(Pruner):
     @classmethod
     def check_options(cls, given: Options) -> None:
         """An OBS block holds whole N:M groups."""
+        super().check_options(given)
         nm = parse_nm(given.nm)
         if nm and given.blocksize % nm[1]:
             raise given.refuse("blocksize", f"a multiple of M={nm[1]} ({given.key('nm')})")
@@ -58,9 +65,12 @@ class SparseGPTPruner(Pruner):
         percdamp: Annotated[float, Range(0, 1)] = 0.01,
         calibration_batches: Count = 8,
         calibration_seed: Seed = 0,
+        allocation: RankedAllocation = "uniform",
+        owl_m: OwlM = 5.0,
+        owl_lambda: OwlLambda = 0.08,
     ):
         check_arguments(SparseGPTPruner, locals(), at="pruner")
-        super().__init__(model, include, exclude, "layer", nm, "uniform")
+        super().__init__(model, include, exclude, "layer", nm, allocation, owl_m, owl_lambda)
         self.blocksize, self.percdamp = blocksize, percdamp
         model_structure(model)  # a model that declares no blocks is refused now, before training
         self.declare(calibration=Calibration(calibration_batches, calibration_seed))
@@ -72,6 +82,7 @@ class SparseGPTPruner(Pruner):
         self.losses: dict[str, float] = {}  # OBS loss per layer, for inspection
 
     def calibrate(self, model: nn.Module, batches: list, forward, reduce: Reduce = local_only) -> None:
+        self.measure_outliers(model, batches, forward, reduce)  # OWL: one pass over the dense model
         self._batches, self._forward, self._reduce = batches, forward, reduce
 
     def scores(self):
@@ -99,6 +110,7 @@ class SparseGPTPruner(Pruner):
     @torch.no_grad()
     def _prune_sequentially(self, fraction: float) -> dict[str, torch.Tensor]:
         model, keep = self.model, {}
+        fractions = self.tensor_fractions(fraction)
         modules = owning_modules(model, self.params)
         first = next(iter(self.params))  # the layer whose inputs count the calibration tokens
         self.calibration_tokens = 0
@@ -122,7 +134,7 @@ class SparseGPTPruner(Pruner):
                 p, axis = self.params[name], self.input_axis[name]
                 weight = p.detach() if axis == 1 else p.detach().t()  # (out, in) for the math
                 new, k, self.losses[name] = sparsegpt_prune(
-                    weight, hessians.pop(name), fraction, self.nm, self.blocksize, self.percdamp)
+                    weight, hessians.pop(name), fractions[name], self.nm, self.blocksize, self.percdamp)
                 p.copy_(new if axis == 1 else new.t())
                 keep[name] = k if axis == 1 else k.t()
         device = self.params[first].device

@@ -11,7 +11,7 @@ from torch import nn
 from swp.config_types import Count, Count0, Device, Options, Patterns, Seed, Why, check_arguments
 from swp.distributed.sharding import distribute_like, from_local_like, local, local_bytes, local_numel
 from swp.errors import ConfigError
-from swp.pruners.base import Allocation, Model, NMSpec, Pruner, Scope
+from swp.pruners.base import Allocation, Model, NMSpec, OwlLambda, OwlM, Pruner, Scope
 from swp.pruners.calibration import Reduce, input_norms, local_only
 from swp.pruners.capabilities import MASK_OPTIONS, Calibration, Capabilities
 from swp.pruning.importance import signed_spreads, tracked_value, update_clones_, windowed_importance
@@ -50,12 +50,12 @@ class SWPPruner(Pruner):
             lose late tracking points, see DTYPES).
         state_device: where the tracked state lives (e.g. ``cpu`` to spare GPU memory);
             None keeps it beside each weight.
-        allocation: see `Pruner`.
+        allocation, owl_m, owl_lambda: see `Pruner` (``owl`` calibrates first, like activation_aware).
         activation_aware: multiply the score by Wanda's ||X_j||_2 of the weight's input
             feature (measured by `calibrate` on calibration batches) and compare within each
             output row, as Wanda does.
         calibration_batches, calibration_seed: the batches `calibrate` sees when
-            activation_aware (see `WandaPruner`).
+            activation_aware or ``allocation: owl`` (see `WandaPruner`).
 
     Under FSDP2 each weight is a DTensor shard and so is its state: the clone is a DTensor with
     the weight's placements (`zeros_like`), the ring buffer holds this rank's rows only; tracking
@@ -81,13 +81,17 @@ class SWPPruner(Pruner):
         activation_aware: bool = False,
         calibration_batches: Count = 8,
         calibration_seed: Seed = 0,
+        owl_m: OwlM = 5.0,
+        owl_lambda: OwlLambda = 0.08,
     ):
         check_arguments(SWPPruner, locals(), at="pruner")
-        super().__init__(model, include, exclude, scope, nm, allocation)
+        super().__init__(model, include, exclude, scope, nm, allocation, owl_m, owl_lambda)
         # Activation-aware SWP calibrates like Wanda and compares its scores within rows.
         self.activation_aware = bool(activation_aware)
         if self.activation_aware:
             self.declare(calibration=Calibration(calibration_batches, calibration_seed), compare_rows=True)
+        elif self.owl is not None:
+            self.declare(calibration=Calibration(calibration_batches, calibration_seed))
         warn_low_precision_tracking(self.params)
         self.window, self.average_of, self.compare = window, average_of, compare
         self.spread = spread if spread != "auto" else ("signed" if compare == "current" else "abs")
@@ -101,6 +105,7 @@ class SWPPruner(Pruner):
     @classmethod
     def check_options(cls, given: Options) -> None:
         """N:M with compare=current would rank today's |W| only: the history would be unused."""
+        super().check_options(given)
         if given.compare == "current" and parse_nm(given.nm):
             raise ConfigError(
                 f"{given.key('compare')}=current with {given.key('nm')} ignores the tracked history (N:M ranks "
@@ -159,10 +164,12 @@ class SWPPruner(Pruner):
 
     @torch.no_grad()
     def calibrate(self, model: nn.Module, batches: list, forward, reduce: Reduce = local_only) -> None:
-        """Activation-aware: Wanda's ||X_j||_2, which the base class multiplies into the scores."""
+        """Activation-aware: Wanda's ||X_j||_2, which the base class multiplies into the scores;
+        ``owl``: the blocks' outlier ratios (from those norms when measured)."""
         if self.activation_aware:
             self.activation_norms, self.calibration_tokens = input_norms(
                 model, self.params, batches, forward, reduce=reduce)
+        self.measure_outliers(model, batches, forward, reduce, norms=self.activation_norms)
 
     def scores(self):
         imp = self.importance()

@@ -8,7 +8,7 @@ from torch import nn
 from swp.config_types import Count, Options, Patterns, Seed, check_arguments
 from swp.errors import ConfigError
 from swp.models.structure import model_structure
-from swp.pruners.base import Allocation, Model, NMSpec, Pruner, Scope
+from swp.pruners.base import RANKED, Allocation, Model, NMSpec, OwlLambda, OwlM, Pruner, Scope
 from swp.pruners.calibration import (
     Reduce,
     block_by_block,
@@ -31,7 +31,9 @@ class WandaPruner(Pruner):
     ||X_j||_2 per input feature; the score is |W_ij| * ||X_j||_2, compared within each output
     row. As the reference: ``allocation: uniform`` (default) prunes the same fraction of every
     row, lowest scores first; ``nm`` prunes within every M consecutive inputs of a row.
-    ``shared_rate`` applies Eq. 2 per row (keep where score > std(row) * prune_rate).
+    ``shared_rate`` applies Eq. 2 per row (keep where score > std(row) * prune_rate). ``owl``
+    prunes the same fraction of every row of a block, the blocks at OWL's sparsities from the
+    dense norms (locuslab/wanda's rule inside luuyin/OWL's ``prune_wanda_outlier``).
 
     ``sequential`` (default, as the reference) prunes block by block (the blocks the model
     declares, `swp.models.structure`): each block's norms are measured on inputs from the
@@ -43,13 +45,13 @@ class WandaPruner(Pruner):
     in one pass.
 
     Args:
-        model, include, exclude, scope, nm, allocation: see `Pruner` (scope plays no part: scores
-            compete within rows).
+        model, include, exclude, scope, nm, allocation, owl_m, owl_lambda: see `Pruner` (scope
+            plays no part: scores compete within rows).
         calibration_batches: training batches the run draws for calibration (the references use
             128 sequences; 8 batches of 16 sequences).
         calibration_seed: seeds those draws, apart from the training batches.
-        sequential: prune block by block on the pruned blocks' outputs (needs ``uniform`` or
-            ``nm``: Eq. 2 per row at a searched rate would need every block's scores at once).
+        sequential: prune block by block on the pruned blocks' outputs (needs ``uniform``, ``owl``
+            or ``nm``: Eq. 2 per row at a searched rate would need every block's scores at once).
     """
 
     capabilities = Capabilities(compare_rows=True)
@@ -57,8 +59,9 @@ class WandaPruner(Pruner):
     @classmethod
     def check_options(cls, given: Options) -> None:
         """Block by block, Eq. 2 per row at a searched rate would need every block's scores at once."""
-        if given.sequential and not parse_nm(given.nm) and given.allocation != "uniform":
-            raise ConfigError(f"{given.key('sequential')}=true needs allocation=uniform or nm (set "
+        super().check_options(given)
+        if given.sequential and not parse_nm(given.nm) and given.allocation not in RANKED:
+            raise ConfigError(f"{given.key('sequential')}=true needs allocation=uniform, owl or nm (set "
                               f"{given.key('sequential')}=false for allocation=shared_rate)")
 
     def __init__(
@@ -72,9 +75,11 @@ class WandaPruner(Pruner):
         calibration_batches: Count = 8,
         calibration_seed: Seed = 0,
         sequential: bool = True,
+        owl_m: OwlM = 5.0,
+        owl_lambda: OwlLambda = 0.08,
     ):
         check_arguments(WandaPruner, locals(), at="pruner")
-        super().__init__(model, include, exclude, scope, nm, allocation)
+        super().__init__(model, include, exclude, scope, nm, allocation, owl_m, owl_lambda)
         self.declare(calibration=Calibration(calibration_batches, calibration_seed))
         self.sequential = sequential
         if sequential:
@@ -88,9 +93,11 @@ class WandaPruner(Pruner):
     def calibrate(self, model: nn.Module, batches: list, forward, reduce: Reduce = local_only) -> None:
         if not self.sequential:
             self.norms, self.calibration_tokens = input_norms(model, self.params, batches, forward, reduce=reduce)
+            self.measure_outliers(model, batches, forward, reduce, norms=self.norms)  # OWL: on the dense norms
             return
         with first_stack_recording(model, self.params) as recorded:  # the dense pass runs the blocks anyway
             self.norms, self.calibration_tokens = input_norms(model, self.params, batches, forward, reduce=reduce)
+        self.measure_outliers(model, batches, forward, reduce, norms=self.norms)
         self._calibration = (batches, forward, reduce, recorded)
 
     def masks(self, prune_rate: float):

@@ -34,3 +34,13 @@ def sparsity_metrics(model: nn.Module, params: dict[str, nn.Parameter], threshol
         if layer["threshold"] is not None:
             out[f"prune/layer/{layer['name']}/threshold"] = layer["threshold"]
     return out
+
+
+def allocation_metrics(facts: dict) -> dict:
+    """The ``prune/layer/<block>/...`` metric lines of an OWL allocation (`Pruner.allocation_facts`):
+    each block's outlier ratio and the sparsity OWL gave it; none for the other allocations."""
+    out = {}
+    for layer in facts.get("owl_layers", ()):
+        out[f"prune/layer/{layer['layer']}/owl_outlier_ratio"] = layer["outlier_ratio"]
+        out[f"prune/layer/{layer['layer']}/owl_sparsity"] = layer["sparsity"]
+    return out
