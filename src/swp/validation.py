@@ -126,6 +126,7 @@ class TrainSchema:
     dataset: Any = _f(None, **NESTED)
     pruner: Any = _f(None, **NESTED)
     schedule: Any = _f(None, **NESTED)
+    recovery: Any = _f(None, **NESTED)
     logger: Any = _f(None, **NESTED)
     export: Any = _f(None, **NESTED)
     energy: Any = _f(None, **NESTED)
@@ -454,6 +455,37 @@ class ScheduleSchema:
 
 
 # ---------------------------------------------------------------------------------------------
+# recovery
+
+
+@dataclass
+class LogitDistillationSchema:
+    temperature: float = _f(2.0, **span(0, 1e4, lo_open=True))
+    weight: float = _f(0.5, **span(0, 1))
+
+
+@dataclass
+class SquareHeadSchema(LogitDistillationSchema):
+    hidden_weight: float = _f(1.0, **span(0, 1e6))
+
+
+@dataclass
+class LoRASchema:
+    rank: int = _f(8, **COUNT)
+    alpha: float = _f(16.0, **span(0, 1e6, lo_open=True))
+    target_modules: Any = None
+    dropout: float = _f(0.0, **PROB)
+    masked_delta: bool = True
+
+    def __post_init__(self):
+        names = self.target_modules
+        ok = names is None or isinstance(names, str) or (isinstance(names, list) and names
+                                                         and all(isinstance(n, str) for n in names))
+        if not ok:
+            raise _key_err("target_modules", "null, a regex, or a non-empty list of module names", names)
+
+
+# ---------------------------------------------------------------------------------------------
 # logger, export, energy
 
 
@@ -538,6 +570,10 @@ SCHEMAS: dict[str, type] = {
     "swp.pruners.simple.NoPruner": PrunerSchema,
     "swp.pruners.simple.RandomPruner": RandomPrunerSchema,
     "swp.training.schedule.Schedule": ScheduleSchema,
+    "swp.recovery.plain.PlainRecovery": EmptySchema,
+    "swp.recovery.distill.LogitDistillation": LogitDistillationSchema,
+    "swp.recovery.distill.SquareHeadDistillation": SquareHeadSchema,
+    "swp.recovery.lora.LoRARecovery": LoRASchema,
     "swp.logging.base.NullLogger": EmptySchema,
     "swp.logging.wandb_logger.WandbLogger": WandbSchema,
     "swp.export.none.no_export": EmptySchema,

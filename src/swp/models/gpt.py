@@ -12,6 +12,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from swp.models.structure import ModelStructure
+
 
 class CausalSelfAttention(nn.Module):
     def __init__(self, n_embd: int, n_head: int, dropout: float, bias: bool):
@@ -92,8 +94,13 @@ class GPT(nn.Module):
             nn.init.zeros_(module.bias)
 
     def get_output_embeddings(self) -> nn.Module:
-        """The output head, which pruners leave dense (same name as in transformers)."""
+        """The output head (same name as in transformers)."""
         return self.lm_head
+
+    def structure(self) -> ModelStructure:
+        """The blocks in order; the embeddings and the head (one tied matrix) stay dense."""
+        return ModelStructure(blocks=tuple(f"blocks.{i}" for i in range(len(self.blocks))),
+                              dense=("tok_emb.weight", "pos_emb.weight", "lm_head.weight"))
 
     def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None):
         """Returns (logits, loss); loss is mean cross-entropy in nats when targets are given."""
