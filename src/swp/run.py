@@ -186,7 +186,7 @@ class Run:
         start = self._restore_phase(Stage.FINETUNE, optimizer, generator)
         spec = self._spec("finetune", F, s.finetune_lr_at, offset=T)
         hook = self._checkpoint_hook(Stage.FINETUNE, spec, optimizer, generator)
-        with _closing(self.recovery.objective(self.task, self.model)) as objective:
+        with _closing(self.recovery.objective(self.task, self.model, self.where.reduce_sum)) as objective:
             self.progress.ft_stats = train_phase(self.model, self.task, optimizer, generator, spec, self.where,
                                                  start_step=start, masks=self.masks, after_step=hook,
                                                  objective=objective)
@@ -332,7 +332,8 @@ class Run:
         spec = self._spec("train", s.train_steps, s.train_lr)
         # Distillation acts in a dense phase only where the pruner prunes during it (GMP).
         distills = self.recovery.distills and self.pruner.capabilities.first_dense_prune is not None
-        with _closing(self.recovery.objective(self.task, self.model) if distills else None) as objective:
+        objective = self.recovery.objective(self.task, self.model, self.where.reduce_sum) if distills else None
+        with _closing(objective):
             p.dense_stats = train_phase(self.model, self.task, optimizer, generator, spec, self.where,
                                         start_step=start, after_step=self._dense_hook(spec, optimizer, generator),
                                         objective=objective)

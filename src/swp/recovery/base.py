@@ -69,8 +69,14 @@ class Recovery:
     def attach(self, model: nn.Module, masks: MaskSet | None, pruned: dict[str, nn.Parameter]) -> None:
         """Prepares the model for the fine-tune (LoRA's adapters)."""
 
-    def objective(self, task, model: nn.Module) -> Objective | None:
-        """The training loss; None: ``task.loss`` (nothing else logged)."""
+    def objective(self, task, model: nn.Module, reduce=None) -> Objective | None:
+        """The training loss; None: ``task.loss`` (nothing else logged).
+
+        Args:
+            task, model: the run's.
+            reduce: sums a tensor over the ranks in place (`Placement.reduce_sum`), for terms
+                normalised by a whole-batch statistic.
+        """
         return None
 
     def finish(self, model: nn.Module, masks: MaskSet | None) -> None:

@@ -75,10 +75,10 @@ class LogitDistillation(Recovery):
     def has_teacher(self) -> bool:
         return self.teacher is not None
 
-    def objective(self, task, model: nn.Module) -> Objective:
-        return DistillObjective(self, task, model)
+    def objective(self, task, model: nn.Module, reduce=None) -> Objective:
+        return DistillObjective(self, task, model, reduce)
 
-    def hidden_term(self, student: nn.Module) -> HiddenTerm | None:
+    def hidden_term(self, student: nn.Module, reduce=None) -> HiddenTerm | None:
         """SquareHead's hidden-state term (None: logits only)."""
         return None
 
@@ -131,23 +131,24 @@ class SquareHeadDistillation(LogitDistillation):
             raise ConfigError(f"recovery={self.option} needs the model's transformer blocks; "
                               f"{type(model).__name__} declares none")
 
-    def hidden_term(self, student: nn.Module) -> HiddenTerm:
-        return HiddenTerm(student, self.teacher.module, model_structure(student).blocks)
+    def hidden_term(self, student: nn.Module, reduce=None) -> HiddenTerm:
+        return HiddenTerm(student, self.teacher.module, model_structure(student).blocks, reduce)
 
 
 class HiddenTerm:
     """Records the student's and the teacher's block outputs (hooks on the same block paths)."""
 
-    def __init__(self, student: nn.Module, teacher: nn.Module, paths: tuple[str, ...]):
+    def __init__(self, student: nn.Module, teacher: nn.Module, paths: tuple[str, ...], reduce=None):
         self.student = BlockOutputs([student.get_submodule(p) for p in paths])
         self.teacher = BlockOutputs([teacher.get_submodule(p) for p in paths])
+        self.reduce = reduce
 
     def clear(self) -> None:
         self.student.clear()
         self.teacher.clear()
 
     def value(self):
-        return kd_hidden(self.student.take(), self.teacher.take())
+        return kd_hidden(self.student.take(), self.teacher.take(), self.reduce)
 
     def close(self) -> None:
         self.student.close()
@@ -162,8 +163,8 @@ class DistillObjective:
     first used and removed by `close` (the run calls it when the phase ends).
     """
 
-    def __init__(self, recovery: LogitDistillation, task, model: nn.Module):
-        self.recovery, self.task, self.model = recovery, task, model
+    def __init__(self, recovery: LogitDistillation, task, model: nn.Module, reduce=None):
+        self.recovery, self.task, self.model, self.reduce = recovery, task, model, reduce
         self.hidden: HiddenTerm | None = None
         self._hooked = False
 
@@ -172,7 +173,7 @@ class DistillObjective:
         if r.teacher is None:
             return self.task.loss(model, batch), {}
         if not self._hooked:
-            self.hidden, self._hooked = r.hidden_term(self.model), True
+            self.hidden, self._hooked = r.hidden_term(self.model, self.reduce), True
         if self.hidden is not None:
             self.hidden.clear()  # evaluations in between ran the student's blocks too
         task_loss, logits = self.task.loss_and_logits(model, batch)

@@ -10,7 +10,7 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Callable, Sequence
 
 import torch
 from torch.nn import functional as F
@@ -33,11 +33,15 @@ def kd_logits(student: torch.Tensor, teacher: torch.Tensor, temperature: float) 
     return F.kl_div(log_s, log_t, log_target=True, reduction="batchmean") * temperature**2
 
 
-def kd_hidden(student: Sequence[torch.Tensor], teacher: Sequence[torch.Tensor]) -> torch.Tensor:
+def kd_hidden(student: Sequence[torch.Tensor], teacher: Sequence[torch.Tensor],
+              reduce: Callable[[torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:
     """SquareHead: mean over blocks l of mean((h_s^l - h_t^l)^2) / mean((h_t^l)^2).
 
     Args:
         student, teacher: each block's output hidden states, in block order, same shapes.
+        reduce: sums a tensor over the ranks in place (DDP; None: one process). Each rank holds
+            a slice of the batch: the teacher's mean square (no gradient) is taken over the whole
+            batch, so the ranks' terms, averaged by DDP's gradient mean, are one process's term.
 
     Raises:
         ValueError: the two lists differ in length or are empty.
@@ -45,9 +49,13 @@ def kd_hidden(student: Sequence[torch.Tensor], teacher: Sequence[torch.Tensor]) 
     if len(student) != len(teacher) or not student:
         raise ValueError(f"kd_hidden needs one student and one teacher output per block, got {len(student)} "
                          f"and {len(teacher)}")
-    terms = []
-    for s, t in zip(student, teacher):
-        s, t = s.float(), t.float()
+    with torch.no_grad():
+        sums = torch.stack([t.float().pow(2).sum() for t in teacher] +
+                           [torch.tensor(float(t.numel()), device=t.device) for t in teacher])
+        if reduce is not None:
+            reduce(sums)
+        n = len(teacher)
         # A block whose teacher output is exactly zero would divide by zero: its floor is tiny.
-        terms.append(F.mse_loss(s, t) / t.pow(2).mean().clamp_min(torch.finfo(torch.float32).tiny))
+        power = (sums[:n] / sums[n:]).clamp_min(torch.finfo(torch.float32).tiny)
+    terms = [F.mse_loss(s.float(), t.float()) / p for s, t, p in zip(student, teacher, power)]
     return torch.stack(terms).mean()
