@@ -105,11 +105,9 @@ def train_phase(
     already done), with the optimizer and `generator` restored, so it draws the same batches
     and learning rates as an uninterrupted one.
 
-    The forward's loss is `task.loss` unless an `objective` (the `recovery` option's, e.g.
-    distillation from the dense teacher) replaces it: ``objective(model, batch)`` returns the loss
-    to minimise and named terms (``task_loss``, ``kd_logits``...), logged as ``<phase>/<term>``
-    beside ``<phase>/loss`` at the same log interval; the teacher's forward runs inside the
-    objective, in the forward slot of the step, so the order above is unchanged.
+    An `objective` (the `recovery` option's, e.g. distillation) replaces `task.loss` in the
+    forward slot (a teacher's forward runs inside it, so the order is unchanged) and returns named
+    terms too (``task_loss``, ``kd_logits``...), logged as ``<phase>/<term>`` beside the loss.
     """
     model.train()
     bar = tqdm(total=spec.steps, initial=start_step, desc=spec.name, disable=not where.progress,
@@ -131,12 +129,15 @@ def train_phase(
         compute_s += time.perf_counter() - t0
         bar.update(1)
         if spec.eval_every and (step + 1) % spec.eval_every == 0 and step + 1 < spec.steps:
-            metrics = evaluate(task, model, where.device, where.autocast, f"evaluate ({spec.name})", where.progress)
-            where.logger.log({f"val/{k}": v for k, v in metrics.items()} | {"phase": spec.name},
-                             step=spec.step_offset + step)
-            model.train()
+            _evaluate_in_phase(task, model, where, spec, step)
     bar.close()
     return {"tokens_per_s": tokens / compute_s if compute_s else 0.0, "last_loss": last_loss, "seconds": compute_s}
+
+
+def _evaluate_in_phase(task, model: nn.Module, where: Placement, spec: PhaseSpec, step: int) -> None:
+    metrics = evaluate(task, model, where.device, where.autocast, f"evaluate ({spec.name})", where.progress)
+    where.logger.log({f"val/{k}": v for k, v in metrics.items()} | {"phase": spec.name}, step=spec.step_offset + step)
+    model.train()
 
 
 def _optimizer_step(model: nn.Module, task, optimizer, where: Placement, grad_clip: float, masks: MaskSet | None,
