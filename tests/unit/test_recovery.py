@@ -257,3 +257,18 @@ def test_the_control_of_a_sweep_keeps_the_recovery():
 
     job = ["pruner=wanda", "target_sparsity=0.5", "recovery=distill_squarehead", "recovery.weight=0.7", "seed=1"]
     assert sorted(control_of(job)) == ["pruner=none", "recovery.weight=0.7", "recovery=distill_squarehead", "seed=1"]
+
+
+@pytest.mark.parametrize("experiment", ["recovery_sweep", "smollm2_recovery"])
+def test_the_recovery_experiments_compose_validate_and_sweep_every_option(tmp_path, experiment):
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    from swp.testing.tiny import CONF, compose_cfg
+    from swp.validation import validate_config
+
+    validate_config(compose_cfg([f"experiment={experiment}"], tmp_path))
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose("train", overrides=[f"experiment={experiment}"], return_hydra_config=True)
+    assert cfg.hydra.sweeper.params.recovery == "plain,distill_logits,distill_squarehead,lora"
