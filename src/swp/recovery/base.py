@@ -62,10 +62,6 @@ class Recovery:
     def take_teacher(self, model: nn.Module) -> None:
         """Keeps the dense model as the teacher (distillation only)."""
 
-    @property
-    def has_teacher(self) -> bool:
-        return False
-
     def attach(self, model: nn.Module, masks: MaskSet | None, pruned: dict[str, nn.Parameter]) -> None:
         """Prepares the model for the fine-tune (LoRA's adapters)."""
 

@@ -71,10 +71,6 @@ class LogitDistillation(Recovery):
             self.teacher = Teacher(model)
             self.teacher_bytes = self.teacher.bytes()
 
-    @property
-    def has_teacher(self) -> bool:
-        return self.teacher is not None
-
     def objective(self, task, model: nn.Module, reduce=None) -> Objective:
         return DistillObjective(self, task, model, reduce)
 
