@@ -17,6 +17,7 @@ from swp.infra.checkpoint import read_checkpoint
 from swp.recovery.distill import DistillObjective, LogitDistillation
 from swp.tasks.char_lm import CharLMTask
 from swp.testing.outcome import assert_same_outcome, run_outcome
+from swp.testing.tiny import CONF as CONF_DIR
 
 CK = ("checkpoint.every=7", "checkpoint.keep_after_success=true", "energy=none")
 TERMS = {"plain": set(), "distill_logits": {"task_loss", "kd_logits"},
@@ -49,6 +50,20 @@ def test_each_option_logs_its_terms_records_its_costs_and_keeps_the_masks(tiny_c
         assert not any("lora_" in n or "base_layer" in n for n in weights)
         assert results["lora_sparsity_before_merge"] == results["lora_sparsity_after_merge"] == results["sparsity"]
         assert results["lora_adapter_params"] > 0 and results["recovery_rank"] == 8
+
+
+PRUNERS = sorted(f.stem for f in (CONF_DIR / "pruner").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("pruner", PRUNERS)
+def test_every_pruner_keeps_its_masks_exactly_through_the_lora_merge(tiny_cfg, tmp_path, pruner):
+    results = run(tiny_cfg(f"pruner={pruner}", "recovery=lora", "target_sparsity=0.5", "schedule.train_steps=20",
+                           "schedule.finetune_steps=3", "energy=none", "trajectories.per_tensor=0"))
+    weights = load_file(tmp_path / "run" / "model.safetensors")
+    if pruner != "none":
+        masks = load_file(tmp_path / "run" / "masks.safetensors")
+        assert all(torch.all(weights[n][~k] == 0) for n, k in masks.items())
+    assert results["lora_sparsity_after_merge"] == results["lora_sparsity_before_merge"] == results["sparsity"]
 
 
 def test_the_teacher_is_the_dense_model_before_pruning_and_never_changes(tiny_cfg, tmp_path, monkeypatch):
