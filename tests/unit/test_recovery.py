@@ -178,6 +178,7 @@ def test_lora_merge_keeps_every_pruned_weight_exactly_zero_and_the_trained_funct
     assert (layer.get_delta_weight("default") * ~layer.lora_variant["default"].keep.bool() != 0).any()
     lora.finish(model, masks)
     assert not any(isinstance(m, LoraLayer) for m in model.modules())  # plain layers again
+    assert all(p.requires_grad for p in model.parameters())  # as trainable as before the adapters
     for name, keep in masks.keep.items():
         assert torch.all(params[name][~keep] == 0), name
     assert lora.facts["lora_sparsity_after_merge"] == lora.facts["lora_sparsity_before_merge"] == masks.sparsity()

@@ -54,6 +54,7 @@ class LoRARecovery(Recovery):
             else list(target_modules)
         self.layers: dict[str, nn.Module] = {}
         self.pruned: dict[str, nn.Parameter] = {}
+        self.trainable: list[nn.Parameter] = []
         self.facts: dict = {}
 
     def settings(self) -> dict:
@@ -93,6 +94,7 @@ class LoRARecovery(Recovery):
         from peft.tuners.lora import LoraLayer
 
         self.pruned = pruned
+        self.trainable = [p for p in model.parameters() if p.requires_grad]  # trainable again after the merge
         before = weight_sparsity(pruned)
         with warnings.catch_warnings():  # GPT-2's Conv1D: peft says it sets fan_in_fan_out itself
             warnings.filterwarnings("ignore", message=".*fan_in_fan_out.*")
@@ -110,7 +112,8 @@ class LoRARecovery(Recovery):
 
     @torch.no_grad()
     def finish(self, model: nn.Module, masks: MaskSet | None) -> None:
-        """Merges every adapter under its layer's mask and puts the base layers back."""
+        """Merges every adapter under its layer's mask, puts the base layers back and makes the
+        parameters that were trainable before `attach` trainable again."""
         keep = layer_masks(masks)
         for path, layer in self.layers.items():
             base = layer.get_base_layer()
@@ -120,6 +123,8 @@ class LoRARecovery(Recovery):
             base.weight.add_(delta.to(base.weight.dtype))
             _replace(model, path, base)
         self.layers = {}
+        for p in self.trainable:
+            p.requires_grad_(True)
         if masks is not None:
             masks.check("after the LoRA merge")  # every pruned weight exactly 0, else MaskDriftError
         # Equal to the value before the merge (only a kept weight that was exactly 0 could move).
