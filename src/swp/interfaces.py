@@ -34,18 +34,26 @@ class Task(Protocol):
         - `evaluate` leaves the model's train/eval mode as it found it and is deterministic.
         - `extra_results()` adds the task's reproducibility facts (split sizes, baselines) to
           results.json.
+        - `next_token_logits` declares whether `loss_and_logits(model, batch)` exists: the
+          training loss of `loss` together with the logits it was computed from, (batch, positions,
+          vocab), one next-token distribution per position (what distillation compares). A task
+          without them (price regression) declares False and the distilling recovery options
+          refuse it before training.
     """
 
     metrics: tuple[str, ...]
     lower_is_better: bool
     tokens_per_batch: int
     batches_per_split: int
+    next_token_logits: bool
 
     def model_kwargs(self) -> dict: ...
 
     def train_batch(self, generator: torch.Generator, device: torch.device) -> Any: ...
 
     def loss(self, model: nn.Module, batch: Any) -> torch.Tensor: ...
+
+    def loss_and_logits(self, model: nn.Module, batch: Any) -> tuple[torch.Tensor, torch.Tensor]: ...
 
     def evaluate(self, model: nn.Module, device: torch.device, autocast: Autocast) -> dict[str, float]: ...
 

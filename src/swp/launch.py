@@ -26,12 +26,13 @@ from swp.infra.signals import StopRequest
 from swp.logging.base import JsonlLogger, Logger, LoggerGroup
 from swp.logging.resilient import start_backend
 from swp.pruning.nm import nm_label
+from swp.recovery.plain import PlainRecovery
 from swp.results import assemble, summary_line
 from swp.run import Run
 from swp.training.loop import NonFiniteLossError, Placement
 from swp.validation import validate_config
 
-GROUPS = ("model", "dataset", "pruner", "schedule", "experiment")
+GROUPS = ("model", "dataset", "pruner", "schedule", "recovery", "experiment")
 
 
 @dataclass(frozen=True)
@@ -221,7 +222,7 @@ class Job:
         many = strategy.world_size > 1
         where = Placement(settings.device, settings.autocast, logger,
                           _progress_enabled(cfg.progress) and strategy.is_main,
-                          reduce_sum=strategy.reduce_sum, from_main=strategy.from_main)
+                          reduce_sum=strategy.reduce_sum, from_main=strategy.from_main, rewrap=strategy.wrap)
         # Ranks agree on a stop request, so they all stop after the same step with one checkpoint.
         with AgreedStopRequest() if many else StopRequest() as stop:
             run = Run(model=parts.model, task=parts.task, pruner=parts.pruner, schedule=parts.schedule, where=where,
@@ -229,7 +230,8 @@ class Job:
                       checkpoints=store,
                       # The shared dense cache is one process's (its entries are not gathered yet).
                       dense_cache=None if many else dense_cache(cfg, resolved, parts, settings.device, self.out_dir),
-                      stop=stop, recorder=parts.recorder, meter=meter, max_sparsity=cfg.max_sparsity)
+                      stop=stop, recorder=parts.recorder, meter=meter, max_sparsity=cfg.max_sparsity,
+                      recovery=parts.recovery)
             if resume is not None:
                 run.restore_checkpoint(resume)
             figures, _ = run.execute()
@@ -238,15 +240,15 @@ class Job:
                                 device=settings.device, autocast=settings.autocast)
         results = assemble(self._identity(parts), figures, headline_metric=parts.task.metrics[0],
                            lower_is_better=parts.task.lower_is_better,
-                           extras=(meter.results() if meter else {}, parts.task.extra_results(), exported,
-                                   strategy.results()))
+                           extras=(parts.recovery.results(), meter.results() if meter else {},
+                                   parts.task.extra_results(), exported, strategy.results()))
         run.write_outputs(self.out_dir, results, show=cfg.trajectories.show)  # every rank (gathers); rank 0 writes
         return results
 
     def _identity(self, parts: Parts) -> dict:
         """What results.json says this run was: the chosen options and the values that shape it."""
         settings, choices = self.settings, self.context.choices
-        return {g: choices.get(g) for g in ("pruner", "model", "dataset", "schedule")} | {
+        return {g: choices.get(g) for g in ("pruner", "model", "dataset", "schedule", "recovery")} | {
             "prune_rate": settings.prune_rate, "target_sparsity": settings.target, "seed": self.cfg.seed,
             "device": str(settings.device), "precision": self.cfg.precision, "nm": nm_label(parts.pruner.nm),
             "allocation": parts.pruner.allocation}
@@ -262,6 +264,7 @@ class Parts:
     schedule: object
     export: object
     recorder: TrajectoryRecorder | None
+    recovery: object
 
 
 def build_parts(cfg: DictConfig, settings: Settings, strategy=None) -> Parts:
@@ -279,12 +282,16 @@ def build_parts(cfg: DictConfig, settings: Settings, strategy=None) -> Parts:
         strategy.check_pruner(type(pruner).__name__, pruner.capabilities)
     pruner.check_target(settings.target)
     schedule, export = build("schedule", cfg.schedule), build("export", cfg.export)
+    recovery = build("recovery", cfg.recovery) if cfg.get("recovery") else PlainRecovery()
+    recovery.check(task=task, model=model, pruned=pruner.params, finetune_steps=schedule.finetune_steps,
+                   prunes_in_dense=pruner.capabilities.first_dense_prune is not None,
+                   shards_parameters=strategy.shards_parameters)
     # A fixed sample of weights recorded at every tracking point (paper Figs. 1-2), any pruner.
     per_tensor = cfg.trajectories.per_tensor
     # (Off under FSDP2: the recorder indexes whole tensors; docs/distributed.md.)
     record = per_tensor and not strategy.shards_parameters
     recorder = TrajectoryRecorder(pruner.params, per_tensor, cfg.seed) if record else None
-    return Parts(task, model, pruner, schedule, export, recorder)
+    return Parts(task, model, pruner, schedule, export, recorder, recovery)
 
 
 def dense_cache(cfg: DictConfig, resolved: dict, parts: Parts, device, out_dir: Path) -> DenseCache | None:
@@ -293,12 +300,15 @@ def dense_cache(cfg: DictConfig, resolved: dict, parts: Parts, device, out_dir: 
     if not settings or not settings.get("enabled", False):
         return None
     per_tensor = cfg.trajectories.per_tensor  # the entry carries the recorded histories
+    dense_prunes = parts.pruner.capabilities.first_dense_prune is not None
     sample = {"per_tensor": per_tensor, "tensors": {n: list(p.shape) for n, p in parts.pruner.params.items()}}
     material = dense_key_material(
         model=resolved["model"], dataset=resolved["dataset"], schedule=parts.schedule, seed=cfg.seed,
         precision=cfg.precision, device=device, threads=cfg.get("threads"), trajectories=sample if per_tensor else None,
-        # GMP prunes during the dense stage: its weights depend on every pruner option.
+        # GMP prunes during the dense stage: its weights depend on every pruner option, and on
+        # the recovery's when it distils there (swp.recovery.distill).
         pruner=resolved["pruner"] if parts.pruner.capabilities.modifies_dense else None,
+        recovery=resolved.get("recovery") if parts.recovery.distills and dense_prunes else None,
     )
     return DenseCache(Path(settings.dir), material, tracking_spec(resolved["pruner"], parts.pruner.capabilities),
                       out_dir / "metrics.jsonl")

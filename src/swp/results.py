@@ -2,7 +2,7 @@
 
 A run's results are flat scalars plus the per-layer list ``layers``:
 
-- identity: ``pruner``, ``model``, ``dataset``, ``schedule`` (the chosen options), ``prune_rate``,
+- identity: ``pruner``, ``model``, ``dataset``, ``schedule``, ``recovery`` (the chosen options), ``prune_rate``,
   ``target_sparsity``, ``seed``, ``device``, ``precision``, ``nm``, ``allocation`` (``shared_rate``:
   one prune_rate, per-tensor thresholds; ``uniform``: every tensor, or row, at the target);
 - the headline: ``headline_metric`` (the task's first metric: ``loss`` for characters, ``ppl``
@@ -17,7 +17,9 @@ A run's results are flat scalars plus the per-layer list ``layers``:
   ``calibration_batches``, ``calibration_seed``, ``calibration_tokens`` (0 without calibration);
   under ``allocation: owl`` also ``owl_m``, ``owl_lambda`` and ``owl_layers`` (per block: ``layer``,
   ``numel``, ``outlier_ratio``, ``sparsity`` as allocated; ``layers`` has each tensor's measured one);
-- then the energy meter's keys, the task's own facts (`Task.extra_results`) and the export's.
+- then the recovery's settings and costs (``recovery_<setting>``, ``recovery_teacher_bytes`` for
+  distillation; ``lora_*`` for LoRA: adapter size, sparsity before and after the merge), the
+  energy meter's keys, the task's own facts (`Task.extra_results`) and the export's.
 
 The summary line, the W&B summary, the sweep CSV and figures, Hydra's return value and
 `scripts/sweep_table.py` all read the headline through `headline` / `headline_value`.
@@ -28,8 +30,8 @@ from __future__ import annotations
 from pathlib import Path
 
 STAGE_PREFIXES = (("initial", "initial_val_"), ("dense", "dense_val_"), ("pruned", "pruned_val_"), ("final", "val_"))
-IDENTITY = ("pruner", "model", "dataset", "schedule", "prune_rate", "target_sparsity", "seed", "device", "precision",
-            "nm", "allocation")
+IDENTITY = ("pruner", "model", "dataset", "schedule", "recovery", "prune_rate", "target_sparsity", "seed", "device",
+            "precision", "nm", "allocation")
 
 
 def assemble(identity: dict, figures: dict, *, headline_metric: str, lower_is_better: bool,

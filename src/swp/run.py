@@ -33,6 +33,8 @@ from swp.pruners.base import Pruner
 from swp.pruners.capabilities import Calibration
 from swp.pruners.guardrails import warn_overpruned
 from swp.pruning.masks import MaskSet
+from swp.recovery.base import Recovery
+from swp.recovery.plain import PlainRecovery
 from swp.results import scalars
 from swp.stages import Stage
 from swp.training.guard import check_sparsity
@@ -100,18 +102,21 @@ class Run:
         recorder: trajectory recorder (Figs. 1-2), called at every tracking point.
         meter: energy meter told where each stage begins.
         max_sparsity: a tensor pruned beyond this fraction is warned about (1.0: never).
+        recovery: how the pruned model recovers in the fine-tune (`swp.recovery`; plain: the
+            task's loss). Its teacher is taken right before the first weight is pruned.
     """
 
     def __init__(self, *, model: nn.Module, task: Task, pruner: Pruner, schedule: Schedule, where: Placement,
                  prune_rate: float, target_sparsity: float | None, seed: int,
                  checkpoints: CheckpointStore | None = None, dense_cache: DenseCache | None = None,
                  stop: StopRequest | None = None, recorder: Recorder | None = None, meter: Meter | None = None,
-                 max_sparsity: float = 1.0):
+                 max_sparsity: float = 1.0, recovery: Recovery | None = None):
         self.model, self.task, self.pruner, self.schedule, self.where = model, task, pruner, schedule, where
         self.target_sparsity, self.seed = target_sparsity, seed
         self.checkpoints, self.dense_cache, self.stop = checkpoints, dense_cache, stop
         self.recorder, self.meter = recorder, meter or NullMeter()
         self.max_sparsity = max_sparsity
+        self.recovery = recovery or PlainRecovery()
         self.progress = Progress(rate=prune_rate)
         self.masks: MaskSet | None = None
         self.reached: Stage | None = None  # the stage a restored checkpoint holds
@@ -127,6 +132,8 @@ class Run:
             self.prune()
         if self._pending(Stage.FINETUNED) and self.schedule.finetune_steps > 0:
             self.finetune()
+        elif self.schedule.finetune_steps == 0:
+            self.recovery.finish(self.model, self.masks)  # e.g. GMP's dense-phase teacher is released
         final = self.evaluate_final()
         return self.figures(final, time.perf_counter() - start), self.masks
 
@@ -152,6 +159,7 @@ class Run:
         """Stage 2: prune once, by Eq. 2 at prune_rate (or the rate that gives target_sparsity)."""
         p, T = self.progress, self.schedule.train_steps
         self.meter.begin("prune")
+        self.recovery.take_teacher(self.model)  # the dense model (kept from GMP's first update, if taken then)
         caps = self.pruner.capabilities
         if caps.calibrates:
             self._calibrate(caps.calibration)
@@ -180,14 +188,20 @@ class Run:
         """Stage 3: fine-tune with the masks enforced after every optimizer step."""
         s, T, F = self.schedule, self.schedule.train_steps, self.schedule.finetune_steps
         self.meter.begin("finetune")
+        if self.reached != Stage.FINETUNE:  # a run resumed inside the fine-tune has them from `restore`
+            self.recovery.attach(self.model, self.masks, self.pruner.params)
+            self._rewrap()
         optimizer = self._optimizer(s.finetune_lr)
         generator = torch.Generator().manual_seed(self.seed + 1)
         start = self._restore_phase(Stage.FINETUNE, optimizer, generator)
         spec = self._spec("finetune", F, s.finetune_lr_at, offset=T)
         hook = self._checkpoint_hook(Stage.FINETUNE, spec, optimizer, generator)
-        self.progress.ft_stats = train_phase(self.model, self.task, optimizer, generator, spec, self.where,
-                                             start_step=start, masks=self.masks, after_step=hook)
+        with _closing(self.recovery.objective(self.task, self.model, self.where.reduce_sum)) as objective:
+            self.progress.ft_stats = train_phase(self.model, self.task, optimizer, generator, spec, self.where,
+                                                 start_step=start, masks=self.masks, after_step=hook,
+                                                 objective=objective)
         del optimizer
+        self.recovery.finish(self.model, self.masks)
         check_sparsity(self.masks, "after fine-tuning", self.progress.mask_sparsity)
         self.save_checkpoint(Stage.FINETUNED, "after fine-tuning", T + F)
 
@@ -256,7 +270,7 @@ class Run:
                 "recorder": self.recorder.state_dict() if self.recorder is not None else None,
                 "masks": dict(self.masks.keep) if self.masks is not None else None,
                 "mask_sparsity": self.progress.mask_sparsity, "rng": capture_rng(),
-                "record": self.progress.state_dict()}
+                "record": self.progress.state_dict(), "recovery": self.recovery.state_dict()}
 
     def save_checkpoint(self, stage: Stage, where: str, global_step: int, optimizer_state=None,
                         generator_state=None, step: int = 0) -> None:
@@ -278,11 +292,17 @@ class Run:
                 f"checkpoint {ckpt.path} was written by pruner {saved}, this run uses {_class_name(self.pruner)}; "
                 "resume with the same pruner or use a new output_dir"
             )
-        self._load_state(ckpt, with_pruner=True)
-        self.progress.load_state_dict(ckpt.state["record"])
-        self.resumed, self.reached = ckpt, Stage.from_label(ckpt.stage)
         if ckpt.state["masks"] is not None:
             self.masks = MaskSet(self.pruner.params, ckpt.state["masks"])
+        stage = Stage.from_label(ckpt.stage)
+        # Before the weights: a checkpoint written inside a LoRA fine-tune names the adapters.
+        self.recovery.restore(stage, self.model, self.masks, self.pruner.params, ckpt.state.get("recovery"))
+        if stage == Stage.FINETUNE:
+            self._rewrap()
+        self._load_state(ckpt, with_pruner=True)
+        self.progress.load_state_dict(ckpt.state["record"])
+        self.resumed, self.reached = ckpt, stage
+        if self.masks is not None:
             check_sparsity(self.masks, f"on loading {ckpt.path}", ckpt.state["mask_sparsity"])
 
     # ---- helpers --------------------------------------------------------------------------
@@ -309,6 +329,8 @@ class Run:
         dense figures, exactly what training the stage would have left. A pruner that tracks
         nothing ignores the tracked state (observing never changes the weights)."""
         self._load_state(entry.hit, with_pruner=self.pruner.capabilities.tracks)
+        # GMP's dense phase with distillation holds the teacher it took (the entry is keyed by both).
+        self.recovery.restore(Stage.DENSE, self.model, None, self.pruner.params, entry.hit.state.get("recovery"))
         cached = entry.hit.state["record"]
         for key in Progress.DENSE_FIELDS:
             setattr(self.progress, key, cached.get(key))
@@ -326,8 +348,13 @@ class Run:
         self.meter.begin("train")
         start = self._restore_phase(Stage.TRAIN, optimizer, generator)
         spec = self._spec("train", s.train_steps, s.train_lr)
-        p.dense_stats = train_phase(self.model, self.task, optimizer, generator, spec, self.where, start_step=start,
-                                    after_step=self._dense_hook(spec, optimizer, generator))
+        # Distillation acts in a dense phase only where the pruner prunes during it (GMP).
+        distills = self.recovery.distills and self.pruner.capabilities.first_dense_prune is not None
+        objective = self.recovery.objective(self.task, self.model, self.where.reduce_sum) if distills else None
+        with _closing(objective):
+            p.dense_stats = train_phase(self.model, self.task, optimizer, generator, spec, self.where,
+                                        start_step=start, after_step=self._dense_hook(spec, optimizer, generator),
+                                        objective=objective)
         p.dense = self._evaluate("dense", s.train_steps)
         return self.snapshot(Stage.DENSE, 0, optimizer.state_dict(), generator.get_state())
 
@@ -336,6 +363,8 @@ class Run:
         checkpoint = self._checkpoint_hook(Stage.TRAIN, spec, optimizer, generator)
 
         def after_step(step: int) -> None:
+            if step == self.pruner.capabilities.first_dense_prune:
+                self.recovery.take_teacher(self.model)  # the model right before the first masks
             self.pruner.on_train_step(step, optimizer)
             if self.schedule.is_tracking_point(step):
                 if self.pruner.capabilities.tracks:
@@ -363,6 +392,10 @@ class Run:
         optimizer.load_state_dict(shard_optimizer_state(optimizer, self.resumed.state["optimizer"]))
         generator.set_state(self.resumed.state["generator"])
         return self.resumed.step
+
+    def _rewrap(self) -> None:
+        if self.recovery.adapts:  # new trainable parameters (adapters): DDP must register them
+            self.where.rewrap(self.model)
 
     def _optimizer(self, lr: float):
         s = self.schedule
@@ -401,6 +434,16 @@ class Run:
         self.model.eval()
         self.pruner.calibrate(self.model, batches, forward, self.where.reduce_sum)
         self.model.train(was_training)
+
+
+@contextlib.contextmanager
+def _closing(objective):
+    """Yields a phase's objective (None: the task's loss) and closes it when the phase ends."""
+    try:
+        yield objective
+    finally:
+        if objective is not None:
+            objective.close()
 
 
 def _require_finite(model: nn.Module, where: str) -> None:

@@ -50,8 +50,13 @@ class RankSlicedTask:
     def loss(self, model, batch):
         # Only a training forward needs DDP's wrapper; calibration's forwards (eval mode) run the
         # bare model, so they may end early (a hook stops them) without a collective in flight.
-        routed = self.route is not None and model.training
-        return self.task.loss(self.route(model) if routed else model, batch)
+        return self.task.loss(self._routed(model), batch)
+
+    def loss_and_logits(self, model, batch):
+        return self.task.loss_and_logits(self._routed(model), batch)  # a teacher (eval mode) runs bare
+
+    def _routed(self, model):
+        return self.route(model) if self.route is not None and model.training else model
 
     def train_batch(self, generator: torch.Generator, device):
         return _rows(self.task.train_batch(generator, device), self.rank * self.per_rank, self.per_rank)

@@ -59,19 +59,22 @@ def source_digest() -> str:
 
 def dense_key_material(*, model: dict, dataset: dict, schedule: Schedule, seed: int, precision: str,
                        device: torch.device, threads: int | None, trajectories: dict | None = None,
-                       pruner: dict | None = None) -> dict:
+                       pruner: dict | None = None, recovery: dict | None = None) -> dict:
     """Everything the dense stage's files depend on, as plain data (the key is its hash).
 
     Args:
         trajectories: the recorded sample (``per_tensor`` and the tensors' names and shapes),
             None when no trajectories are recorded.
         pruner: the config of a pruner that changes the dense weights itself (GMP), else None.
+        recovery: the config of a recovery that acts in such a dense phase (distillation), else
+            None (and left out of the material, so every other key is as before).
     """
-    return {
+    material = {
         "model": model, "dataset": dataset, "seed": seed, "precision": precision, "device": device.type,
         "schedule": schedule.dense_settings(), "threads": threads if device.type == "cpu" else None,
         "trajectories": trajectories, "pruner": pruner, "torch": torch.__version__, "code": source_digest(),
     }
+    return material | ({"recovery": recovery} if recovery is not None else {})
 
 
 def tracking_spec(pruner_config: dict, capabilities) -> dict | None:

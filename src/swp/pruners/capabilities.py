@@ -42,6 +42,9 @@ class Capabilities:
             activation-aware SWP): ``uniform`` allocation prunes the same fraction of every row.
         modifies_dense: changes the weights during the dense phase (GMP), so its dense phase
             is its own: the dense cache keys it by every option of the pruner.
+        first_dense_prune: the dense step (0-based) after which such a pruner makes its first
+            masks (None: it prunes only at the prune stage); a distilling recovery takes its
+            teacher, the dense model, right before it.
         mask_options: options that only shape masks (left out of the dense cache's tracking key).
         unsharded: why this pruner, as configured, cannot run on parameters sharded over ranks
             (FSDP2), e.g. ``"calibration"``; None when it can.
@@ -52,6 +55,7 @@ class Capabilities:
     calibration: Calibration | None = None
     compare_rows: bool = False
     modifies_dense: bool = False
+    first_dense_prune: int | None = None
     mask_options: tuple[str, ...] = MASK_OPTIONS
     unsharded: str | None = None
 

@@ -82,6 +82,9 @@ class GMPPruner(Pruner):
         self.current: MaskSet | None = None
         self.current_sparsity = 0.0  # s_t of the current masks
         self.updates = 0
+        first = next((done for done in range(max(start_step, 1), end_step + 1)
+                      if is_update_step(done, start_step, end_step, update_every)), None)
+        self.declare(first_dense_prune=None if first is None else first - 1)
 
     def scores(self):
         return magnitude_scores(self.params, self.scope)

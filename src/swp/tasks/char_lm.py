@@ -26,6 +26,7 @@ class CharLMTask:
 
     metrics = ("loss",)  # the first is the task's headline metric
     lower_is_better = True
+    next_token_logits = True  # `loss_and_logits` (distillation)
 
     def __init__(
         self,
@@ -92,6 +93,11 @@ class CharLMTask:
 
     def loss(self, model, batch) -> torch.Tensor:
         return model(*batch)[1]
+
+    def loss_and_logits(self, model, batch) -> tuple[torch.Tensor, torch.Tensor]:
+        """The loss and the logits it came from, (batch, block_size, vocab), in one forward."""
+        logits, loss = model(*batch)
+        return loss, logits
 
     @torch.no_grad()
     def evaluate(self, model, device, autocast) -> dict[str, float]:

@@ -45,6 +45,7 @@ class PriceTask:
 
     metrics = ("mae", "loss")  # the first is the headline metric
     lower_is_better = True
+    next_token_logits = False  # one number per example: nothing for logit distillation to match
 
     def __init__(
         self,

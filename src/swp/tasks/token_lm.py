@@ -47,6 +47,7 @@ class TokenLMTask:
 
     metrics = ("ppl", "loss")  # the first is the task's headline metric
     lower_is_better = True
+    next_token_logits = True  # `loss_and_logits` (distillation)
 
     @classmethod
     def check_options(cls, given: Options) -> None:
@@ -162,6 +163,11 @@ class TokenLMTask:
     def loss(self, model, batch: torch.Tensor) -> torch.Tensor:
         # The model shifts the labels itself; no KV cache is built (nothing is generated).
         return model(input_ids=batch, labels=batch, use_cache=False).loss
+
+    def loss_and_logits(self, model, batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The loss and the logits it came from, (batch, block_size, vocab), in one forward."""
+        out = model(input_ids=batch, labels=batch, use_cache=False)
+        return out.loss, out.logits
 
     @torch.no_grad()
     def evaluate(self, model, device, autocast) -> dict[str, float]:

@@ -6,7 +6,7 @@ import math
 import time
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable
 
 import torch
 from torch import nn
@@ -16,6 +16,9 @@ from swp.distributed.env import Reduce, local_only
 from swp.errors import RunError
 from swp.logging.base import Logger
 from swp.pruning.masks import MaskSet
+
+# One training step's loss and its named terms (the `recovery` option's; swp.recovery.base).
+Objective = Callable[[nn.Module, Any], tuple[torch.Tensor, dict[str, torch.Tensor]]]
 
 
 class NonFiniteLossError(RunError):
@@ -44,7 +47,8 @@ def evaluate(task, model: nn.Module, device: torch.device, autocast, desc: str, 
 class Placement:
     """Where a phase runs and reports: device, autocast factory, logger, progress bars, and how
     its ranks combine what each saw (`reduce_sum`: calibration statistics summed over the ranks;
-    `from_main`: a tensor made rank 0's; both identities in one process)."""
+    `from_main`: a tensor made rank 0's; both identities in one process; `rewrap`: wraps the
+    model again once its trainable parameters changed, as DDP registers them when it wraps)."""
 
     device: torch.device
     autocast: Callable[[], AbstractContextManager]
@@ -52,6 +56,7 @@ class Placement:
     progress: bool = False
     reduce_sum: Reduce = local_only
     from_main: Reduce = local_only
+    rewrap: Callable[[nn.Module], object] = local_only  # the identity, in one process
 
 
 @dataclass(frozen=True)
@@ -88,6 +93,7 @@ def train_phase(
     start_step: int = 0,
     masks: MaskSet | None = None,
     after_step: Callable[[int], None] | None = None,
+    objective: Objective | None = None,
 ) -> dict[str, float]:
     """Runs `spec.steps` optimizer steps; returns the phase's throughput and last training loss.
 
@@ -98,6 +104,10 @@ def train_phase(
     the tracker only ever sees masked weights. A resumed phase starts at `start_step` (steps
     already done), with the optimizer and `generator` restored, so it draws the same batches
     and learning rates as an uninterrupted one.
+
+    An `objective` (the `recovery` option's, e.g. distillation) replaces `task.loss` in the
+    forward slot (a teacher's forward runs inside it, so the order is unchanged) and returns named
+    terms too (``task_loss``, ``kd_logits``...), logged as ``<phase>/<term>`` beside the loss.
     """
     model.train()
     bar = tqdm(total=spec.steps, initial=start_step, desc=spec.name, disable=not where.progress,
@@ -108,32 +118,41 @@ def train_phase(
     for step in range(start_step, spec.steps):
         t0 = time.perf_counter()
         lr = spec.lr_at(step)
-        loss = _optimizer_step(model, task, optimizer, where, spec.grad_clip, masks, lr, generator)
+        loss, terms = _optimizer_step(model, task, optimizer, where, spec.grad_clip, masks, lr, generator, objective)
         tokens += task.tokens_per_batch
         if (step + 1) % spec.log_every == 0 or step + 1 == spec.steps:
-            last_loss = _log_loss(where.logger, spec, step, loss, lr, tokens, compute_s + time.perf_counter() - t0)
+            last_loss = _log_loss(where.logger, spec, step, loss, lr, tokens, compute_s + time.perf_counter() - t0,
+                                  terms)
             bar.set_postfix(loss=f"{last_loss:.4f}")
         if after_step is not None:
             after_step(step)
         compute_s += time.perf_counter() - t0
         bar.update(1)
         if spec.eval_every and (step + 1) % spec.eval_every == 0 and step + 1 < spec.steps:
-            metrics = evaluate(task, model, where.device, where.autocast, f"evaluate ({spec.name})", where.progress)
-            where.logger.log({f"val/{k}": v for k, v in metrics.items()} | {"phase": spec.name},
-                             step=spec.step_offset + step)
-            model.train()
+            _evaluate_in_phase(task, model, where, spec, step)
     bar.close()
     return {"tokens_per_s": tokens / compute_s if compute_s else 0.0, "last_loss": last_loss, "seconds": compute_s}
 
 
+def _evaluate_in_phase(task, model: nn.Module, where: Placement, spec: PhaseSpec, step: int) -> None:
+    metrics = evaluate(task, model, where.device, where.autocast, f"evaluate ({spec.name})", where.progress)
+    where.logger.log({f"val/{k}": v for k, v in metrics.items()} | {"phase": spec.name}, step=spec.step_offset + step)
+    model.train()
+
+
 def _optimizer_step(model: nn.Module, task, optimizer, where: Placement, grad_clip: float, masks: MaskSet | None,
-                    lr: float, generator: torch.Generator) -> torch.Tensor:
-    """One step in the method's order: forward, backward, mask gradients, clip, step, re-mask."""
+                    lr: float, generator: torch.Generator, objective: Objective | None = None):
+    """One step in the method's order: forward, backward, mask gradients, clip, step, re-mask.
+    Returns the loss and the objective's terms (none without an objective)."""
     for group in optimizer.param_groups:
         group["lr"] = lr
     batch = task.train_batch(generator, where.device)
+    terms: dict[str, torch.Tensor] = {}
     with where.autocast():
-        loss = task.loss(model, batch)
+        if objective is None:
+            loss = task.loss(model, batch)
+        else:
+            loss, terms = objective(model, batch)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     if masks is not None:
@@ -143,15 +162,16 @@ def _optimizer_step(model: nn.Module, task, optimizer, where: Placement, grad_cl
     optimizer.step()
     if masks is not None:
         masks.enforce()
-    return loss
+    return loss, terms
 
 
 def _log_loss(logger: Logger, spec: PhaseSpec, step: int, loss: torch.Tensor, lr: float, tokens: int,
-              seconds: float) -> float:
+              seconds: float, terms: dict[str, torch.Tensor] | None = None) -> float:
     """The one host sync per log interval; a non-finite loss stops the run here."""
     value = float(loss.detach())
     if not math.isfinite(value):
         raise NonFiniteLossError(f"{spec.name}: loss is {value} at step {spec.step_offset + step}")
-    logger.log({f"{spec.name}/loss": value, "lr": lr, "tokens_per_s": tokens / seconds, "phase": spec.name},
+    parts = {f"{spec.name}/{k}": float(v) for k, v in (terms or {}).items()}
+    logger.log({f"{spec.name}/loss": value} | parts | {"lr": lr, "tokens_per_s": tokens / seconds, "phase": spec.name},
                step=spec.step_offset + step)
     return value
