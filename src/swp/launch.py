@@ -29,8 +29,9 @@ from swp.results import assemble, summary_line
 from swp.run import Run
 from swp.training.loop import NonFiniteLossError, Placement
 from swp.validation import validate_config
+from swp.zeroshot.none import NoZeroShot
 
-GROUPS = ("model", "dataset", "pruner", "schedule", "experiment")
+GROUPS = ("model", "dataset", "pruner", "schedule", "zeroshot", "experiment")
 
 
 @dataclass(frozen=True)
@@ -169,6 +170,7 @@ class Parts:
     schedule: object
     export: object
     recorder: TrajectoryRecorder | None
+    zeroshot: object
 
 
 def build_parts(cfg: DictConfig, settings: Settings, strategy=None) -> Parts:
@@ -179,7 +181,11 @@ def build_parts(cfg: DictConfig, settings: Settings, strategy=None) -> Parts:
     """
     strategy = strategy or NoDistributed()
     task = strategy.split(build("dataset", cfg.dataset))
+    zeroshot = build("zeroshot", cfg.zeroshot) if cfg.get("zeroshot") else NoZeroShot()
+    # Refusals and the tasks' data before the model is loaded (a 7B model takes minutes).
+    zeroshot.prepare(getattr(task, "tokenizer", None), strategy.world_size)
     model = build("model", cfg.model, **task.model_kwargs()).to(settings.device)
+    zeroshot.check_model(model)
     strategy.wrap(model)
     pruner = build("pruner", cfg.pruner)(model=model)
     if strategy.world_size > 1:
@@ -191,7 +197,7 @@ def build_parts(cfg: DictConfig, settings: Settings, strategy=None) -> Parts:
     # (Off under FSDP2: the recorder indexes whole tensors; docs/distributed.md.)
     record = per_tensor and not strategy.shards_parameters
     recorder = TrajectoryRecorder(pruner.params, per_tensor, cfg.seed) if record else None
-    return Parts(task, model, pruner, schedule, export, recorder)
+    return Parts(task, model, pruner, schedule, export, recorder, zeroshot)
 
 
 def _execute(cfg, context: Context, settings: Settings, parts: Parts, out_dir: Path, store, resume, logger, meter,
@@ -207,7 +213,8 @@ def _execute(cfg, context: Context, settings: Settings, parts: Parts, out_dir: P
                   prune_rate=settings.prune_rate, target_sparsity=settings.target, seed=cfg.seed, checkpoints=store,
                   # The shared dense cache is one process's (its entries are not gathered yet).
                   dense_cache=None if many else dense_cache(cfg, resolved, parts, settings.device, out_dir),
-                  stop=stop, recorder=parts.recorder, meter=meter, max_sparsity=cfg.max_sparsity)
+                  stop=stop, recorder=parts.recorder, meter=meter, max_sparsity=cfg.max_sparsity,
+                  zeroshot=parts.zeroshot)
         if resume is not None:
             run.restore_checkpoint(resume)
         figures, _ = run.execute()
@@ -217,10 +224,13 @@ def _execute(cfg, context: Context, settings: Settings, parts: Parts, out_dir: P
         "allocation": parts.pruner.allocation}
     task = parts.task
     # Export first (it may reload and re-evaluate the model), then the run folder's files.
-    exported = parts.export(model=parts.model, task=task, pruned=parts.pruner.params, out_dir=out_dir,
-                            device=settings.device, autocast=settings.autocast)
+    with run.clock.time("export"):
+        exported = parts.export(model=parts.model, task=task, pruned=parts.pruner.params, out_dir=out_dir,
+                                device=settings.device, autocast=settings.autocast)
+    figures |= run.timing()  # wall_s and stage_seconds now cover the export too
     results = assemble(identity, figures, headline_metric=task.metrics[0], lower_is_better=task.lower_is_better,
-                       extras=(meter.results() if meter else {}, task.extra_results(), exported, strategy.results()))
+                       extras=(meter.results() if meter else {}, task.extra_results(), exported, strategy.results(),
+                               parts.zeroshot.info()))
     run.write_outputs(out_dir, results, show=cfg.trajectories.show)  # every rank (gathers); rank 0 writes
     return results
 

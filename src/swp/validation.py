@@ -130,6 +130,7 @@ class TrainSchema:
     export: Any = _f(None, **NESTED)
     energy: Any = _f(None, **NESTED)
     distributed: Any = _f(None, **NESTED)
+    zeroshot: Any = _f(None, **NESTED)
 
     def __post_init__(self):
         if self.target_sparsity is not None and self.target_sparsity > self.max_sparsity:
@@ -516,6 +517,48 @@ class FSDPSchema:
     units: List[str] = field(default_factory=lambda: ["Block"])
 
 
+# ---------------------------------------------------------------------------------------------
+# zeroshot (the constructors in swp.zeroshot check the same again for library users)
+
+PAPER7 = ("boolq", "rte", "hellaswag", "winogrande", "arc_easy", "arc_challenge", "openbookqa")
+
+
+def _batch_size_ok(value) -> bool:
+    return value == "auto" or (isinstance(value, int) and not isinstance(value, bool) and value >= 1)
+
+
+@dataclass
+class LocalZeroShotSchema:
+    tasks: List[str] = _f([])
+    include_path: str = ""
+    batch_size: Any = 8
+    limit: Optional[int] = _f(None, **COUNT)
+    num_fewshot: int = _f(0, **COUNT0)
+    after_pruning: bool = False
+
+    def __post_init__(self):
+        if not self.tasks or not all(t.strip() for t in self.tasks):
+            raise _key_err("tasks", "a non-empty list of task names", self.tasks)
+        if not _batch_size_ok(self.batch_size):
+            raise _key_err("batch_size", "an integer >= 1 or auto", self.batch_size)
+
+
+@dataclass
+class Paper7ZeroShotSchema:
+    tasks: List[str] = _f(list(PAPER7))
+    batch_size: Any = "auto"
+    limit: Optional[int] = _f(None, **COUNT)
+    num_fewshot: int = _f(0, **COUNT0)
+    after_pruning: bool = False
+
+    def __post_init__(self):
+        other = [t for t in self.tasks if t not in PAPER7]
+        if not self.tasks or other:
+            raise _key_err("tasks", f"a non-empty list of the suite's tasks ({', '.join(PAPER7)})", self.tasks)
+        if not _batch_size_ok(self.batch_size):
+            raise _key_err("batch_size", "an integer >= 1 or auto", self.batch_size)
+
+
 SCHEMAS: dict[str, type] = {
     "swp.tasks.char_lm.CharLMTask": CharLMSchema,
     "swp.tasks.token_lm.TokenLMTask": TokenLMSchema,
@@ -547,6 +590,9 @@ SCHEMAS: dict[str, type] = {
     "swp.distributed.strategy.NoDistributed": EmptySchema,
     "swp.distributed.strategy.DDP": DDPSchema,
     "swp.distributed.strategy.FSDP": FSDPSchema,
+    "swp.zeroshot.none.NoZeroShot": EmptySchema,
+    "swp.zeroshot.local.LocalTasks": LocalZeroShotSchema,
+    "swp.zeroshot.paper7.Paper7": Paper7ZeroShotSchema,
 }
 
 

@@ -31,6 +31,7 @@ PARTNERS = {
     ("model", "smollm2"): ["dataset=shakespeare_tokens"],
     ("dataset", "shakespeare_tokens"): ["model=smollm2"],
     ("pruner", "gmp"): ["target_sparsity=0.5"],
+    ("zeroshot", "local"): ["zeroshot.tasks=[my_task]", "zeroshot.include_path=my_tasks"],
 }
 GROUPS = sorted(p.name for p in CONF.iterdir() if p.is_dir() and p.name != "hydra")
 OPTIONS = [(g, f.stem) for g in GROUPS for f in sorted((CONF / g).glob("*.yaml"))]

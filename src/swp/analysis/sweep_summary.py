@@ -25,6 +25,7 @@ from hydra.experimental.callback import Callback
 
 from swp.infra.io import write_atomic
 from swp.logging.base import Logger
+from swp.results import scalars
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +41,9 @@ _LEADING = ["job", "status", "pruner", "seed", "prune_rate", "target_sparsity", 
             "sparsity_overall"]
 _TRAILING = ["error_type", "error", "overrides"]
 _METRIC_NAMES = {"loss": "validation loss (nats/char)", "ppl": "validation perplexity", "mae": "validation MAE ($)"}
+# zeroshot=local|paper7: the mean accuracy over the tasks, final and right after pruning.
+ZEROSHOT, PRUNED_ZEROSHOT = "zeroshot/mean/acc", "pruned_zeroshot/mean/acc"
+ZEROSHOT_METRIC, ZEROSHOT_FIGURE = "zeroshot_acc", "fig_zeroshot_compression.png"
 
 
 def _num_key(path: Path):
@@ -90,7 +94,7 @@ def collect(sweep_dir: str | Path) -> list[dict]:
         results = folder / "results.json"
         if results.is_file():
             data = json.loads(results.read_text())
-            row |= {"status": "ok"} | {k: v for k, v in data.items() if not isinstance(v, (list, dict))}
+            row |= {"status": "ok"} | scalars(data)  # stage_seconds as stage_seconds/<stage> columns
             if "finetune_steps" not in row:
                 steps = _finetune_steps(folder)
                 if steps is not None:
@@ -230,7 +234,8 @@ def aggregate(rows: list[dict], metric: str) -> list[dict]:
             "seeds": " ".join(str(r.get("seed", "")) for r in members), "metric": metric,
         }
         for name, key in (("sparsity", "sparsity"), (f"dense_val_{metric}", f"dense_val_{metric}"),
-                          (f"pruned_val_{metric}", f"pruned_val_{metric}"), (f"val_{metric}", f"val_{metric}")):
+                          (f"pruned_val_{metric}", f"pruned_val_{metric}"), (f"val_{metric}", f"val_{metric}"),
+                          ("zeroshot_mean_acc", ZEROSHOT), ("pruned_zeroshot_mean_acc", PRUNED_ZEROSHOT)):
             values = [float(r[key]) for r in members if _finite(r.get(key))]
             if values:
                 agg |= {f"{name}_{s}": v for s, v in _stats(values).items() if s != "n"}
@@ -344,11 +349,13 @@ def summarize_sweep(sweep_dir: str | Path, logger: Logger | None = None, band: s
             "figure": figure.name, "metric": metric, "ylabel": ylabel, "lower_is_better": lower_is_better(rows),
             "band": band, "band_note": BANDS[band], "log_y": log_scale, "lines": lines,
         })
+    zeroshot = zeroshot_figure(sweep_dir, rows, band)
     if failed:
         log.warning("sweep %s: %d of %d jobs failed: %s", sweep_dir, len(failed), len(rows), ", ".join(failed))
     summary = {"jobs": len(rows), "ok": len(rows) - len(failed), "failed": len(failed), "csv": str(sweep_dir / CSV),
                "aggregate": str(sweep_dir / AGGREGATE_CSV) if aggregates else None, "metric": metric,
-               "figure": figure and str(figure), "figure_data": data_path and str(data_path)}
+               "figure": figure and str(figure), "figure_data": data_path and str(data_path),
+               "zeroshot_figure": zeroshot and str(zeroshot)}
     if logger is not None:
         _log_summary(logger, rows, cols, aggregates, agg_cols, lines, metric, figure, summary)
     return summary
@@ -381,10 +388,43 @@ def _log_summary(logger, rows, cols, aggregates, agg_cols, lines, metric, figure
         logger.log_series(f"{name}/before_finetune", [ln["x"] for ln in before], [ln["y"] for ln in before],
                           [ln["label"] for ln in before], f"validation {metric} vs sparsity % (before fine-tune)",
                           "sparsity %")
-    if figure is not None:
-        logger.log_image(f"sweep/{figure.stem}", str(figure))
+    for path in (figure, summary.get("zeroshot_figure")):
+        if path is not None:
+            logger.log_image(f"sweep/{Path(path).stem}", str(path))
     logger.summary({k: v for k, v in summary.items() if k in ("jobs", "ok", "failed")}
                    | {f"reference/{ln['kind']}_val_{metric}": ln["y"] for ln in refs})
+
+
+def zeroshot_rows(rows: list[dict]) -> list[dict]:
+    """The jobs that were scored zero-shot, with their mean accuracy read as the metric
+    ``zeroshot_acc`` (final: ``val_zeroshot_acc``; right after pruning: ``pruned_val_...``), so
+    the aggregation and the figure lines of the headline metric serve it unchanged."""
+    out = []
+    for row in rows:
+        if row.get("status") == "ok" and _finite(row.get(ZEROSHOT)):
+            extra = {f"val_{ZEROSHOT_METRIC}": row[ZEROSHOT]}
+            if _finite(row.get(PRUNED_ZEROSHOT)):
+                extra[f"pruned_val_{ZEROSHOT_METRIC}"] = row[PRUNED_ZEROSHOT]
+            out.append(row | extra)
+    return out
+
+
+def zeroshot_figure(sweep_dir: Path, rows: list[dict], band: str) -> Path | None:
+    """Zero-shot mean accuracy against compression, a band per pruner and the unpruned control
+    (``fig_zeroshot_compression.png`` and its ``.json``); None when no job was scored."""
+    from swp.analysis.figures import compression_curve
+
+    scored = zeroshot_rows(rows)
+    lines = figure_lines(aggregate(scored, ZEROSHOT_METRIC), scored, ZEROSHOT_METRIC, band) if scored else []
+    if not any(line["kind"] == "curve" for line in lines):
+        return None
+    ylabel = "zero-shot mean accuracy over the tasks"
+    figure = compression_curve(sweep_dir / ZEROSHOT_FIGURE, lines, ylabel=f"{ylabel}, higher is better",
+                               title=f"Compression versus {ylabel} ({len(scored)} runs)", band_note=BANDS[band],
+                               log_y=False)
+    _write_json(figure.with_suffix(".json"), {"figure": figure.name, "metric": ZEROSHOT, "ylabel": ylabel,
+                                              "lower_is_better": False, "band": band, "lines": lines})
+    return figure
 
 
 def _cell(v):
