@@ -193,6 +193,13 @@ class Run:
 
     def finetune(self) -> None:
         """Stage 3: fine-tune with the masks enforced after every optimizer step."""
+        T, F = self.schedule.train_steps, self.schedule.finetune_steps
+        with self.clock.time("recovery"):  # the optimizer's construction too (its first costs seconds)
+            self._finetune_phase()
+        check_sparsity(self.masks, "after fine-tuning", self.progress.mask_sparsity)
+        self.save_checkpoint(Stage.FINETUNED, "after fine-tuning", T + F)
+
+    def _finetune_phase(self) -> None:
         s, T, F = self.schedule, self.schedule.train_steps, self.schedule.finetune_steps
         self._meter_begin("finetune")
         optimizer = self._optimizer(s.finetune_lr)
@@ -200,12 +207,8 @@ class Run:
         start = self._restore_phase(Stage.FINETUNE, optimizer, generator)
         spec = self._spec("finetune", F, s.finetune_lr_at, offset=T)
         hook = self._checkpoint_hook(Stage.FINETUNE, spec, optimizer, generator)
-        with self.clock.time("recovery"):
-            self.progress.ft_stats = train_phase(self.model, self.task, optimizer, generator, spec, self.where,
-                                                 start_step=start, masks=self.masks, after_step=hook)
-        del optimizer
-        check_sparsity(self.masks, "after fine-tuning", self.progress.mask_sparsity)
-        self.save_checkpoint(Stage.FINETUNED, "after fine-tuning", T + F)
+        self.progress.ft_stats = train_phase(self.model, self.task, optimizer, generator, spec, self.where,
+                                             start_step=start, masks=self.masks, after_step=hook)
 
     def evaluate_final(self) -> dict[str, float]:
         """Stage 4: the final evaluation, the zero-shot tasks if any, and the last sparsity check."""
@@ -342,16 +345,17 @@ class Run:
                 p.initial = evaluate(self.task, self.model, self.where.device, self.where.autocast,
                                      "evaluate initial", self.where.progress)
             _log_eval(self.where.logger, "initial", p.initial, 0)
-        optimizer = self._optimizer(s.lr)
-        generator = torch.Generator().manual_seed(self.seed)
-        self._meter_begin("train")
-        start = self._restore_phase(Stage.TRAIN, optimizer, generator)
-        spec = self._spec("train", s.train_steps, s.train_lr)
-        with self.clock.time("dense_training"):
+        with self.clock.time("dense_training"):  # the optimizer's construction too (its first costs seconds)
+            optimizer = self._optimizer(s.lr)
+            generator = torch.Generator().manual_seed(self.seed)
+            self._meter_begin("train")
+            start = self._restore_phase(Stage.TRAIN, optimizer, generator)
+            spec = self._spec("train", s.train_steps, s.train_lr)
             p.dense_stats = train_phase(self.model, self.task, optimizer, generator, spec, self.where,
                                         start_step=start, after_step=self._dense_hook(spec, optimizer, generator))
         p.dense = self._evaluate("dense", s.train_steps)
-        return self.snapshot(Stage.DENSE, 0, optimizer.state_dict(), generator.get_state())
+        with self.clock.time("checkpoints"):  # the state a checkpoint (or the dense cache) keeps
+            return self.snapshot(Stage.DENSE, 0, optimizer.state_dict(), generator.get_state())
 
     def _dense_hook(self, spec: PhaseSpec, optimizer, generator):
         """After each dense step: the pruner's step hook, tracking points, then checkpoints."""

@@ -10,7 +10,7 @@ import pytest
 
 from swp.errors import ConfigError
 from swp.results import assemble, scalars, summary_line
-from swp.testing.zeroshot_tasks import TIES_ACCURACY, next_line_items, ties_items, write_tasks
+from swp.testing.zeroshot_tasks import TIES_ACCURACY, ties_items, word_order_items, write_tasks
 from swp.zeroshot.harness import flatten
 from swp.zeroshot.local import LocalTasks
 from swp.zeroshot.none import NoZeroShot
@@ -46,18 +46,19 @@ def test_flatten_skips_a_mean_over_a_missing_task():
     assert "mean/acc" not in flatten(RAW, ["boolq", "winogrande"])
 
 
-def test_ties_task_has_the_known_accuracy_and_next_line_rotates_answers():
+def test_ties_task_has_the_known_accuracy_and_word_order_rotates_answers():
     items = ties_items()
     assert all(len(set(i["choices"])) == 1 for i in items)
     assert sum(i["answer"] == 0 for i in items) / len(items) == TIES_ACCURACY
-    nl = next_line_items()
-    assert [i["answer"] for i in nl[:4]] == [0, 1, 2, 3]
-    assert all(len(set(i["choices"])) == 4 for i in nl)
+    shuffled = word_order_items()
+    assert [i["answer"] for i in shuffled[:4]] == [0, 1, 2, 3]
+    for item in shuffled:  # four different orders of the same words
+        assert len(set(item["choices"])) == 4 and len({tuple(sorted(c.split())) for c in item["choices"]}) == 1
 
 
 def test_write_tasks_writes_yaml_with_absolute_json_paths(tmp_path):
     names = write_tasks(tmp_path / "tasks")
-    assert names == ["swp_ties", "swp_next_line"]
+    assert names == ["swp_ties", "swp_word_order"]
     for name in names:
         yaml = (tmp_path / "tasks" / f"{name}.yaml").read_text()
         assert "dataset_path: json" in yaml and str((tmp_path / "tasks" / f"{name}.jsonl").resolve()) in yaml

