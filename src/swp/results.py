@@ -21,8 +21,9 @@ A run's results are flat scalars plus the per-layer list ``layers``:
   ``zeroshot_num_fewshot``, ``zeroshot_limit``, ``lm_eval_version``);
 - ``stage_seconds``: seconds per stage, exclusive (``dense_training``, ``dense_cache``,
   ``calibration``, ``pruning``, ``recovery``, ``eval_<stage>``, ``zeroshot_<stage>``,
-  ``checkpoints``, ``export``; only the stages that ran); ``wall_s`` covers them all, from the
-  first stage to the end of the export;
+  ``checkpoints``, ``energy_meter``, ``export``; only the stages that ran); ``wall_s`` covers
+  them all, from the first stage to the end of the export; ``stage_cpu_seconds``: the process's
+  CPU seconds (all threads) in each;
 - then the energy meter's keys, the task's own facts (`Task.extra_results`) and the export's.
 
 The summary line, the W&B summary, the sweep CSV and figures, Hydra's return value and
@@ -57,6 +58,7 @@ def assemble(identity: dict, figures: dict, *, headline_metric: str, lower_is_be
                 "calibration_tokens"):
         out[key] = figures[key]
     out["stage_seconds"] = dict(figures.get("stage_seconds", {}))
+    out["stage_cpu_seconds"] = dict(figures.get("stage_cpu_seconds", {}))
     for prefix in ("zeroshot", "pruned_zeroshot"):
         out |= {f"{prefix}/{k}": v for k, v in (figures.get(prefix) or {}).items()}
     for extra in extras:

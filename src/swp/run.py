@@ -54,8 +54,8 @@ class Progress:
         initial, dense, pruned: validation metrics before training, after it, after pruning.
         dense_stats, ft_stats: throughput of the dense and fine-tuning phases.
         pruned_zeroshot: zero-shot scores right after pruning (``zeroshot.after_pruning``).
-        stage_seconds: seconds per stage so far (`StageClock`; a resumed run keeps those of the
-            stages it finished before the interruption).
+        stage_seconds, stage_cpu_seconds: wall and CPU seconds per stage so far (`StageClock`; a
+            resumed run keeps those of the stages it finished before the interruption).
     """
 
     rate: float
@@ -69,6 +69,7 @@ class Progress:
     ft_stats: dict[str, float] = field(default_factory=lambda: {"tokens_per_s": 0.0})
     pruned_zeroshot: dict[str, float] | None = None
     stage_seconds: dict[str, float] = field(default_factory=dict)
+    stage_cpu_seconds: dict[str, float] = field(default_factory=dict)
 
     # What a dense-cache entry hands to the run that takes it.
     DENSE_FIELDS = ("initial", "dense", "dense_stats")
@@ -116,7 +117,7 @@ class Run:
         self.max_sparsity = max_sparsity
         self.zeroshot = zeroshot if zeroshot is not None else NoZeroShot()
         self.progress = Progress(rate=prune_rate)
-        self.clock = StageClock(self.progress.stage_seconds)
+        self.clock = StageClock(self.progress.stage_seconds, self.progress.stage_cpu_seconds)
         self.zeroshot_scores: dict[str, float] = {}
         self._started: float | None = None
         self.masks: MaskSet | None = None
@@ -221,10 +222,11 @@ class Run:
         return final
 
     def timing(self) -> dict:
-        """``wall_s`` (seconds since `execute` began) and ``stage_seconds``; the launcher asks
-        again after the export, which it times on `clock`."""
+        """``wall_s`` (seconds since `execute` began), ``stage_seconds`` and ``stage_cpu_seconds``;
+        the launcher asks again after the export, which it times on `clock`."""
         wall = time.perf_counter() - self._started if self._started is not None else 0.0
-        return {"wall_s": wall, "stage_seconds": dict(self.progress.stage_seconds)}
+        return {"wall_s": wall, "stage_seconds": dict(self.progress.stage_seconds),
+                "stage_cpu_seconds": dict(self.progress.stage_cpu_seconds)}
 
     def figures(self, final: dict[str, float]) -> dict:
         """What the run measured, as the plain values `swp.results.assemble` turns into results."""
@@ -308,7 +310,7 @@ class Run:
             )
         self._load_state(ckpt, with_pruner=True)
         self.progress.load_state_dict(ckpt.state["record"])
-        self.clock.seconds = self.progress.stage_seconds
+        self.clock.seconds, self.clock.cpu_seconds = self.progress.stage_seconds, self.progress.stage_cpu_seconds
         self.resumed, self.reached = ckpt, Stage.from_label(ckpt.stage)
         if ckpt.state["masks"] is not None:
             self.masks = MaskSet(self.pruner.params, ckpt.state["masks"])

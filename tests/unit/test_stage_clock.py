@@ -10,11 +10,13 @@ from swp.stages import StageClock
 
 @pytest.fixture
 def fake_time(monkeypatch):
-    now = [0.0]
+    now = [0.0, 0.0]  # wall, CPU: two threads busy, so CPU runs at twice the wall clock
     monkeypatch.setattr(stages.time, "perf_counter", lambda: now[0])
+    monkeypatch.setattr(stages.time, "process_time", lambda: now[1])
 
     def advance(seconds: float) -> None:
         now[0] += seconds
+        now[1] += 2 * seconds
     return advance
 
 
@@ -29,6 +31,7 @@ def test_nested_stages_count_for_themselves_only(fake_time):
         fake_time(2.0)
     assert clock.seconds == {"dense_training": 5.0, "checkpoints": 1.0, "energy_meter": 0.25}
     assert sum(clock.seconds.values()) == 6.25  # the outer block's wall time
+    assert clock.cpu_seconds == {"dense_training": 10.0, "checkpoints": 2.0, "energy_meter": 0.5}
 
 
 def test_repeated_stages_add_up_and_the_dict_is_shared(fake_time):
