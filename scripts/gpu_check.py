@@ -149,8 +149,8 @@ def build_steps(device: str, quick: bool, out: Path, tasks: Path) -> list[Step]:
         Step("zeroshot_wanda", "SmolLM2 Wanda 50% on the GPU, zero-shot on local tasks", train_argv(zs),
              read_zeroshot, 300, zs),
         Step("sparse_24", "2:4 semi-structured vs dense on SmolLM2's shapes", sparse, read_sparse, 240),
-        Step("nccl_torchrun", "one-process torchrun, DDP over NCCL (gloo on a CPU)", train_argv(torchrun, torchrun=True),
-             read_torchrun, 240, torchrun),
+        Step("nccl_torchrun", "one-process torchrun, DDP over NCCL (gloo on a CPU)",
+             train_argv(torchrun, torchrun=True), read_torchrun, 240, torchrun),
     ]
 
 

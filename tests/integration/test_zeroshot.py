@@ -14,7 +14,7 @@ from swp.errors import ConfigError
 from swp.testing.hf_tiny import HF_TINY
 from swp.testing.hf_tiny import data_files_override as _data_files
 from swp.testing.tiny import compose_cfg
-from swp.testing.zeroshot_tasks import WORD_ORDER_ITEMS, TIES_ACCURACY, TIES_ITEMS, write_tasks
+from swp.testing.zeroshot_tasks import TIES_ACCURACY, TIES_ITEMS, WORD_ORDER_ITEMS, write_tasks
 
 
 @pytest.fixture(scope="module")

@@ -89,9 +89,11 @@ def test_paper7_is_the_seven_tasks_and_refuses_others():
         Paper7(tasks=["rte", "mmlu"])
 
 
-@pytest.mark.parametrize("flags, says", [({}, "Hub: is it reachable"),
-                                         ({"HF_DATASETS_OFFLINE": "1"}, "HF_DATASETS_OFFLINE set"),
-                                         ({"HF_HUB_OFFLINE": "true", "HF_DATASETS_OFFLINE": "0"}, "HF_HUB_OFFLINE set")])
+@pytest.mark.parametrize("flags, says", [
+    ({}, "Hub: is it reachable"),
+    ({"HF_DATASETS_OFFLINE": "1"}, "HF_DATASETS_OFFLINE set"),
+    ({"HF_HUB_OFFLINE": "true", "HF_DATASETS_OFFLINE": "0"}, "HF_HUB_OFFLINE set"),
+])
 def test_paper7_offline_hint_names_the_flags(monkeypatch, flags, says):
     for flag in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"):
         monkeypatch.delenv(flag, raising=False)

@@ -29,8 +29,8 @@ class Paper7(LMEvalTasks):
                  limit: int | None = None, num_fewshot: int = 0, after_pruning: bool = False):
         other = [t for t in tasks if t not in PAPER7]
         if other:
-            raise ConfigError(f"zeroshot.tasks: {', '.join(map(str, other))} not in paper7's suite ({', '.join(PAPER7)}); "
-                              "other tasks: zeroshot=local")
+            raise ConfigError(f"zeroshot.tasks: {', '.join(map(str, other))} not in paper7's suite "
+                              f"({', '.join(PAPER7)}); other tasks: zeroshot=local")
         super().__init__(tasks, include_path=None, batch_size=batch_size, limit=limit, num_fewshot=num_fewshot,
                          after_pruning=after_pruning, include_defaults=True)
 
