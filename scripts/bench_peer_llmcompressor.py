@@ -212,8 +212,8 @@ def main(argv: list[str] | None = None) -> str | None:
     text = table(rows)
     (args.work / "results.json").write_text(json.dumps(rows, indent=1))
     (args.work / "table.md").write_text(text)
-    print(f"\nSmolLM2-135M at 50%, {rows[0]['calibration_tokens']} calibration tokens, {args.threads} thread(s), "
-          f"{args.rounds} round(s):\n\n{text}", end="")
+    print(f"\n{' '.join(args.overrides)}: 50%, {rows[0]['calibration_tokens']} calibration tokens, "
+          f"{args.threads} thread(s), {args.rounds} round(s):\n\n{text}", end="")
     return text
 
 

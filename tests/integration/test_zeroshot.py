@@ -79,7 +79,8 @@ def test_smollm2_reads_shakespeare_and_scores_like_lm_eval_on_the_export(tmp_pat
     # Eq. 2 at a fixed rate (no search for a target over 100M weights): about 10% pruned.
     overrides = ["experiment=smollm2_shakespeare", "pruner=magnitude", "target_sparsity=null", "prune_rate=0.15",
                  "schedule.train_steps=0", "schedule.finetune_steps=0", "dataset.max_eval_windows=1",
-                 "threads=2", "progress=false", "energy=none", *_local(tasks, names),
+                 "threads=2", "progress=false", "energy=none", "checkpoint.enabled=false",
+                 "trajectories.per_tensor=0", *_local(tasks, names),
                  "zeroshot.limit=8"]
     results = run(compose_cfg(overrides, tmp_path / "run"))
     assert results["zeroshot/swp_word_order/acc"] > 0.5, results["zeroshot/swp_word_order/acc"]
