@@ -18,7 +18,7 @@ import math
 import sys
 from pathlib import Path
 
-from swp.analysis.sweep_summary import (  # noqa: E402
+from swp.analysis.sweep_summary import (
     BANDS,
     CONTROL,
     aggregate,
