@@ -320,8 +320,6 @@ def summarize_sweep(sweep_dir: str | Path, logger: Logger | None = None, band: s
         ``jobs``, ``ok``, ``failed`` counts, the ``csv`` and ``aggregate`` paths, the ``figure``
         and ``figure_data`` paths (None when no job succeeded) and the ``metric``.
     """
-    from swp.analysis.figures import compression_curve
-
     if band not in BANDS:
         raise ValueError(f"band must be one of {', '.join(BANDS)}, got {band!r}")
     sweep_dir = Path(sweep_dir)
@@ -337,18 +335,7 @@ def summarize_sweep(sweep_dir: str | Path, logger: Logger | None = None, band: s
         write_csv(sweep_dir / AGGREGATE_CSV, aggregates, agg_cols)
         lines = figure_lines(aggregates, rows, metric, band)
     if any(line["kind"] == "curve" for line in lines):
-        log_scale = (metric == "ppl") if log_y is None else bool(log_y)
-        ylabel = _METRIC_NAMES.get(metric, f"validation {metric}")
-        seeds = max(line["n"] if isinstance(line["n"], int) else max(line["n"]) for line in lines)
-        better = "lower is better" if lower_is_better(rows) else "higher is better"
-        per_point = f"up to {seeds} seeds a point" if seeds != 1 else "1 seed a point"
-        title = f"Compression versus {ylabel} ({len(rows) - len(failed)} runs, {per_point})"
-        figure = compression_curve(sweep_dir / figure_name(metric), lines, ylabel=f"{ylabel}, {better}",
-                                   title=title, band_note=BANDS[band], log_y=log_scale)
-        data_path = _write_json(figure.with_suffix(".json"), {
-            "figure": figure.name, "metric": metric, "ylabel": ylabel, "lower_is_better": lower_is_better(rows),
-            "band": band, "band_note": BANDS[band], "log_y": log_scale, "lines": lines,
-        })
+        figure, data_path = _headline_figure(sweep_dir, rows, lines, metric, band, log_y, len(rows) - len(failed))
     zeroshot = zeroshot_figure(sweep_dir, rows, band)
     if failed:
         log.warning("sweep %s: %d of %d jobs failed: %s", sweep_dir, len(failed), len(rows), ", ".join(failed))
@@ -359,6 +346,25 @@ def summarize_sweep(sweep_dir: str | Path, logger: Logger | None = None, band: s
     if logger is not None:
         _log_summary(logger, rows, cols, aggregates, agg_cols, lines, metric, figure, summary)
     return summary
+
+
+def _headline_figure(sweep_dir: Path, rows: list[dict], lines: list[dict], metric: str, band: str, log_y, ok: int):
+    """Fig. 3/4: the headline metric against compression, and its data (.json)."""
+    from swp.analysis.figures import compression_curve
+
+    log_scale = (metric == "ppl") if log_y is None else bool(log_y)
+    ylabel = _METRIC_NAMES.get(metric, f"validation {metric}")
+    seeds = max(line["n"] if isinstance(line["n"], int) else max(line["n"]) for line in lines)
+    better = "lower is better" if lower_is_better(rows) else "higher is better"
+    per_point = f"up to {seeds} seeds a point" if seeds != 1 else "1 seed a point"
+    title = f"Compression versus {ylabel} ({ok} runs, {per_point})"
+    figure = compression_curve(sweep_dir / figure_name(metric), lines, ylabel=f"{ylabel}, {better}",
+                               title=title, band_note=BANDS[band], log_y=log_scale)
+    data_path = _write_json(figure.with_suffix(".json"), {
+        "figure": figure.name, "metric": metric, "ylabel": ylabel, "lower_is_better": lower_is_better(rows),
+        "band": band, "band_note": BANDS[band], "log_y": log_scale, "lines": lines,
+    })
+    return figure, data_path
 
 
 def _log_summary(logger, rows, cols, aggregates, agg_cols, lines, metric, figure, summary) -> None:
