@@ -78,7 +78,7 @@ def read_sparse(folder: Path) -> str:
     rows = [r for r in out["cuda"] if r["variant"] != "dense"]
     if not rows:
         best = max((r for r in out["cpu"] if r["variant"].startswith("2:4")), key=lambda r: r["speedup"])
-        return f"no CUDA ({out['cuda_skipped']}): CPU 2:4 on the dense kernel at best {best['speedup']:.2f}x"
+        return f"CUDA part skipped ({out['cuda_skipped']}); CPU 2:4 on the dense kernel at best {best['speedup']:.2f}x"
     best, worst = max(rows, key=lambda r: r["speedup"]), min(rows, key=lambda r: r["speedup"])
     where = f"{best['shape']}, batch {best['batch']}"
     if best["speedup"] < FASTER:
