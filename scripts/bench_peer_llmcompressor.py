@@ -148,6 +148,22 @@ def evaluate(folder: str, overrides: list[str]) -> dict:
     return {"ppl": task.evaluate(model, torch.device("cpu"), nullcontext)["ppl"], "sparsity": zeros}
 
 
+def mask_agreement(a: str, b: str) -> float:
+    """Of the decoder weights `b` pruned, the share `a` pruned too (1.0: the same masks)."""
+    from safetensors.torch import load_file
+
+    def zeros(folder: str) -> dict:
+        tensors = {}
+        for f in sorted(Path(folder).glob("*.safetensors")):
+            tensors |= {k: v == 0 for k, v in load_file(str(f)).items()
+                        if v.dim() == 2 and "embed" not in k and "lm_head" not in k}  # the decoder's Linears
+        return tensors
+
+    za, zb = zeros(a), zeros(b)
+    both = sum(int((za[k] & zb[k]).sum()) for k in zb if k in za)
+    return both / max(1, sum(int(z.sum()) for z in zb.values()))
+
+
 def measure(work: Path, methods: list[str], tools: list[str], rounds: int, threads: int, venv: Path,
             overrides: list[str]) -> list[dict]:
     """Every (round, method, tool) in its own process, the tools' order alternating per round."""
@@ -159,6 +175,9 @@ def measure(work: Path, methods: list[str], tools: list[str], rounds: int, threa
                 out = work / f"{tool}_{method}_{r}"
                 row = run_side(worker_command(tool, method, shared, out, threads, venv), threads)
                 rows.append(row | {"tool": tool, "round": r} | evaluate(row["out"], overrides))
+            pair = {row["tool"]: row["out"] for row in rows[-len(tools):]}
+            if len(pair) == 2:
+                rows[-1]["mask_agreement"] = rows[-2]["mask_agreement"] = mask_agreement(pair["peer"], pair["swp"])
                 print(f"round {r} {method} {tool}: {row['wall_s']:.1f} s wall, {row['cpu_s']:.1f} s CPU, "
                       f"ppl {rows[-1]['ppl']:.2f}", flush=True)
     return rows
@@ -167,7 +186,7 @@ def measure(work: Path, methods: list[str], tools: list[str], rounds: int, threa
 def table(rows: list[dict]) -> str:
     """Median seconds over the rounds, the largest peak, the (deterministic) perplexity."""
     lines = ["| method | tool | calibration + pruning wall (s) | CPU (s) | peak RSS (MiB) | RSS growth (MiB) "
-             "| perplexity | sparsity |", "|---|---|---:|---:|---:|---:|---:|---:|"]
+             "| perplexity | sparsity | same pruned weights |", "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
     for method in dict.fromkeys(r["method"] for r in rows):
         for tool in dict.fromkeys(r["tool"] for r in rows):
             mine = [r for r in rows if r["method"] == method and r["tool"] == tool]
@@ -176,8 +195,10 @@ def table(rows: list[dict]) -> str:
             wall, cpu = (statistics.median(r[k] for r in mine) for k in ("wall_s", "cpu_s"))
             peak, growth = (max(r[k] for r in mine) / 2**20 for k in ("peak_rss", "rss_growth"))
             label = "llm-compressor 0.14.0.1" if tool == "peer" else "swp"
+            agree = mine[-1].get("mask_agreement")
             lines.append(f"| {method} | {label} | {wall:.1f} | {cpu:.1f} | {peak:,.0f} | {growth:,.0f} "
-                         f"| {mine[-1]['ppl']:.2f} | {mine[-1]['sparsity']:.4f} |")
+                         f"| {mine[-1]['ppl']:.2f} | {mine[-1]['sparsity']:.4f} | "
+                         f"{'-' if agree is None else f'{agree:.2%}'} |")
     return "\n".join(lines) + "\n"
 
 
