@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 
 from scripts import bench_peer_llmcompressor as bench
 from swp.testing.hf_tiny import HF_TINY, data_files_override
@@ -48,3 +49,17 @@ def test_table_takes_median_seconds_and_the_largest_peak():
     text = bench.table(rows)
     assert "| wanda | llm-compressor 0.14.0.1 | 2.0 | 2.0 | 300 | 1 | 10.00 | 0.5000 | - |" in text
     assert "| wanda | swp | 5.0 | 5.0 | 50 | 1 | 10.00 | 0.5000 | - |" in text
+
+
+def test_mask_agreement_counts_the_shared_zeros_of_the_decoder_weights(tmp_path):
+    from safetensors.torch import save_file
+
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir(), b.mkdir()
+    w_b = torch.tensor([[0.0, 1.0], [0.0, 0.0]])  # three zeros
+    w_a = torch.tensor([[0.0, 0.0], [1.0, 0.0]])  # shares two of them
+    head = torch.zeros(2, 2)  # the head and embeddings are not the decoder's: ignored
+    save_file({"model.layers.0.q_proj.weight": w_a, "lm_head.weight": head}, str(a / "model.safetensors"))
+    save_file({"model.layers.0.q_proj.weight": w_b, "lm_head.weight": head + 1}, str(b / "model.safetensors"))
+    assert bench.mask_agreement(str(a), str(b)) == pytest.approx(2 / 3)
+    assert bench.mask_agreement(str(b), str(b)) == 1.0
