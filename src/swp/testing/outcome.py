@@ -17,7 +17,8 @@ def run_outcome(folder: Path):
     results = json.loads((folder / "results.json").read_text())
     # Timings and the energy estimates made from them differ between any two runs; the rest may not.
     figures = {k: v for k, v in results.items()
-               if k not in ("wall_s", "train_tokens_per_s", "finetune_tokens_per_s", "resumed_from", "energy_phases")
+               if k not in ("wall_s", "train_tokens_per_s", "finetune_tokens_per_s", "resumed_from", "energy_phases",
+                            "stage_seconds", "stage_cpu_seconds")
                and not k.startswith(("energy_kwh", "co2_kg", "carbon_intensity"))}
     lines = [{k: v for k, v in json.loads(ln).items() if k != "tokens_per_s"}  # a timing, like wall_s
              for ln in (folder / "metrics.jsonl").read_text().splitlines() if not ln.startswith('{"summary"')]
