@@ -16,6 +16,7 @@ interleaved in one process (`threads` torch threads).
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import time
 import warnings
@@ -162,7 +163,15 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--run", type=Path, default=None, help="a run folder with a 2:4 model (CUDA part)")
     p.add_argument("--no-cpu", action="store_true", help="skip the CPU part")
+    p.add_argument("--json", type=Path, default=None, help="also write the rows to this file")
     args = p.parse_args(argv)
+    out = _bench(args)
+    if args.json is not None:
+        args.json.write_text(json.dumps(out, indent=1))
+    return out
+
+
+def _bench(args) -> dict:
     torch.set_num_threads(args.threads)
     out = {"cpu": [], "cuda": [], "cuda_skipped": None}
     if not args.no_cpu:

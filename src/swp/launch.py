@@ -31,8 +31,9 @@ from swp.results import assemble, summary_line
 from swp.run import Run
 from swp.training.loop import NonFiniteLossError, Placement
 from swp.validation import validate_config
+from swp.zeroshot.none import NoZeroShot
 
-GROUPS = ("model", "dataset", "pruner", "schedule", "recovery", "experiment")
+GROUPS = ("model", "dataset", "pruner", "schedule", "recovery", "zeroshot", "experiment")
 
 
 @dataclass(frozen=True)
@@ -231,17 +232,20 @@ class Job:
                       # The shared dense cache is one process's (its entries are not gathered yet).
                       dense_cache=None if many else dense_cache(cfg, resolved, parts, settings.device, self.out_dir),
                       stop=stop, recorder=parts.recorder, meter=meter, max_sparsity=cfg.max_sparsity,
-                      recovery=parts.recovery)
+                      recovery=parts.recovery, zeroshot=parts.zeroshot)
             if resume is not None:
                 run.restore_checkpoint(resume)
             figures, _ = run.execute()
         # Export first (it may reload and re-evaluate the model), then the run folder's files.
-        exported = parts.export(model=parts.model, task=parts.task, pruned=parts.pruner.params, out_dir=self.out_dir,
-                                device=settings.device, autocast=settings.autocast)
+        with run.clock.time("export"):
+            exported = parts.export(model=parts.model, task=parts.task, pruned=parts.pruner.params,
+                                    out_dir=self.out_dir, device=settings.device, autocast=settings.autocast)
+        figures |= run.timing()  # wall_s and stage_seconds now cover the export too
         results = assemble(self._identity(parts), figures, headline_metric=parts.task.metrics[0],
                            lower_is_better=parts.task.lower_is_better,
                            extras=(parts.recovery.results(), meter.results() if meter else {},
-                                   parts.task.extra_results(), exported, strategy.results()))
+                                   parts.task.extra_results(), exported, strategy.results(),
+                                   parts.zeroshot.info()))
         run.write_outputs(self.out_dir, results, show=cfg.trajectories.show)  # every rank (gathers); rank 0 writes
         return results
 
@@ -265,6 +269,7 @@ class Parts:
     export: object
     recorder: TrajectoryRecorder | None
     recovery: object
+    zeroshot: object
 
 
 def build_parts(cfg: DictConfig, settings: Settings, strategy=None) -> Parts:
@@ -275,7 +280,11 @@ def build_parts(cfg: DictConfig, settings: Settings, strategy=None) -> Parts:
     """
     strategy = strategy or NoDistributed()
     task = strategy.split(build("dataset", cfg.dataset))
+    zeroshot = build("zeroshot", cfg.zeroshot) if cfg.get("zeroshot") else NoZeroShot()
+    # Refusals and the tasks' data before the model is loaded (a 7B model takes minutes).
+    zeroshot.prepare(getattr(task, "tokenizer", None), strategy.world_size)
     model = build("model", cfg.model, **task.model_kwargs()).to(settings.device)
+    zeroshot.check_model(model)
     strategy.wrap(model)
     pruner = build("pruner", cfg.pruner)(model=model)
     if strategy.world_size > 1:
@@ -291,7 +300,7 @@ def build_parts(cfg: DictConfig, settings: Settings, strategy=None) -> Parts:
     # (Off under FSDP2: the recorder indexes whole tensors; docs/distributed.md.)
     record = per_tensor and not strategy.shards_parameters
     recorder = TrajectoryRecorder(pruner.params, per_tensor, cfg.seed) if record else None
-    return Parts(task, model, pruner, schedule, export, recorder, recovery)
+    return Parts(task, model, pruner, schedule, export, recorder, recovery, zeroshot)
 
 
 def dense_cache(cfg: DictConfig, resolved: dict, parts: Parts, device, out_dir: Path) -> DenseCache | None:

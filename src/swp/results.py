@@ -17,6 +17,15 @@ A run's results are flat scalars plus the per-layer list ``layers``:
   ``calibration_batches``, ``calibration_seed``, ``calibration_tokens`` (0 without calibration);
   under ``allocation: owl`` also ``owl_m``, ``owl_lambda`` and ``owl_layers`` (per block: ``layer``,
   ``numel``, ``outlier_ratio``, ``sparsity`` as allocated; ``layers`` has each tensor's measured one);
+- zero-shot (``zeroshot=local|paper7``): ``zeroshot/<task>/<metric>`` (acc, acc_norm, their
+  ``_stderr``, ``samples``) and ``zeroshot/mean/<metric>`` after the final evaluation,
+  ``pruned_zeroshot/...`` right after pruning if asked, and the setting (``zeroshot_tasks``,
+  ``zeroshot_num_fewshot``, ``zeroshot_limit``, ``lm_eval_version``);
+- ``stage_seconds``: seconds per stage, exclusive (``dense_training``, ``dense_cache``,
+  ``calibration``, ``pruning``, ``recovery``, ``eval_<stage>``, ``zeroshot_<stage>``,
+  ``checkpoints``, ``energy_meter``, ``export``; only the stages that ran); ``wall_s`` covers
+  them all, from the first stage to the end of the export; ``stage_cpu_seconds``: the process's
+  CPU seconds (all threads) in each;
 - then the recovery's settings and costs (``recovery_<setting>``, ``recovery_teacher_bytes`` for
   distillation; ``lora_*`` for LoRA: adapter size, sparsity before and after the merge), the
   energy meter's keys, the task's own facts (`Task.extra_results`) and the export's.
@@ -53,6 +62,10 @@ def assemble(identity: dict, figures: dict, *, headline_metric: str, lower_is_be
                 "calibration_tokens"):
         out[key] = figures[key]
     out |= figures.get("allocation_facts") or {}
+    out["stage_seconds"] = dict(figures.get("stage_seconds", {}))
+    out["stage_cpu_seconds"] = dict(figures.get("stage_cpu_seconds", {}))
+    for prefix in ("zeroshot", "pruned_zeroshot"):
+        out |= {f"{prefix}/{k}": v for k, v in (figures.get(prefix) or {}).items()}
     for extra in extras:
         out |= extra
     return out
@@ -98,17 +111,40 @@ def headline_value(results: dict, stage: str = "final") -> float | None:
 
 
 def scalars(results: dict) -> dict:
-    """The flat part (no lists or dicts): the W&B summary and a sweep CSV row."""
-    return {k: v for k, v in results.items() if not isinstance(v, (list, dict))}
+    """The flat part, for the W&B summary and a sweep CSV row: lists are left out, a dict of
+    scalars (``stage_seconds``) becomes one key per entry (``stage_seconds/pruning``)."""
+    out = {}
+    for key, value in results.items():
+        if isinstance(value, dict):
+            out |= {f"{key}/{k}": v for k, v in value.items() if not isinstance(v, (list, dict))}
+        elif not isinstance(value, list):
+            out[key] = value
+    return out
 
 
 def summary_line(r: dict, out_dir: Path) -> str:
-    """The two lines a finished run prints: headline metric at each stage, sparsity, speed."""
+    """The lines a finished run prints: headline metric at each stage, sparsity, speed; the
+    zero-shot mean accuracy if scored; the seconds of each stage; the run folder."""
     metric = headline(r)
     baseline = f" (baseline {r[f'baseline_val_{metric}']:.4f})" if f"baseline_val_{metric}" in r else ""
     return (
         f"pruner={r['pruner']} prune_rate={r['prune_rate_used']:.4g} sparsity={r['sparsity']:.1%} "
         f"(overall {r['sparsity_overall']:.1%}) | val_{metric}: dense {headline_value(r, 'dense'):.4f} "
         f"-> pruned {headline_value(r, 'pruned'):.4f} -> final {headline_value(r):.4f}{baseline} | "
-        f"{r['train_tokens_per_s']:.0f} tok/s, {r['wall_s']:.0f}s\nrun folder: {out_dir}"
+        f"{r['train_tokens_per_s']:.0f} tok/s, {r['wall_s']:.0f}s{_zeroshot_part(r)}\n"
+        f"{stage_line(r.get('stage_seconds') or {})}run folder: {out_dir}"
     )
+
+
+def _zeroshot_part(r: dict) -> str:
+    if "zeroshot/mean/acc" not in r:
+        return ""
+    pruned = f"pruned {r['pruned_zeroshot/mean/acc']:.4f} -> " if "pruned_zeroshot/mean/acc" in r else ""
+    return f" | zero-shot mean acc: {pruned}final {r['zeroshot/mean/acc']:.4f}"
+
+
+def stage_line(seconds: dict) -> str:
+    """``seconds: dense_training 120.3, pruning 2.1, ...`` (with its newline), or nothing."""
+    if not seconds:
+        return ""
+    return "seconds: " + ", ".join(f"{k} {v:.1f}" for k, v in seconds.items()) + "\n"

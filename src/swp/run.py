@@ -36,11 +36,12 @@ from swp.pruning.masks import MaskSet
 from swp.recovery.base import Recovery
 from swp.recovery.plain import PlainRecovery
 from swp.results import scalars
-from swp.stages import Stage
+from swp.stages import Stage, StageClock
 from swp.training.guard import check_sparsity
 from swp.training.loop import NonFiniteLossError, PhaseSpec, Placement, evaluate, make_optimizer, train_phase
 from swp.training.report import allocation_metrics, sparsity_metrics, sparsity_report
 from swp.training.schedule import Schedule
+from swp.zeroshot.none import NoZeroShot
 
 
 @dataclass
@@ -58,6 +59,9 @@ class Progress:
             (`Pruner.allocation_facts`: OWL's block sparsities), kept for results.json.
         calibration_tokens: tokens the pruner's calibration saw (recorded here, not read back
             from the pruner, so a run resumed after pruning reports what the pruning saw).
+        pruned_zeroshot: zero-shot scores right after pruning (``zeroshot.after_pruning``).
+        stage_seconds, stage_cpu_seconds: wall and CPU seconds per stage so far (`StageClock`; a
+            resumed run keeps those of the stages it finished before the interruption).
     """
 
     rate: float
@@ -71,6 +75,9 @@ class Progress:
     ft_stats: dict[str, float] = field(default_factory=lambda: {"tokens_per_s": 0.0})
     allocation: dict = field(default_factory=dict)
     calibration_tokens: int = 0
+    pruned_zeroshot: dict[str, float] | None = None
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+    stage_cpu_seconds: dict[str, float] = field(default_factory=dict)
 
     # What a dense-cache entry hands to the run that takes it.
     DENSE_FIELDS = ("initial", "dense", "dense_stats")
@@ -104,20 +111,26 @@ class Run:
         max_sparsity: a tensor pruned beyond this fraction is warned about (1.0: never).
         recovery: how the pruned model recovers in the fine-tune (`swp.recovery`; plain: the
             task's loss). Its teacher is taken right before the first weight is pruned.
+        zeroshot: the lm-eval scorer (`swp.zeroshot`), run after the final evaluation (and after
+            pruning if it asks); None or one with no tasks: no zero-shot stage.
     """
 
     def __init__(self, *, model: nn.Module, task: Task, pruner: Pruner, schedule: Schedule, where: Placement,
                  prune_rate: float, target_sparsity: float | None, seed: int,
                  checkpoints: CheckpointStore | None = None, dense_cache: DenseCache | None = None,
                  stop: StopRequest | None = None, recorder: Recorder | None = None, meter: Meter | None = None,
-                 max_sparsity: float = 1.0, recovery: Recovery | None = None):
+                 max_sparsity: float = 1.0, recovery: Recovery | None = None, zeroshot=None):
         self.model, self.task, self.pruner, self.schedule, self.where = model, task, pruner, schedule, where
         self.target_sparsity, self.seed = target_sparsity, seed
         self.checkpoints, self.dense_cache, self.stop = checkpoints, dense_cache, stop
         self.recorder, self.meter = recorder, meter or NullMeter()
         self.max_sparsity = max_sparsity
         self.recovery = recovery or PlainRecovery()
+        self.zeroshot = zeroshot if zeroshot is not None else NoZeroShot()
         self.progress = Progress(rate=prune_rate)
+        self.clock = StageClock(self.progress.stage_seconds, self.progress.stage_cpu_seconds)
+        self.zeroshot_scores: dict[str, float] = {}
+        self._started: float | None = None
         self.masks: MaskSet | None = None
         self.reached: Stage | None = None  # the stage a restored checkpoint holds
         self.resumed: Checkpoint | None = None
@@ -125,7 +138,7 @@ class Run:
     # ---- the stages ---------------------------------------------------------------------
     def execute(self) -> tuple[dict, MaskSet | None]:
         """Runs every pending stage; returns the run's figures for results.json and the masks."""
-        start = time.perf_counter()
+        self._started = time.perf_counter()
         if self._pending(Stage.DENSE):
             self.train_dense()
         if self._pending(Stage.PRUNED):
@@ -135,7 +148,7 @@ class Run:
         elif self.schedule.finetune_steps == 0:
             self.recovery.finish(self.model, self.masks)  # e.g. GMP's dense-phase teacher is released
         final = self.evaluate_final()
-        return self.figures(final, time.perf_counter() - start), self.masks
+        return self.figures(final), self.masks
 
     def train_dense(self) -> None:
         """Stage 1: dense training; the pruner observes the weights at every tracking point.
@@ -143,7 +156,8 @@ class Run:
         use_cache = self.dense_cache is not None and self.resumed is None
         with self.dense_cache.reserve() if use_cache else contextlib.nullcontext() as entry:
             if entry is not None and entry.hit is not None:
-                self._take_cached_dense(entry)
+                with self.clock.time("dense_cache"):
+                    self._take_cached_dense(entry)
                 if self.stop is not None and self.stop.requested:  # otherwise the entry is the checkpoint
                     self.save_checkpoint(Stage.DENSE, "after dense training", self.schedule.train_steps,
                                          entry.hit.state["optimizer"], entry.hit.state["generator"])
@@ -151,43 +165,62 @@ class Run:
             dense_state = self._train_dense_phase()
             if entry is not None:
                 self.progress.dense_cache = "miss"
-                entry.publish(self.model, dense_state | {"record": self.progress.state_dict()})
+                with self.clock.time("dense_cache"):
+                    entry.publish(self.model, dense_state | {"record": self.progress.state_dict()})
         self.save_checkpoint(Stage.DENSE, "after dense training", self.schedule.train_steps,
                              dense_state["optimizer"], dense_state["generator"])
 
     def prune(self) -> None:
         """Stage 2: prune once, by Eq. 2 at prune_rate (or the rate that gives target_sparsity)."""
         p, T = self.progress, self.schedule.train_steps
-        self.meter.begin("prune")
+        self._meter_begin("prune")
         self.recovery.take_teacher(self.model)  # the dense model (kept from GMP's first update, if taken then)
         caps = self.pruner.capabilities
         if caps.calibrates:
-            self._calibrate(caps.calibration)
+            with self.clock.time("calibration"):
+                self._calibrate(caps.calibration)
         if caps.prunes:
-            if self.target_sparsity is not None:
-                p.rate = self.pruner.rate_for_sparsity(self.target_sparsity)
-            keep, p.thresholds = self.pruner.masks(p.rate)
-            if caps.calibrates:  # reduced floats may round apart: every DDP replica takes rank 0's
-                for name, k in keep.items():
-                    self.where.from_main(k)
-                    self.where.from_main(self.pruner.params[name].data)
-            self.masks = MaskSet(self.pruner.params, keep)
-            warn_overpruned(self.masks.keep, self.max_sparsity)
-            self.masks.apply()  # the dense optimizer is gone; fine-tuning starts a fresh one
-            p.mask_sparsity = self.masks.sparsity()
-            p.allocation = self.pruner.allocation_facts()
+            with self.clock.time("pruning"):
+                self._make_masks(caps.calibrates)
         if caps.calibrates:  # SparseGPT counts them while it prunes, in masks()
             p.calibration_tokens = int(self.pruner.calibration_tokens)
         check_sparsity(self.masks, "after pruning", p.mask_sparsity)
         p.pruned = self._evaluate("pruned", T)
+        if self.zeroshot.after_pruning:
+            p.pruned_zeroshot = self._zeroshot("pruned", T)
         self.where.logger.log(sparsity_metrics(self.model, self.pruner.params, p.thresholds)
                               | allocation_metrics(p.allocation), step=T)
         self.save_checkpoint(Stage.PRUNED, "right after pruning", T)
 
+    def _make_masks(self, calibrated: bool) -> None:
+        """The rate (searched for target_sparsity), the pruner's masks, applied to the weights.
+        Sequential pruners (SparseGPT, Wanda's block-by-block pass) run their calibration
+        forwards here, block by block, so their time counts as pruning."""
+        p = self.progress
+        if self.target_sparsity is not None:
+            p.rate = self.pruner.rate_for_sparsity(self.target_sparsity)
+        keep, p.thresholds = self.pruner.masks(p.rate)
+        if calibrated:  # reduced floats may round apart: every DDP replica takes rank 0's
+            for name, k in keep.items():
+                self.where.from_main(k)
+                self.where.from_main(self.pruner.params[name].data)
+        self.masks = MaskSet(self.pruner.params, keep)
+        warn_overpruned(self.masks.keep, self.max_sparsity)
+        self.masks.apply()  # the dense optimizer is gone; fine-tuning starts a fresh one
+        p.mask_sparsity = self.masks.sparsity()
+        p.allocation = self.pruner.allocation_facts()
+
     def finetune(self) -> None:
         """Stage 3: fine-tune with the masks enforced after every optimizer step."""
+        T, F = self.schedule.train_steps, self.schedule.finetune_steps
+        with self.clock.time("recovery"):  # the optimizer's construction too (its first costs seconds)
+            self._finetune_phase()
+        check_sparsity(self.masks, "after fine-tuning", self.progress.mask_sparsity)
+        self.save_checkpoint(Stage.FINETUNED, "after fine-tuning", T + F)
+
+    def _finetune_phase(self) -> None:
         s, T, F = self.schedule, self.schedule.train_steps, self.schedule.finetune_steps
-        self.meter.begin("finetune")
+        self._meter_begin("finetune")
         if self.reached != Stage.FINETUNE:  # a run resumed inside the fine-tune has them from `restore`
             self.recovery.attach(self.model, self.masks, self.pruner.params)
             self._rewrap()
@@ -202,16 +235,25 @@ class Run:
                                                  objective=objective)
         del optimizer
         self.recovery.finish(self.model, self.masks)
-        check_sparsity(self.masks, "after fine-tuning", self.progress.mask_sparsity)
-        self.save_checkpoint(Stage.FINETUNED, "after fine-tuning", T + F)
 
     def evaluate_final(self) -> dict[str, float]:
-        """Stage 4: the final evaluation, and the last sparsity check."""
-        final = self._evaluate("final", self.schedule.train_steps + self.schedule.finetune_steps, close_meter=True)
+        """Stage 4: the final evaluation, the zero-shot tasks if any, and the last sparsity check."""
+        step = self.schedule.train_steps + self.schedule.finetune_steps
+        final = self._evaluate("final", step)
+        self.zeroshot_scores = self._zeroshot("final", step) or {}
+        with self.clock.time("energy_meter"):
+            self.meter.end()
         check_sparsity(self.masks, "at the end", self.progress.mask_sparsity)
         return final
 
-    def figures(self, final: dict[str, float], wall_s: float) -> dict:
+    def timing(self) -> dict:
+        """``wall_s`` (seconds since `execute` began), ``stage_seconds`` and ``stage_cpu_seconds``;
+        the launcher asks again after the export, which it times on `clock`."""
+        wall = time.perf_counter() - self._started if self._started is not None else 0.0
+        return {"wall_s": wall, "stage_seconds": dict(self.progress.stage_seconds),
+                "stage_cpu_seconds": dict(self.progress.stage_cpu_seconds)}
+
+    def figures(self, final: dict[str, float]) -> dict:
         """What the run measured, as the plain values `swp.results.assemble` turns into results."""
         p = self.progress
         return {
@@ -221,8 +263,9 @@ class Run:
             "tracking_points": self.pruner.tracking_points, "tracked_state_bytes": self.pruner.state_bytes(),
             "model_bytes": sum(t.numel() * t.element_size() for t in unique_parameters(self.model)),
             "dense_cache": p.dense_cache, "resumed_from": self.resumed.path.name if self.resumed else None,
-            "wall_s": wall_s, "allocation_facts": p.allocation,
-        } | self._calibration_facts()
+            "allocation_facts": p.allocation,
+            "zeroshot": self.zeroshot_scores, "pruned_zeroshot": p.pruned_zeroshot or {},
+        } | self.timing() | self._calibration_facts()
 
     def _calibration_facts(self) -> dict:
         calibration = self.pruner.capabilities.calibration
@@ -277,9 +320,10 @@ class Run:
         """Writes a checkpoint (if they are on), then honours a pending stop request."""
         path = None
         if self.checkpoints is not None:
-            _require_finite(self.model, where)
-            path = self.checkpoints.save(self.model, self.snapshot(stage, step, optimizer_state, generator_state),
-                                         global_step)
+            with self.clock.time("checkpoints"):
+                _require_finite(self.model, where)
+                path = self.checkpoints.save(self.model, self.snapshot(stage, step, optimizer_state, generator_state),
+                                             global_step)
         if self.stop is not None and self.stop.requested:
             self.stop.stop(where, path)
 
@@ -340,23 +384,26 @@ class Run:
     def _train_dense_phase(self) -> dict:
         s, p = self.schedule, self.progress
         if s.eval_initial and self.resumed is None:  # a pretrained model's own score (published baselines)
-            p.initial = evaluate(self.task, self.model, self.where.device, self.where.autocast,
-                                 "evaluate initial", self.where.progress)
+            with self.clock.time("eval_initial"):
+                p.initial = evaluate(self.task, self.model, self.where.device, self.where.autocast,
+                                     "evaluate initial", self.where.progress)
             _log_eval(self.where.logger, "initial", p.initial, 0)
-        optimizer = self._optimizer(s.lr)
-        generator = torch.Generator().manual_seed(self.seed)
-        self.meter.begin("train")
-        start = self._restore_phase(Stage.TRAIN, optimizer, generator)
-        spec = self._spec("train", s.train_steps, s.train_lr)
-        # Distillation acts in a dense phase only where the pruner prunes during it (GMP).
-        distills = self.recovery.distills and self.pruner.capabilities.first_dense_prune is not None
-        objective = self.recovery.objective(self.task, self.model, self.where.reduce_sum) if distills else None
-        with _closing(objective):
-            p.dense_stats = train_phase(self.model, self.task, optimizer, generator, spec, self.where,
-                                        start_step=start, after_step=self._dense_hook(spec, optimizer, generator),
-                                        objective=objective)
+        with self.clock.time("dense_training"):  # the optimizer's construction too (its first costs seconds)
+            optimizer = self._optimizer(s.lr)
+            generator = torch.Generator().manual_seed(self.seed)
+            self._meter_begin("train")
+            start = self._restore_phase(Stage.TRAIN, optimizer, generator)
+            spec = self._spec("train", s.train_steps, s.train_lr)
+            # Distillation acts in a dense phase only where the pruner prunes during it (GMP).
+            distills = self.recovery.distills and self.pruner.capabilities.first_dense_prune is not None
+            objective = self.recovery.objective(self.task, self.model, self.where.reduce_sum) if distills else None
+            with _closing(objective):
+                p.dense_stats = train_phase(self.model, self.task, optimizer, generator, spec, self.where,
+                                            start_step=start, after_step=self._dense_hook(spec, optimizer, generator),
+                                            objective=objective)
         p.dense = self._evaluate("dense", s.train_steps)
-        return self.snapshot(Stage.DENSE, 0, optimizer.state_dict(), generator.get_state())
+        with self.clock.time("checkpoints"):  # the state a checkpoint (or the dense cache) keeps
+            return self.snapshot(Stage.DENSE, 0, optimizer.state_dict(), generator.get_state())
 
     def _dense_hook(self, spec: PhaseSpec, optimizer, generator):
         """After each dense step: the pruner's step hook, tracking points, then checkpoints."""
@@ -406,14 +453,29 @@ class Run:
         return PhaseSpec(name=name, steps=steps, lr_at=lr_at, step_offset=offset, grad_clip=s.grad_clip,
                          eval_every=s.eval_every, log_every=s.log_every)
 
-    def _evaluate(self, stage: str, step: int, close_meter: bool = False) -> dict[str, float]:
-        self.meter.begin("evaluate")
-        metrics = evaluate(self.task, self.model, self.where.device, self.where.autocast, f"evaluate {stage}",
-                           self.where.progress)
-        if close_meter:
-            self.meter.end()
+    def _meter_begin(self, phase: str) -> None:
+        # codecarbon's phase boundaries take a fraction of a second each: timed as their own stage.
+        with self.clock.time("energy_meter"):
+            self.meter.begin(phase)
+
+    def _evaluate(self, stage: str, step: int) -> dict[str, float]:
+        self._meter_begin("evaluate")
+        with self.clock.time(f"eval_{stage}"):
+            metrics = evaluate(self.task, self.model, self.where.device, self.where.autocast, f"evaluate {stage}",
+                               self.where.progress)
         _log_eval(self.where.logger, stage, metrics, step)
         return metrics
+
+    def _zeroshot(self, stage: str, step: int) -> dict[str, float] | None:
+        """The zero-shot tasks on the model as it is (None when there are none); logged as
+        ``zeroshot/<task>/<metric>`` (final) or ``pruned_zeroshot/...``."""
+        if not self.zeroshot.tasks:
+            return None
+        with self.clock.time(f"zeroshot_{stage}"):
+            scores = self.zeroshot(self.model, getattr(self.task, "tokenizer", None), self.where.autocast)
+        prefix = "zeroshot" if stage == "final" else f"{stage}_zeroshot"
+        self.where.logger.log({f"{prefix}/{k}": v for k, v in scores.items()}, step=step)
+        return scores
 
     def _calibrate(self, calibration: Calibration) -> None:
         """Draws the pruner's calibration batches from the training split with their own seed.

@@ -93,7 +93,8 @@ class RunSettings:
     """
 
     GROUPS: ClassVar[tuple[str, ...]] = (
-        "model", "dataset", "pruner", "schedule", "recovery", "logger", "export", "energy", "distributed"
+        "model", "dataset", "pruner", "schedule", "recovery", "zeroshot", "logger", "export", "energy",
+        "distributed"
     )
 
     prune_rate: Annotated[float, Range(0, 100, why="above 100 std no weight of a real tensor survives; "

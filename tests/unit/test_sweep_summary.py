@@ -276,3 +276,31 @@ def test_plot_sweep_script_rebuilds_from_disk(sweep, capsys):
     assert plot_sweep.main([str(sweep / "0")]) == 2  # a job folder is not a sweep folder
 
 
+
+
+def test_zero_shot_accuracy_gets_columns_and_its_own_figure_against_compression(tmp_path):
+    """Jobs scored with zeroshot=local|paper7: their keys are CSV columns, the mean accuracy is
+    aggregated over seeds and drawn against sparsity, the control as a line; stage seconds are
+    one column per stage."""
+    for i, (pruner, sparsity, seed, acc) in enumerate([("wanda", 0.5, 1, 0.60), ("wanda", 0.5, 2, 0.64),
+                                                       ("wanda", 0.7, 1, 0.40), ("none", 0.0, 1, 0.70)]):
+        extra = {"zeroshot/mean/acc": acc, "pruned_zeroshot/mean/acc": acc - 0.1, "zeroshot/boolq/acc": acc,
+                 "stage_seconds": {"pruning": 2.0, "eval_final": 1.0}, "seed": seed,
+                 "target_sparsity": sparsity if pruner != "none" else None}
+        _job(tmp_path, i, _result(pruner, sparsity, 2.0 + sparsity, **extra), overrides=(f"seed={seed}",),
+             finetune_steps=10)
+    summary = summarize_sweep(tmp_path)
+    row = _read_csv(tmp_path / "sweep_results.csv")[0]
+    assert row["zeroshot/boolq/acc"] == "0.6" and row["stage_seconds/pruning"] == "2.0"
+    agg = {(a["pruner"], a["point"]): a for a in _read_csv(tmp_path / "sweep_aggregate.csv")}
+    assert float(agg[("wanda", "0.5")]["zeroshot_mean_acc_mean"]) == pytest.approx(0.62)
+    assert summary["zeroshot_figure"] == str(tmp_path / "fig_zeroshot_compression.png")
+    lines = {ln["kind"]: ln for ln in _lines(tmp_path, "fig_zeroshot_compression.json")}
+    assert lines["curve"]["y"] == pytest.approx([0.62, 0.40]) and lines["curve"]["x"] == pytest.approx([50.0, 70.0])
+    assert lines["before_finetune"]["y"] == pytest.approx([0.52, 0.30])
+    assert lines["control"]["y"] == pytest.approx(0.70) and "dense" not in lines  # the dense model is not scored
+
+
+def test_no_zero_shot_figure_without_scored_jobs(sweep):
+    assert summarize_sweep(sweep)["zeroshot_figure"] is None
+    assert not (sweep / "fig_zeroshot_compression.png").exists()

@@ -25,7 +25,7 @@ from hydra.experimental.callback import Callback
 
 from swp.infra.io import write_atomic
 from swp.logging.base import Logger
-from swp.results import damage
+from swp.results import damage, scalars
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +41,9 @@ _LEADING = ["job", "status", "pruner", "seed", "prune_rate", "target_sparsity", 
             "sparsity_overall"]
 _TRAILING = ["error_type", "error", "overrides"]
 _METRIC_NAMES = {"loss": "validation loss (nats/char)", "ppl": "validation perplexity", "mae": "validation MAE ($)"}
+# zeroshot=local|paper7: the mean accuracy over the tasks, final and right after pruning.
+ZEROSHOT, PRUNED_ZEROSHOT = "zeroshot/mean/acc", "pruned_zeroshot/mean/acc"
+ZEROSHOT_METRIC, ZEROSHOT_FIGURE = "zeroshot_acc", "fig_zeroshot_compression.png"
 
 
 def _num_key(path: Path):
@@ -94,7 +97,7 @@ def _job_row(folder: Path) -> dict:
     why = why or damage(data)
     if why:
         return row | {"status": "failed", "error_type": "DamagedResults", "error": f"results.json is damaged ({why})"}
-    row |= {"status": "ok"} | {k: v for k, v in data.items() if not isinstance(v, (list, dict))}
+    row |= {"status": "ok"} | scalars(data)  # stage_seconds as stage_seconds/<stage> columns
     if "finetune_steps" not in row:
         steps = _finetune_steps(folder)
         if steps is not None:
@@ -257,7 +260,8 @@ def aggregate(rows: list[dict], metric: str) -> list[dict]:
             "seeds": " ".join(str(r.get("seed", "")) for r in members), "metric": metric,
         }
         for name, key in (("sparsity", "sparsity"), (f"dense_val_{metric}", f"dense_val_{metric}"),
-                          (f"pruned_val_{metric}", f"pruned_val_{metric}"), (f"val_{metric}", f"val_{metric}")):
+                          (f"pruned_val_{metric}", f"pruned_val_{metric}"), (f"val_{metric}", f"val_{metric}"),
+                          ("zeroshot_mean_acc", ZEROSHOT), ("pruned_zeroshot_mean_acc", PRUNED_ZEROSHOT)):
             values = [float(r[key]) for r in members if _finite(r.get(key))]
             if values:
                 agg |= {f"{name}_{s}": v for s, v in _stats(values).items() if s != "n"}
@@ -342,8 +346,6 @@ def summarize_sweep(sweep_dir: str | Path, logger: Logger | None = None, band: s
         ``jobs``, ``ok``, ``failed`` counts, the ``csv``, ``aggregate``, ``figure`` and ``figure_data``
         paths (None when no job succeeded), the ``metric``, and ``failures`` (``job: type: why`` each).
     """
-    from swp.analysis.figures import compression_curve
-
     if band not in BANDS:
         raise ValueError(f"band must be one of {', '.join(BANDS)}, got {band!r}")
     sweep_dir = Path(sweep_dir)
@@ -359,26 +361,36 @@ def summarize_sweep(sweep_dir: str | Path, logger: Logger | None = None, band: s
         write_csv(sweep_dir / AGGREGATE_CSV, aggregates, agg_cols)
         lines = figure_lines(aggregates, rows, metric, band)
     if any(line["kind"] == "curve" for line in lines):
-        log_scale = (metric == "ppl") if log_y is None else bool(log_y)
-        ylabel = _METRIC_NAMES.get(metric, f"validation {metric}")
-        seeds = max(line["n"] if isinstance(line["n"], int) else max(line["n"]) for line in lines)
-        better = "lower is better" if lower_is_better(rows) else "higher is better"
-        per_point = f"up to {seeds} seeds a point" if seeds != 1 else "1 seed a point"
-        title = f"Compression versus {ylabel} ({len(rows) - len(failures)} runs, {per_point})"
-        figure = compression_curve(sweep_dir / figure_name(metric), lines, ylabel=f"{ylabel}, {better}",
-                                   title=title, band_note=BANDS[band], log_y=log_scale)
-        data_path = _write_json(figure.with_suffix(".json"), {
-            "figure": figure.name, "metric": metric, "ylabel": ylabel, "lower_is_better": lower_is_better(rows),
-            "band": band, "band_note": BANDS[band], "log_y": log_scale, "lines": lines,
-        })
+        figure, data_path = _headline_figure(sweep_dir, rows, lines, metric, band, log_y, len(rows) - len(failures))
+    zeroshot = zeroshot_figure(sweep_dir, rows, band)
     if failures:
         log.warning("sweep %s: %d of %d jobs failed: %s", sweep_dir, len(failures), len(rows), "; ".join(failures))
     summary = {"jobs": len(rows), "ok": len(rows) - len(failures), "failed": len(failures), "csv": str(sweep_dir / CSV),
                "aggregate": str(sweep_dir / AGGREGATE_CSV) if aggregates else None, "metric": metric,
-               "figure": figure and str(figure), "figure_data": data_path and str(data_path), "failures": failures}
+               "figure": figure and str(figure), "figure_data": data_path and str(data_path), "failures": failures,
+               "zeroshot_figure": zeroshot and str(zeroshot)}
     if logger is not None:
         _log_summary(logger, rows, cols, aggregates, agg_cols, lines, metric, figure, summary)
     return summary
+
+
+def _headline_figure(sweep_dir: Path, rows: list[dict], lines: list[dict], metric: str, band: str, log_y, ok: int):
+    """Fig. 3/4: the headline metric against compression, and its data (.json)."""
+    from swp.analysis.figures import compression_curve
+
+    log_scale = (metric == "ppl") if log_y is None else bool(log_y)
+    ylabel = _METRIC_NAMES.get(metric, f"validation {metric}")
+    seeds = max(line["n"] if isinstance(line["n"], int) else max(line["n"]) for line in lines)
+    better = "lower is better" if lower_is_better(rows) else "higher is better"
+    per_point = f"up to {seeds} seeds a point" if seeds != 1 else "1 seed a point"
+    title = f"Compression versus {ylabel} ({ok} runs, {per_point})"
+    figure = compression_curve(sweep_dir / figure_name(metric), lines, ylabel=f"{ylabel}, {better}",
+                               title=title, band_note=BANDS[band], log_y=log_scale)
+    data_path = _write_json(figure.with_suffix(".json"), {
+        "figure": figure.name, "metric": metric, "ylabel": ylabel, "lower_is_better": lower_is_better(rows),
+        "band": band, "band_note": BANDS[band], "log_y": log_scale, "lines": lines,
+    })
+    return figure, data_path
 
 
 def _log_summary(logger, rows, cols, aggregates, agg_cols, lines, metric, figure, summary) -> None:
@@ -408,10 +420,43 @@ def _log_summary(logger, rows, cols, aggregates, agg_cols, lines, metric, figure
         logger.log_series(f"{name}/before_finetune", [ln["x"] for ln in before], [ln["y"] for ln in before],
                           [ln["label"] for ln in before], f"validation {metric} vs sparsity % (before fine-tune)",
                           "sparsity %")
-    if figure is not None:
-        logger.log_image(f"sweep/{figure.stem}", str(figure))
+    for path in (figure, summary.get("zeroshot_figure")):
+        if path is not None:
+            logger.log_image(f"sweep/{Path(path).stem}", str(path))
     logger.summary({k: v for k, v in summary.items() if k in ("jobs", "ok", "failed")}
                    | {f"reference/{ln['kind']}_val_{metric}": ln["y"] for ln in refs})
+
+
+def zeroshot_rows(rows: list[dict]) -> list[dict]:
+    """The jobs that were scored zero-shot, with their mean accuracy read as the metric
+    ``zeroshot_acc`` (final: ``val_zeroshot_acc``; right after pruning: ``pruned_val_...``), so
+    the aggregation and the figure lines of the headline metric serve it unchanged."""
+    out = []
+    for row in rows:
+        if row.get("status") == "ok" and _finite(row.get(ZEROSHOT)):
+            extra = {f"val_{ZEROSHOT_METRIC}": row[ZEROSHOT]}
+            if _finite(row.get(PRUNED_ZEROSHOT)):
+                extra[f"pruned_val_{ZEROSHOT_METRIC}"] = row[PRUNED_ZEROSHOT]
+            out.append(row | extra)
+    return out
+
+
+def zeroshot_figure(sweep_dir: Path, rows: list[dict], band: str) -> Path | None:
+    """Zero-shot mean accuracy against compression, a band per pruner and the unpruned control
+    (``fig_zeroshot_compression.png`` and its ``.json``); None when no job was scored."""
+    from swp.analysis.figures import compression_curve
+
+    scored = zeroshot_rows(rows)
+    lines = figure_lines(aggregate(scored, ZEROSHOT_METRIC), scored, ZEROSHOT_METRIC, band) if scored else []
+    if not any(line["kind"] == "curve" for line in lines):
+        return None
+    ylabel = "zero-shot mean accuracy over the tasks"
+    figure = compression_curve(sweep_dir / ZEROSHOT_FIGURE, lines, ylabel=f"{ylabel}, higher is better",
+                               title=f"Compression versus {ylabel} ({len(scored)} runs)", band_note=BANDS[band],
+                               log_y=False)
+    _write_json(figure.with_suffix(".json"), {"figure": figure.name, "metric": ZEROSHOT, "ylabel": ylabel,
+                                              "lower_is_better": False, "band": band, "lines": lines})
+    return figure
 
 
 def _cell(v):

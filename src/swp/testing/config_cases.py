@@ -27,6 +27,9 @@ PARTNERS = {
     ("model", "smollm2"): ["dataset=shakespeare_tokens"],
     ("dataset", "shakespeare_tokens"): ["model=smollm2"],
     ("pruner", "gmp"): ["target_sparsity=0.5"],
+    ("dataset", "c4"): ["model=smollm2"],
+    ("dataset", "wikitext2"): ["model=smollm2"],
+    ("zeroshot", "local"): ["zeroshot.tasks=[my_task]", "zeroshot.include_path=my_tasks"],
 }
 GROUPS = sorted(p.name for p in CONF.iterdir() if p.is_dir() and p.name not in ("hydra", "experiment"))
 OPTIONS = [(g, f.stem) for g in GROUPS for f in sorted((CONF / g).glob("*.yaml"))]

@@ -12,7 +12,8 @@ from safetensors.torch import load_file
 from swp.analysis.trajectories import Trajectories
 
 # Timings, and the energy estimates made from them, differ between any two runs; the rest may not.
-TIMINGS = ("wall_s", "train_tokens_per_s", "finetune_tokens_per_s", "resumed_from", "energy_phases")
+TIMINGS = ("wall_s", "train_tokens_per_s", "finetune_tokens_per_s", "resumed_from", "energy_phases", "stage_seconds",
+           "stage_cpu_seconds")
 TIMING_PREFIXES = ("energy_kwh", "co2_kg", "carbon_intensity")
 
 
