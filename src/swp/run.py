@@ -318,7 +318,9 @@ class Run:
         checkpoint = self._checkpoint_hook(Stage.TRAIN, spec, optimizer, generator)
 
         def after_step(step: int) -> None:
-            self.pruner.on_train_step(step, optimizer)
+            update = self.pruner.on_train_step(step, optimizer)
+            if update:  # a gradual pruner's mask update (sparsity, flip rate)
+                self.where.logger.log(update, step=step)
             if self.schedule.is_tracking_point(step):
                 if self.pruner.capabilities.tracks:
                     self.pruner.observe()

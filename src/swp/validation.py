@@ -414,6 +414,16 @@ class GMPPrunerSchema:
     allocation: str = _f("uniform", **ALLOCATION)
 
 
+@dataclass
+class GradualSWPPrunerSchema(GMPPrunerSchema):
+    regrow: bool = False
+    window: Optional[int] = _f(None, **COUNT0)
+    average_of: str = _f("magnitude", **one_of("magnitude", "signed"))
+    spread: str = _f("auto", **one_of("auto", "abs", "signed"))
+    state_dtype: str = _f("float32", **one_of("float32", why="a 16-bit state loses late tracking points"))
+    state_device: Optional[str] = _f(None, **DEVICE_NAME)
+
+
 # ---------------------------------------------------------------------------------------------
 # schedule
 
@@ -535,6 +545,7 @@ SCHEMAS: dict[str, type] = {
     "swp.pruners.wanda.WandaPruner": WandaPrunerSchema,
     "swp.pruners.sparsegpt.SparseGPTPruner": SparseGPTPrunerSchema,
     "swp.pruners.gmp.GMPPruner": GMPPrunerSchema,
+    "swp.pruners.swp_gradual.GradualSWPPruner": GradualSWPPrunerSchema,
     "swp.pruners.simple.NoPruner": PrunerSchema,
     "swp.pruners.simple.RandomPruner": RandomPrunerSchema,
     "swp.training.schedule.Schedule": ScheduleSchema,

@@ -112,6 +112,9 @@ class GMPPruner(Pruner):
             self.current = MaskSet(self.params, self._masks_at(self.final_sparsity))
         return dict(self.current.keep), {}
 
+    def pruning_steps(self, train_steps: int) -> tuple[int, int]:
+        return min(self.start_step, train_steps), min(self.end_step, train_steps)
+
     def state_dict(self) -> dict:
         keep = dict(self.current.keep) if self.current is not None else None
         return {"keep": keep, "sparsity": self.current_sparsity, "updates": self.updates}
