@@ -15,6 +15,11 @@ A run's results are flat scalars plus the per-layer list ``layers``:
   ``tracked_state_bytes``, ``model_bytes``, ``wall_s``; run facts: ``prune_rate_used``,
   ``dense_cache``, ``resumed_from``; calibration (Wanda, SparseGPT, activation-aware SWP):
   ``calibration_batches``, ``calibration_seed``, ``calibration_tokens`` (0 without calibration);
+- training tokens by phase (`swp.run.Run.token_accounting`): ``tokens_dense`` (before any weight is
+  pruned), ``tokens_pruning`` (a gradual pruner's ramp), ``tokens_recovery`` (with the final masks),
+  ``tokens_total`` (their sum; calibration tokens are not in it); ``curve``: every validation
+  evaluation as ``{"tokens", "stage", "val_<m>"...}``, the quality-against-tokens axis
+  (``schedule.eval_every_tokens`` adds points at fixed token counts);
 - then the energy meter's keys, the task's own facts (`Task.extra_results`) and the export's.
 
 The summary line, the W&B summary, the sweep CSV and figures, Hydra's return value and
@@ -46,7 +51,7 @@ def assemble(identity: dict, figures: dict, *, headline_metric: str, lower_is_be
     out |= figures["sparsity"]
     for key in ("train_tokens_per_s", "finetune_tokens_per_s", "tracking_points", "tracked_state_bytes",
                 "model_bytes", "dense_cache", "resumed_from", "wall_s", "calibration_batches", "calibration_seed",
-                "calibration_tokens"):
+                "calibration_tokens", "tokens_dense", "tokens_pruning", "tokens_recovery", "tokens_total", "curve"):
         out[key] = figures[key]
     for extra in extras:
         out |= extra

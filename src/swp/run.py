@@ -52,6 +52,9 @@ class Progress:
         dense_cache: ``off``, ``miss`` (trained and published) or ``hit`` (taken from the cache).
         initial, dense, pruned: validation metrics before training, after it, after pruning.
         dense_stats, ft_stats: throughput of the dense and fine-tuning phases.
+        curve: every validation evaluation with the run's training tokens at that moment:
+            ``{"tokens", "stage", "val_<m>"...}`` (stage: ``initial``, ``train``, ``dense``,
+            ``pruned``, ``finetune``, ``final``), results.json's ``curve``.
     """
 
     rate: float
@@ -63,9 +66,13 @@ class Progress:
     pruned: dict[str, float] | None = None
     dense_stats: dict[str, float] = field(default_factory=lambda: {"tokens_per_s": 0.0})
     ft_stats: dict[str, float] = field(default_factory=lambda: {"tokens_per_s": 0.0})
+    curve: list[dict] = field(default_factory=list)
 
     # What a dense-cache entry hands to the run that takes it.
-    DENSE_FIELDS = ("initial", "dense", "dense_stats")
+    DENSE_FIELDS = ("initial", "dense", "dense_stats", "curve")
+
+    def add_point(self, tokens: int, stage: str, metrics: dict[str, float]) -> None:
+        self.curve.append({"tokens": tokens, "stage": stage} | {f"val_{k}": v for k, v in metrics.items()})
 
     def state_dict(self) -> dict:
         return asdict(self)
@@ -176,7 +183,8 @@ class Run:
         spec = self._spec("finetune", F, s.finetune_lr_at, offset=T)
         hook = self._checkpoint_hook(Stage.FINETUNE, spec, optimizer, generator)
         self.progress.ft_stats = train_phase(self.model, self.task, optimizer, generator, spec, self.where,
-                                             start_step=start, masks=self.masks, after_step=hook)
+                                             start_step=start, masks=self.masks, after_step=hook,
+                                             on_eval=self._on_eval(spec.name))
         del optimizer
         check_sparsity(self.masks, "after fine-tuning", self.progress.mask_sparsity)
         self.save_checkpoint(Stage.FINETUNED, "after fine-tuning", T + F)
@@ -197,8 +205,22 @@ class Run:
             "tracking_points": self.pruner.tracking_points, "tracked_state_bytes": self.pruner.state_bytes(),
             "model_bytes": sum(t.numel() * t.element_size() for t in unique_parameters(self.model)),
             "dense_cache": p.dense_cache, "resumed_from": self.resumed.path.name if self.resumed else None,
-            "wall_s": wall_s,
-        } | self._calibration_facts()
+            "wall_s": wall_s, "curve": list(p.curve),
+        } | self._calibration_facts() | self.token_accounting()
+
+    def token_accounting(self) -> dict[str, int]:
+        """Training tokens by phase: dense training (before any weight is pruned), pruning-phase
+        training (between the first mask and the final masks: a gradual pruner's ramp) and
+        recovery (with the final masks: the fine-tune, and the dense steps after a ramp's end);
+        their total. Calibration tokens (``calibration_tokens``) are reported beside, not in it."""
+        s, tps = self.schedule, self.task.tokens_per_batch
+        steps = s.train_steps + s.finetune_steps
+        if not self.pruner.capabilities.prunes:
+            start = end = steps  # the control trains dense throughout
+        else:
+            start, end = self.pruner.pruning_steps(s.train_steps)
+        return {"tokens_dense": start * tps, "tokens_pruning": (end - start) * tps,
+                "tokens_recovery": (steps - end) * tps, "tokens_total": steps * tps}
 
     def _calibration_facts(self) -> dict:
         calibration = self.pruner.capabilities.calibration
@@ -303,13 +325,15 @@ class Run:
             p.initial = evaluate(self.task, self.model, self.where.device, self.where.autocast,
                                  "evaluate initial", self.where.progress)
             _log_eval(self.where.logger, "initial", p.initial, 0)
+            p.add_point(0, "initial", p.initial)
         optimizer = self._optimizer(s.lr)
         generator = torch.Generator().manual_seed(self.seed)
         self.meter.begin("train")
         start = self._restore_phase(Stage.TRAIN, optimizer, generator)
         spec = self._spec("train", s.train_steps, s.train_lr)
         p.dense_stats = train_phase(self.model, self.task, optimizer, generator, spec, self.where, start_step=start,
-                                    after_step=self._dense_hook(spec, optimizer, generator))
+                                    after_step=self._dense_hook(spec, optimizer, generator),
+                                    on_eval=self._on_eval(spec.name))
         p.dense = self._evaluate("dense", s.train_steps)
         return self.snapshot(Stage.DENSE, 0, optimizer.state_dict(), generator.get_state())
 
@@ -355,7 +379,12 @@ class Run:
     def _spec(self, name: str, steps: int, lr_at, offset: int = 0) -> PhaseSpec:
         s = self.schedule
         return PhaseSpec(name=name, steps=steps, lr_at=lr_at, step_offset=offset, grad_clip=s.grad_clip,
-                         eval_every=s.eval_every, log_every=s.log_every)
+                         eval_every=s.eval_every, log_every=s.log_every, eval_every_tokens=s.eval_every_tokens,
+                         tokens_before=offset * self.task.tokens_per_batch)
+
+    def _on_eval(self, phase: str):
+        """Records a phase's in-phase evaluation on the token curve (checkpoints carry it)."""
+        return lambda tokens, metrics: self.progress.add_point(tokens, phase, metrics)
 
     def _evaluate(self, stage: str, step: int, close_meter: bool = False) -> dict[str, float]:
         self.meter.begin("evaluate")
@@ -364,6 +393,7 @@ class Run:
         if close_meter:
             self.meter.end()
         _log_eval(self.where.logger, stage, metrics, step)
+        self.progress.add_point(step * self.task.tokens_per_batch, stage, metrics)
         return metrics
 
     def _calibrate(self, calibration: Calibration) -> None:

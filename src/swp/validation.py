@@ -450,6 +450,7 @@ class ScheduleSchema:
     eval_every: int = _f(0, **COUNT0)
     log_every: int = _f(10, **COUNT)
     eval_initial: bool = False
+    eval_every_tokens: int = _f(0, **COUNT0)
 
     def __post_init__(self):
         for low, high in (("min_lr", "lr"), ("finetune_min_lr", "finetune_lr")):
