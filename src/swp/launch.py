@@ -30,7 +30,7 @@ from swp.run import Run
 from swp.training.loop import NonFiniteLossError, Placement
 from swp.validation import validate_config
 
-GROUPS = ("model", "dataset", "pruner", "schedule", "experiment")
+GROUPS = ("model", "dataset", "pruner", "schedule", "recipe", "experiment")
 
 
 @dataclass(frozen=True)
@@ -211,7 +211,7 @@ def _execute(cfg, context: Context, settings: Settings, parts: Parts, out_dir: P
         if resume is not None:
             run.restore_checkpoint(resume)
         figures, _ = run.execute()
-    identity = {g: context.choices.get(g) for g in ("pruner", "model", "dataset", "schedule")} | {
+    identity = {g: context.choices.get(g) for g in ("pruner", "model", "dataset", "schedule", "recipe")} | {
         "prune_rate": settings.prune_rate, "target_sparsity": settings.target, "seed": cfg.seed,
         "device": str(settings.device), "precision": cfg.precision, "nm": nm_label(parts.pruner.nm),
         "allocation": parts.pruner.allocation}

@@ -2,7 +2,8 @@
 
 A run's results are flat scalars plus the per-layer list ``layers``:
 
-- identity: ``pruner``, ``model``, ``dataset``, ``schedule`` (the chosen options), ``prune_rate``,
+- identity: ``pruner``, ``model``, ``dataset``, ``schedule``, ``recipe`` (the chosen options; recipe
+  null outside the bake-off), ``prune_rate``,
   ``target_sparsity``, ``seed``, ``device``, ``precision``, ``nm``, ``allocation`` (``shared_rate``:
   one prune_rate, per-tensor thresholds; ``uniform``: every tensor, or row, at the target);
 - the headline: ``headline_metric`` (the task's first metric: ``loss`` for characters, ``ppl``
@@ -31,8 +32,8 @@ from __future__ import annotations
 from pathlib import Path
 
 STAGE_PREFIXES = (("initial", "initial_val_"), ("dense", "dense_val_"), ("pruned", "pruned_val_"), ("final", "val_"))
-IDENTITY = ("pruner", "model", "dataset", "schedule", "prune_rate", "target_sparsity", "seed", "device", "precision",
-            "nm", "allocation")
+IDENTITY = ("pruner", "model", "dataset", "schedule", "recipe", "prune_rate", "target_sparsity", "seed", "device",
+            "precision", "nm", "allocation")
 
 
 def assemble(identity: dict, figures: dict, *, headline_metric: str, lower_is_better: bool,

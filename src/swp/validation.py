@@ -103,6 +103,18 @@ class DenseCacheSchema:
 
 
 @dataclass
+class BudgetSchema:
+    steps: int = _f(1000, **COUNT)
+    scale: float = _f(1.0, **span(0, 1e6, lo_open=True))
+    recovery: float = _f(0.25, **PROB)
+    ramp_start: float = _f(0.25, **span(0, 1))
+    mask_updates: int = _f(50, **COUNT)
+    tracking_points: int = _f(100, **COUNT)
+    eval_points: int = _f(8, **COUNT)
+    warmup: float = _f(0.067, **PROB)
+
+
+@dataclass
 class TrainSchema:
     prune_rate: float = _f(
         0.6,
@@ -122,6 +134,7 @@ class TrainSchema:
     trajectories: TrajectoriesSchema = field(default_factory=TrajectoriesSchema)
     checkpoint: CheckpointSchema = field(default_factory=CheckpointSchema)
     dense_cache: DenseCacheSchema = field(default_factory=DenseCacheSchema)
+    budget: BudgetSchema = field(default_factory=BudgetSchema)
     model: Any = _f(None, **NESTED)
     dataset: Any = _f(None, **NESTED)
     pruner: Any = _f(None, **NESTED)
