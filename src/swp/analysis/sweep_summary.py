@@ -35,7 +35,7 @@ CONTROL = "none"  # the pruner of the unpruned control
 DENSE_LABEL, CONTROL_LABEL = "dense, before fine-tune", "dense + same fine-tune"
 BANDS = {"std": "band: mean ± 1 std over seeds", "minmax": "band: min-max over seeds"}
 # Overrides that are the sweep's axes or a job's identity, never part of a curve's name.
-_NOT_A_VARIANT = ("target_sparsity", "prune_rate", "seed", "pruner", "hydra", "output_dir", "resume")
+_NOT_A_VARIANT = ("target_sparsity", "prune_rate", "seed", "pruner", "recipe", "hydra", "output_dir", "resume")
 _LEADING = ["job", "status", "pruner", "seed", "prune_rate", "target_sparsity", "prune_rate_used", "sparsity",
             "sparsity_overall"]
 _TRAILING = ["error_type", "error", "overrides"]
@@ -187,10 +187,10 @@ def variant_keys(rows: list[dict]) -> list[str]:
 
 
 def curve_label(row: dict, keys: list[str]) -> str:
-    """The curve a job belongs to: its pruner, plus the varying overrides it sets."""
+    """The curve a job belongs to: its recipe (bake-offs) or pruner, plus the varying overrides it sets."""
     o = _overrides(row)
     parts = [f"{k.removeprefix('pruner.')}={o[k]}" for k in keys if k in o]
-    return " ".join([str(row.get("pruner") or "run")] + parts)
+    return " ".join([str(row.get("recipe") or row.get("pruner") or "run")] + parts)
 
 
 def _point(row: dict):
@@ -315,7 +315,7 @@ def summarize_sweep(sweep_dir: str | Path, logger: Logger | None = None, band: s
         ``jobs``, ``ok``, ``failed`` counts, the ``csv`` and ``aggregate`` paths, the ``figure``
         and ``figure_data`` paths (None when no job succeeded) and the ``metric``.
     """
-    from swp.analysis.figures import compression_curve
+    from swp.analysis.bakeoff import is_bakeoff, summarize_bakeoff
 
     if band not in BANDS:
         raise ValueError(f"band must be one of {', '.join(BANDS)}, got {band!r}")
@@ -332,26 +332,39 @@ def summarize_sweep(sweep_dir: str | Path, logger: Logger | None = None, band: s
         write_csv(sweep_dir / AGGREGATE_CSV, aggregates, agg_cols)
         lines = figure_lines(aggregates, rows, metric, band)
     if any(line["kind"] == "curve" for line in lines):
-        log_scale = (metric == "ppl") if log_y is None else bool(log_y)
-        ylabel = _METRIC_NAMES.get(metric, f"validation {metric}")
-        seeds = max(line["n"] if isinstance(line["n"], int) else max(line["n"]) for line in lines)
-        better = "lower is better" if lower_is_better(rows) else "higher is better"
-        per_point = f"up to {seeds} seeds a point" if seeds != 1 else "1 seed a point"
-        title = f"Compression versus {ylabel} ({len(rows) - len(failed)} runs, {per_point})"
-        figure = compression_curve(sweep_dir / figure_name(metric), lines, ylabel=f"{ylabel}, {better}",
-                                   title=title, band_note=BANDS[band], log_y=log_scale)
-        data_path = _write_json(figure.with_suffix(".json"), {
-            "figure": figure.name, "metric": metric, "ylabel": ylabel, "lower_is_better": lower_is_better(rows),
-            "band": band, "band_note": BANDS[band], "log_y": log_scale, "lines": lines,
-        })
+        figure, data_path = _compression_figure(sweep_dir, rows, lines, metric, band, log_y)
+    bakeoff = None
+    if metric and is_bakeoff(rows):  # curves against tokens and the table against the best one-shot recipe
+        bakeoff = summarize_bakeoff(sweep_dir, rows, metric, band, lower_is_better(rows), logger)
     if failed:
         log.warning("sweep %s: %d of %d jobs failed: %s", sweep_dir, len(failed), len(rows), ", ".join(failed))
     summary = {"jobs": len(rows), "ok": len(rows) - len(failed), "failed": len(failed), "csv": str(sweep_dir / CSV),
                "aggregate": str(sweep_dir / AGGREGATE_CSV) if aggregates else None, "metric": metric,
-               "figure": figure and str(figure), "figure_data": data_path and str(data_path)}
+               "figure": figure and str(figure), "figure_data": data_path and str(data_path), "bakeoff": bakeoff}
     if logger is not None:
         _log_summary(logger, rows, cols, aggregates, agg_cols, lines, metric, figure, summary)
     return summary
+
+
+def _compression_figure(sweep_dir: Path, rows: list[dict], lines: list[dict], metric: str, band: str,
+                        log_y: bool | None) -> tuple[Path, Path]:
+    """Fig. 3/4 and the data behind it (.json beside it)."""
+    from swp.analysis.figures import compression_curve
+
+    log_scale = (metric == "ppl") if log_y is None else bool(log_y)
+    ylabel = _METRIC_NAMES.get(metric, f"validation {metric}")
+    seeds = max(line["n"] if isinstance(line["n"], int) else max(line["n"]) for line in lines)
+    better = "lower is better" if lower_is_better(rows) else "higher is better"
+    per_point = f"up to {seeds} seeds a point" if seeds != 1 else "1 seed a point"
+    done = sum(r["status"] == "ok" for r in rows)
+    title = f"Compression versus {ylabel} ({done} runs, {per_point})"
+    figure = compression_curve(sweep_dir / figure_name(metric), lines, ylabel=f"{ylabel}, {better}",
+                               title=title, band_note=BANDS[band], log_y=log_scale)
+    data_path = _write_json(figure.with_suffix(".json"), {
+        "figure": figure.name, "metric": metric, "ylabel": ylabel, "lower_is_better": lower_is_better(rows),
+        "band": band, "band_note": BANDS[band], "log_y": log_scale, "lines": lines,
+    })
+    return figure, data_path
 
 
 def _log_summary(logger, rows, cols, aggregates, agg_cols, lines, metric, figure, summary) -> None:
