@@ -1,5 +1,7 @@
 """Tables of a compression sweep (markdown): every job, the mean / std / n over seeds per pruner
 and sparsity point, and with --compare A B the paired difference between two pruners per point.
+A bake-off sweep (jobs with a recipe) also gets its table: every recipe's final value against
+the best one-shot recipe of the point, paired by seed (swp.analysis.bakeoff).
 
     python scripts/sweep_table.py outputs/sweeps/paper_lm [--compare swp magnitude] [--stage final|pruned]
         [--figure fig3.png] [--band std|minmax]
@@ -17,6 +19,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from swp.analysis.bakeoff import final_table, is_bakeoff, table_markdown
 from swp.analysis.stats import paired
 from swp.analysis.sweep_summary import (  # noqa: E402
     BANDS,
@@ -139,6 +142,8 @@ def main(argv: list[str] | None = None) -> int:
         print()
     aggs = aggregate(done, m)
     print_aggregate(aggs, m)
+    if is_bakeoff(done):  # final values against the best one-shot recipe of each point
+        print("\n" + table_markdown(final_table(done, m, lower_is_better(done)), m, lower_is_better(done)))
     for a, b in args.compare:
         print_compare(done, a, b, m, args.stage)
     for name, e in failed:

@@ -31,3 +31,30 @@ def test_every_recipe_spends_the_budget(recipe, tmp_path):
     inside = [p["tokens"] for p in r["curve"] if p["stage"] in ("train", "finetune")]
     assert inside == [6 * TPS, 12 * TPS]  # every 24/4 steps, but not at a phase's end (18, 24): its stage's
     assert r["curve"][-1]["tokens"] == 24 * TPS and r["curve"][-1]["val_loss"] == r["val_loss"]
+
+
+@pytest.mark.slow
+def test_a_tiny_bakeoff_sweep_draws_the_curves_and_the_table(monkeypatch, tmp_path):
+    """experiment=bakeoff_char on the tiny model: two recipes x two seeds plus the control the
+    sweeper adds once per seed; the sweep folder gets the curves and the table."""
+    import json
+    import sys
+
+    from swp import cli as swp_cli
+
+    sweep = tmp_path / "sweep"
+    monkeypatch.setattr(sys, "argv", [
+        "train.py", f"--config-path={CONF_DIR}", "experiment=bakeoff_char", "hydra/launcher=basic", *TINY_PARTS,
+        *BUDGET, f"hydra.sweep.dir={sweep}", f"dense_cache.dir={tmp_path / 'cache'}",
+        "dense_cache.enabled=true", "recipe=sparsegpt,swp_regrow", "target_sparsity=0.5", "seed=1,2",
+    ])
+    swp_cli.hydra_app()()  # every job finished: no exit
+    jobs = sorted(p.name for p in sweep.iterdir() if p.is_dir() and not p.name.startswith("."))
+    assert len(jobs) == 6 and sum("None" in j for j in jobs) == 2  # the control: no recipe, once per seed
+    table = (sweep / "bakeoff_table.md").read_text()
+    for recipe in ("dense", "sparsegpt (one-shot)", "swp_regrow"):
+        assert f"| 50% | {recipe} | 2 |" in table
+    panels = json.loads((sweep / "bakeoff_curves.json").read_text())["panels"]
+    assert [ln["label"] for ln in panels[0]["lines"]] == ["dense", "sparsegpt", "swp_regrow"]
+    assert all(ln["x"][-1] == 24 * TPS and ln["n"][-1] == 2 for ln in panels[0]["lines"])
+    assert (sweep / "bakeoff_curves.png").stat().st_size > 10_000
