@@ -102,3 +102,11 @@ def test_the_sweep_summary_writes_the_bakeoff_files(sweep):
     data = json.loads((sweep / "bakeoff_curves.json").read_text())
     assert [len(p["lines"]) for p in data["panels"]] == [5, 2]
     assert "| 70% | sparsegpt (one-shot) |" in (sweep / "bakeoff_table.md").read_text()
+
+
+def test_the_budget_arithmetic_resolvers():
+    from swp.resolvers import div, mul, sub
+
+    assert mul(1000, 0.25) == 250 and mul(250, 0.25) == 63 and mul(187.5) == 188  # halves up, not to even
+    assert mul(1000, 4, 0.25) == 1000 and sub(1000, 250) == 750
+    assert div(750, 100) == 7 and div(5, 100) == 1  # an interval is never 0
