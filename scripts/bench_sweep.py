@@ -21,8 +21,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("WANDB_MODE", "disabled")
 
-from swp.cli import run  # noqa: E402
-from swp.config import compose_run_config  # noqa: E402
+from swp.cli import run
+from swp.config import compose_run_config
 
 POINTS = (0.1, 0.3, 0.5, 0.7, 0.9)
 

@@ -16,13 +16,13 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 
-import torch  # noqa: E402
-from hydra import compose, initialize_config_dir  # noqa: E402
-from hydra.utils import instantiate  # noqa: E402
+import torch
+from hydra import compose, initialize_config_dir
+from hydra.utils import instantiate
 
-from swp.analysis.trajectories import TrajectoryRecorder  # noqa: E402
-from swp.logging.base import NullLogger  # noqa: E402
-from swp.training.loop import make_optimizer, train_phase  # noqa: E402
+from swp.analysis.trajectories import TrajectoryRecorder
+from swp.logging.base import NullLogger
+from swp.training.loop import make_optimizer, train_phase
 
 
 def main() -> None:

@@ -27,8 +27,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 
-from swp.export.compressed import export_compressed  # noqa: E402
-from swp.export.hf_pretrained import save_pretrained  # noqa: E402
+from swp.export.compressed import export_compressed
+from swp.export.hf_pretrained import save_pretrained
 
 
 class ExportRefused(Exception):

@@ -12,7 +12,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 
-from swp.testing.hf_tiny import GPT2, LLAMA, build_model_folder, build_tokenizer, write_corpus  # noqa: E402
+from swp.testing.hf_tiny import GPT2, LLAMA, build_model_folder, build_tokenizer, write_corpus
 
 
 def main(out: Path) -> None:

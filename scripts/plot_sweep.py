@@ -15,7 +15,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from swp.analysis.sweep_summary import job_folders, summarize_sweep, sweep_logger  # noqa: E402
+from swp.analysis.sweep_summary import job_folders, summarize_sweep, sweep_logger
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from swp.analysis.bakeoff import final_table, is_bakeoff, table_markdown
 from swp.analysis.stats import paired
-from swp.analysis.sweep_summary import (  # noqa: E402
+from swp.analysis.sweep_summary import (
     BANDS,
     CONTROL,
     aggregate,

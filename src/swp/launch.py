@@ -7,10 +7,10 @@ plain `Context`, so nothing here asks Hydra anything.
 
 from __future__ import annotations
 
-import contextlib
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -79,84 +79,177 @@ def launch(cfg: DictConfig, context: Context) -> dict:
 
     Returns the results dict (also written to results.json) so tests and sweepers can use it.
     """
-    settings = check(cfg)
-    strategy = build("distributed", cfg.distributed) if cfg.get("distributed") else NoDistributed()
-    if settings.checkpoint["sharded"] and not strategy.shards_parameters:
-        raise ConfigError(f"checkpoint.sharded=true needs distributed=fsdp (under distributed={strategy.kind} "
-                          "every rank holds the whole model: the gathered checkpoint is no larger)")
-    settings.device = strategy.setup(settings.device)  # one device per rank
-    leave = True
+    job = Job(cfg, context)
     try:
-        return _launch(cfg, context, settings, strategy)
-    except RunInterrupted:
-        # Every rank stopped after the same step. The group is left by `swp.cli.main` once each
-        # rank has reported the stop (`dist_env.leave_together`): a rank that exits first makes
-        # torchrun kill the others before they say where they stopped.
-        leave = strategy.world_size == 1
-        raise
+        with job:
+            return job.run()
     except Exception as exc:
-        if strategy.world_size > 1 and dist_env.is_collective_failure(exc):
+        if job.strategy.world_size > 1 and dist_env.is_collective_failure(exc):
             raise dist_env.as_rank_failure(exc) from None
         raise
-    finally:
-        if leave:
-            strategy.teardown()
 
 
-def _launch(cfg: DictConfig, context: Context, settings: Settings, strategy) -> dict:
-    out_dir = run_folder.choose(cfg.output_dir, cfg.get("resume"), None if (cfg.output_dir or cfg.get("resume"))
-                                else context.default_dir)
-    out_dir = Path(dist_env.broadcast_object(str(out_dir)))  # Hydra's timestamped folder may differ per rank
-    # A second run on this folder stops here with one line (rank 0 holds the lock for the job).
-    with run_folder.lock(out_dir) if strategy.is_main else contextlib.nullcontext():
+class Job:
+    """One run, from a composed config to a finished run folder: the composition root.
+
+    As a context manager it owns what a run holds open, opened in this order and closed in
+    the reverse one whatever happens: the process group (`distributed` strategy), the run
+    folder's lock (rank 0), and, once the run starts writing, the logger and the energy meter.
+    A failure while closing never hides the failure that ended the run (it is printed as one
+    line instead); after a stop signal the process group is left by `swp.cli.main`, once every
+    rank has reported where it stopped (`dist_env.leave_together`).
+
+    Args:
+        cfg: the composed config (`python train.py` or `swp.config.compose_run_config`).
+        context: what the launcher (Hydra) decided: the default run folder and the choices.
+    """
+
+    def __init__(self, cfg: DictConfig, context: Context):
+        self.cfg, self.context = cfg, context
+        self.settings = check(cfg)
+        self.strategy = build("distributed", cfg.distributed) if cfg.get("distributed") else NoDistributed()
+        if self.settings.checkpoint["sharded"] and not self.strategy.shards_parameters:
+            raise ConfigError(f"checkpoint.sharded=true needs distributed=fsdp (under distributed={self.strategy.kind} "
+                              "every rank holds the whole model: the gathered checkpoint is no larger)")
+        self._closers: list[tuple[str, Callable[[BaseException | None], None]]] = []  # in opening order
+        self.out_dir: Path | None = None
+
+    # ---- what the job holds open ----------------------------------------------------------
+    def __enter__(self) -> Job:
+        self.settings.device = self.strategy.setup(self.settings.device)  # one device per rank
+        self._closers.append(("the process group", self._leave_group))
+        try:
+            self.out_dir = self._folder()
+        except BaseException as exc:
+            self.__exit__(type(exc), exc, exc.__traceback__)
+            raise
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        while self._closers:
+            what, close = self._closers.pop()
+            try:
+                close(exc)
+            except Exception as cleanup_error:
+                if exc is None:
+                    raise
+                print(f"warning: closing {what} failed too: {cleanup_error}", file=sys.stderr, flush=True)
+
+    def _leave_group(self, exc: BaseException | None) -> None:
+        # After a stop every rank stopped at the same step; `swp.cli.main` leaves the group once
+        # each has reported the stop (a rank that exits first makes torchrun kill the others).
+        if not (isinstance(exc, RunInterrupted) and self.strategy.world_size > 1):
+            self.strategy.teardown()
+
+    def _folder(self) -> Path:
+        """Picks the run folder (the same on every rank) and locks it on rank 0; a second run on
+        it stops here with one line."""
+        cfg = self.cfg
+        given = cfg.output_dir or cfg.get("resume")
+        out_dir = run_folder.choose(cfg.output_dir, cfg.get("resume"), None if given else self.context.default_dir)
+        out_dir = Path(dist_env.broadcast_object(str(out_dir)))  # Hydra's timestamped folder may differ per rank
+        if self.strategy.is_main:
+            held = run_folder.lock(out_dir)
+            held.__enter__()
+            self._closers.append(("the run folder's lock", lambda exc: held.__exit__(None, None, None)))
         dist_env.barrier()  # the others start once rank 0 holds it
-        return _launch_in(out_dir, cfg, context, settings, strategy)
+        return out_dir
 
+    # ---- the run --------------------------------------------------------------------------
+    def run(self) -> dict:
+        """Opens the folder (finished, resumable or new), builds the parts, runs, writes."""
+        cfg, ck, out_dir = self.cfg, self.settings.checkpoint, self.out_dir
+        resolved = OmegaConf.to_container(cfg, resolve=True)
+        with dist_env.main_first():
+            store, resume, finished = run_folder.open_run(out_dir, resolved, ck["every"], ck["keep"], cfg.get("resume"))
+        if finished is not None:  # e.g. a re-launched sweep: finished jobs are not trained again
+            if self.strategy.is_main:
+                print(f"already finished with this config: {out_dir / 'results.json'}")
+            return finished
+        store, resume = for_ranks(store, resume, ck["sharded"])
+        runtime.set_threads(cfg.get("threads"))
+        runtime.seed_everything(cfg.seed)
+        parts = build_parts(cfg, self.settings, self.strategy)
+        logger, meter = self._start_outputs(resolved, resume)
+        try:
+            results = self._execute(parts, store if ck["enabled"] else None, resume, logger, meter, resolved)
+        except NonFiniteLossError as exc:
+            last = store.paths()[-1] if store.paths() else "none"
+            raise NonFiniteLossError(f"{exc}; last good checkpoint: {last}") from None
+        except OSError as exc:  # e.g. a full disk while writing the final artifacts
+            raise RunError(f"could not write in {out_dir}: {exc.strerror or exc}; free disk space, then re-run the "
+                           "same command to resume") from exc
+        self._close_outputs()
+        if not ck["keep_after_success"]:
+            store.clear()  # the run folder now holds the final weights, masks and importance
+        if self.strategy.is_main:
+            print(summary_line(results, out_dir))
+        return results
 
-def _launch_in(out_dir: Path, cfg: DictConfig, context: Context, settings: Settings, strategy) -> dict:
-    """The run in its (locked) folder: open it, build, run, write."""
-    resolved = OmegaConf.to_container(cfg, resolve=True)
-    ck = settings.checkpoint
-    with dist_env.main_first():
-        store, resume, finished = run_folder.open_run(out_dir, resolved, ck["every"], ck["keep"], cfg.get("resume"))
-    if finished is not None:  # e.g. a re-launched sweep: finished jobs are not trained again
-        if strategy.is_main:
-            print(f"already finished with this config: {out_dir / 'results.json'}")
-        return finished
-    store, resume = for_ranks(store, resume, ck["sharded"])
-    runtime.set_threads(cfg.get("threads"))
-    runtime.seed_everything(cfg.seed)
-    parts = build_parts(cfg, settings, strategy)
-    backend = meter = None
-    if strategy.is_main:
+    def _start_outputs(self, resolved: dict, resume) -> tuple[Logger, object]:
+        """config.yaml, the metrics file, the logger and the energy meter (rank 0; the other
+        ranks log nothing), each closed by the job however the run ends."""
+        cfg, out_dir = self.cfg, self.out_dir
+        if not self.strategy.is_main:
+            return Logger(), None
         OmegaConf.save(cfg, out_dir / "config.yaml", resolve=True)
         run_folder.prepare_metrics(out_dir / "metrics.jsonl", resume)
-        logged_config = resolved | {f"{g}_choice": context.choices.get(g) for g in GROUPS}
+        logged_config = resolved | {f"{g}_choice": self.context.choices.get(g) for g in GROUPS}
         # W&B trouble must never stop training: a failing backend is dropped, metrics.jsonl goes on.
         backend = start_backend(lambda: build("logger", cfg.logger)(config=logged_config, out_dir=str(out_dir)),
                                 "logger")
+        logger = LoggerGroup(JsonlLogger(out_dir / "metrics.jsonl"), backend)
+        self._closers.append(("the logger", lambda exc: logger.finish(exc is None)))
         meter = build("energy", cfg.energy)(out_dir=str(out_dir)) if cfg.get("energy") else None
-    logger = LoggerGroup(JsonlLogger(out_dir / "metrics.jsonl"), backend) if strategy.is_main else Logger()
-    ok = False
-    try:
-        results = _execute(cfg, context, settings, parts, out_dir, store if ck["enabled"] else None, resume,
-                           logger, meter, resolved, strategy)
-        ok = True
-    except NonFiniteLossError as exc:
-        last = store.paths()[-1] if store.paths() else "none"
-        raise NonFiniteLossError(f"{exc}; last good checkpoint: {last}") from None
-    except OSError as exc:  # e.g. a full disk while writing the final artifacts
-        raise RunError(f"could not write in {out_dir}: {exc.strerror or exc}; free disk space, then re-run the "
-                       "same command to resume") from exc
-    finally:
-        if meter:
-            meter.close()
-        logger.finish(ok)
-    if not ck["keep_after_success"]:
-        store.clear()  # the run folder now holds the final weights, masks and importance
-    if strategy.is_main:
-        print(summary_line(results, out_dir))
-    return results
+        if meter is not None:
+            self._closers.append(("the energy meter", lambda exc: meter.close()))
+        return logger, meter
+
+    def _close_outputs(self) -> None:
+        """Closes the meter, then the logger, of a finished run (before its summary line)."""
+        while self._closers and self._closers[-1][0] in ("the energy meter", "the logger"):
+            what, close = self._closers.pop()
+            try:
+                close(None)
+            except OSError as exc:
+                raise RunError(f"could not close {what} in {self.out_dir}: {exc.strerror or exc}") from exc
+
+
+    def _execute(self, parts: Parts, store, resume, logger: Logger, meter, resolved: dict) -> dict:
+        """Runs the stages under the stop-signal handlers, then exports and writes the outputs."""
+        cfg, settings, strategy = self.cfg, self.settings, self.strategy
+        many = strategy.world_size > 1
+        where = Placement(settings.device, settings.autocast, logger,
+                          _progress_enabled(cfg.progress) and strategy.is_main,
+                          reduce_sum=strategy.reduce_sum, from_main=strategy.from_main)
+        # Ranks agree on a stop request, so they all stop after the same step with one checkpoint.
+        with AgreedStopRequest() if many else StopRequest() as stop:
+            run = Run(model=parts.model, task=parts.task, pruner=parts.pruner, schedule=parts.schedule, where=where,
+                      prune_rate=settings.prune_rate, target_sparsity=settings.target, seed=cfg.seed,
+                      checkpoints=store,
+                      # The shared dense cache is one process's (its entries are not gathered yet).
+                      dense_cache=None if many else dense_cache(cfg, resolved, parts, settings.device, self.out_dir),
+                      stop=stop, recorder=parts.recorder, meter=meter, max_sparsity=cfg.max_sparsity)
+            if resume is not None:
+                run.restore_checkpoint(resume)
+            figures, _ = run.execute()
+        # Export first (it may reload and re-evaluate the model), then the run folder's files.
+        exported = parts.export(model=parts.model, task=parts.task, pruned=parts.pruner.params, out_dir=self.out_dir,
+                                device=settings.device, autocast=settings.autocast)
+        results = assemble(self._identity(parts), figures, headline_metric=parts.task.metrics[0],
+                           lower_is_better=parts.task.lower_is_better,
+                           extras=(meter.results() if meter else {}, parts.task.extra_results(), exported,
+                                   strategy.results()))
+        run.write_outputs(self.out_dir, results, show=cfg.trajectories.show)  # every rank (gathers); rank 0 writes
+        return results
+
+    def _identity(self, parts: Parts) -> dict:
+        """What results.json says this run was: the chosen options and the values that shape it."""
+        settings, choices = self.settings, self.context.choices
+        return {g: choices.get(g) for g in ("pruner", "model", "dataset", "schedule", "recipe")} | {
+            "prune_rate": settings.prune_rate, "target_sparsity": settings.target, "seed": self.cfg.seed,
+            "device": str(settings.device), "precision": self.cfg.precision, "nm": nm_label(parts.pruner.nm),
+            "allocation": parts.pruner.allocation}
 
 
 @dataclass
@@ -192,37 +285,6 @@ def build_parts(cfg: DictConfig, settings: Settings, strategy=None) -> Parts:
     record = per_tensor and not strategy.shards_parameters
     recorder = TrajectoryRecorder(pruner.params, per_tensor, cfg.seed) if record else None
     return Parts(task, model, pruner, schedule, export, recorder)
-
-
-def _execute(cfg, context: Context, settings: Settings, parts: Parts, out_dir: Path, store, resume, logger, meter,
-             resolved: dict, strategy=None) -> dict:
-    """Runs the stages under the stop-signal handlers, then exports and writes the outputs."""
-    strategy = strategy or NoDistributed()
-    many = strategy.world_size > 1
-    where = Placement(settings.device, settings.autocast, logger, _progress_enabled(cfg.progress) and strategy.is_main,
-                      reduce_sum=strategy.reduce_sum, from_main=strategy.from_main)
-    # Ranks agree on a stop request, so they all stop after the same step with one checkpoint.
-    with AgreedStopRequest() if many else StopRequest() as stop:
-        run = Run(model=parts.model, task=parts.task, pruner=parts.pruner, schedule=parts.schedule, where=where,
-                  prune_rate=settings.prune_rate, target_sparsity=settings.target, seed=cfg.seed, checkpoints=store,
-                  # The shared dense cache is one process's (its entries are not gathered yet).
-                  dense_cache=None if many else dense_cache(cfg, resolved, parts, settings.device, out_dir),
-                  stop=stop, recorder=parts.recorder, meter=meter, max_sparsity=cfg.max_sparsity)
-        if resume is not None:
-            run.restore_checkpoint(resume)
-        figures, _ = run.execute()
-    identity = {g: context.choices.get(g) for g in ("pruner", "model", "dataset", "schedule", "recipe")} | {
-        "prune_rate": settings.prune_rate, "target_sparsity": settings.target, "seed": cfg.seed,
-        "device": str(settings.device), "precision": cfg.precision, "nm": nm_label(parts.pruner.nm),
-        "allocation": parts.pruner.allocation}
-    task = parts.task
-    # Export first (it may reload and re-evaluate the model), then the run folder's files.
-    exported = parts.export(model=parts.model, task=task, pruned=parts.pruner.params, out_dir=out_dir,
-                            device=settings.device, autocast=settings.autocast)
-    results = assemble(identity, figures, headline_metric=task.metrics[0], lower_is_better=task.lower_is_better,
-                       extras=(meter.results() if meter else {}, task.extra_results(), exported, strategy.results()))
-    run.write_outputs(out_dir, results, show=cfg.trajectories.show)  # every rank (gathers); rank 0 writes
-    return results
 
 
 def dense_cache(cfg: DictConfig, resolved: dict, parts: Parts, device, out_dir: Path) -> DenseCache | None:

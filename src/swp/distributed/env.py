@@ -180,15 +180,6 @@ def main_first():
             barrier()
 
 
-def all_agree(ok: bool) -> bool:
-    """True on every rank when `ok` is true on every rank (one small all-reduce)."""
-    if not (dist.is_available() and dist.is_initialized()):
-        return ok
-    flag = torch.tensor([0 if ok else 1], dtype=torch.int64, device=_collective_device())
-    dist.all_reduce(flag)
-    return int(flag) == 0
-
-
 def broadcast_object(obj, src: int = 0):
     """`obj` from rank `src` on every rank (a no-op in a single process)."""
     if not (dist.is_available() and dist.is_initialized()):

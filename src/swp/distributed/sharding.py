@@ -34,11 +34,6 @@ def local(t: torch.Tensor) -> torch.Tensor:
     return t.to_local() if is_sharded(t) else t
 
 
-def local_numel(t: torch.Tensor) -> int:
-    """Elements held by this rank (what memory per rank is made of)."""
-    return local(t).numel()
-
-
 def local_bytes(tensors) -> int:
     """Bytes these tensors take on this rank."""
     return sum(local(t).numel() * local(t).element_size() for t in tensors)
