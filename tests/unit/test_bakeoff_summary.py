@@ -110,3 +110,20 @@ def test_the_budget_arithmetic_resolvers():
     assert mul(1000, 0.25) == 250 and mul(250, 0.25) == 63 and mul(187.5) == 188  # halves up, not to even
     assert mul(1000, 4, 0.25) == 1000 and sub(1000, 250) == 750
     assert div(750, 100) == 7 and div(5, 100) == 1  # an interval is never 0
+
+
+def test_the_bakeoff_figure_and_table_go_to_the_sweeps_wandb_run(sweep):
+    from swp.logging.wandb_logger import WandbLogger
+    from swp.logging.wandb_records import find_run_files, read_run
+
+    logger = WandbLogger(config={"sweep_dir": str(sweep)}, out_dir=str(sweep), project="swp-test",
+                         job_type="sweep_summary")
+    summarize_sweep(sweep, logger)
+    logger.finish(True)
+    (path,) = find_run_files(sweep)
+    wb = read_run(path, wait_s=30)
+    assert any(f.startswith("media/images/sweep/bakeoff_curves") for f in wb.files)
+    (table,) = sweep.glob("wandb/offline-run-*/files/media/table/sweep/bakeoff_table_*.table.json")
+    data = json.loads(table.read_text())
+    recipes = [row[data["columns"].index("recipe")] for row in data["data"]]
+    assert recipes.count("gmp") == 1 and recipes.count("sparsegpt") == 2  # at 70% and 90%
