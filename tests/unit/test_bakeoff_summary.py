@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from swp.analysis.bakeoff import curve_panels, final_table, job_curves, one_shot, table_markdown
+from swp.analysis.bakeoff import budget_panels, curve_panels, final_table, job_curves, one_shot, table_markdown
 from swp.analysis.stats import t95
 from swp.analysis.sweep_summary import collect, summarize_sweep
 
@@ -17,6 +17,7 @@ def _curve(dense: float, final: float) -> list[dict]:
 
 
 def _job(sweep, num, recipe, sparsity, seed, final, *, pruner=None, pruning=0, tracking=0, scale=None):
+    total = int(1000 * float(scale or 1))
     folder = sweep / str(num)
     (folder / ".hydra").mkdir(parents=True)
     overrides = [f"seed={seed}"] + ([f"recipe={recipe}", f"target_sparsity={sparsity}"] if recipe else ["pruner=none"])
@@ -25,7 +26,7 @@ def _job(sweep, num, recipe, sparsity, seed, final, *, pruner=None, pruning=0, t
     results = {"recipe": recipe, "pruner": pruner or recipe or "none", "seed": seed, "target_sparsity": sparsity,
                "sparsity": sparsity or 0.0, "headline_metric": "loss", "lower_is_better": True, "dense_val_loss": 2.0,
                "pruned_val_loss": final + 1, "val_loss": final, "tokens_pruning": pruning, "tracking_points": tracking,
-               "curve": _curve(2.0 + seed / 10, final)}
+               "tokens_total": total, "curve": _curve(2.0 + seed / 10, final)}
     (folder / "results.json").write_text(json.dumps(results))
 
 
@@ -94,6 +95,12 @@ def test_a_budget_sweep_compares_within_each_budget(tmp_path):
     assert table[("budget.scale=4", "gmp")]["diff"] == pytest.approx(-0.5 - 0.045)
     titles = [p["title"] for p in curve_panels(collect(s), job_curves(s), "loss")]
     assert titles == ["sparsity 70% budget.scale=0.25", "sparsity 70% budget.scale=4"]
+    (panel,) = budget_panels(collect(s), "loss")  # final loss against the whole budget's tokens
+    lines = {ln["label"]: ln for ln in panel["lines"]}
+    assert lines["gmp"]["x"] == [250, 4000] and lines["gmp"]["y"] == pytest.approx([3.47, 1.47])
+    assert budget_panels(collect(s)[:2], "loss") == []  # one budget: no such figure
+    summarize_sweep(s)
+    assert (s / "bakeoff_budget.png").exists()
 
 
 def test_the_sweep_summary_writes_the_bakeoff_files(sweep):

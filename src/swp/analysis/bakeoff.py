@@ -31,6 +31,7 @@ from swp.analysis.sweep_summary import (
 from swp.infra.io import write_atomic
 
 FIGURE, TABLE_CSV, TABLE_MD = "bakeoff_curves.png", "bakeoff_table.csv", "bakeoff_table.md"
+BUDGET_FIGURE = "bakeoff_budget.png"  # a budget sweep: the final metric against the total training tokens
 DENSE = "dense"  # the label of the unpruned control
 
 
@@ -119,6 +120,32 @@ def curve_panels(rows: list[dict], curves: dict[str, list[dict]], metric: str, b
     return list(panels.values())
 
 
+def budget_panels(rows: list[dict], metric: str, band: str = "std") -> list[dict]:
+    """A sweep over budgets (jobs whose ``tokens_total`` differ): one panel per sparsity point,
+    one line per recipe, the final metric against the run's total training tokens (mean over
+    seeds with its band). Empty when every job had the same budget."""
+    key = f"val_{metric}"
+    ok = [r for r in rows if r.get("status") == "ok" and _finite(r.get(key)) and r.get("tokens_total")]
+    if len({r["tokens_total"] for r in ok}) < 2:
+        return []
+    points = sorted({_point(r) for r in ok if _point(r) is not None})
+    groups: dict[tuple, dict] = {}
+    for r in ok:
+        for p in [_point(r)] if _point(r) is not None else points:
+            groups.setdefault((p, recipe_of(r)), {}).setdefault(r["tokens_total"], []).append(float(r[key]))
+    panels: dict = {}
+    for (point, recipe), by_tokens in sorted(groups.items(), key=lambda kv: _order(("", kv[0][0], kv[0][1]))):
+        xs = sorted(by_tokens)
+        stats = [(mean_std(by_tokens[x]), by_tokens[x]) for x in xs]
+        lo = [min(v) if band == "minmax" else m - (sd or 0.0) for (m, sd), v in stats]
+        hi = [max(v) if band == "minmax" else m + (sd or 0.0) for (m, sd), v in stats]
+        title = f"sparsity {point:.0%}" if point is not None else "all jobs"
+        line = {"label": recipe, "x": xs, "y": [m for (m, _), _ in stats], "lo": lo, "hi": hi,
+                "n": [len(v) for _, v in stats]}
+        panels.setdefault(point, {"title": title, "lines": []})["lines"].append(line)
+    return list(panels.values())
+
+
 def _order(cell: tuple):
     setting, point, recipe = cell
     return setting, -1.0 if point is None else point, recipe != DENSE, recipe
@@ -198,6 +225,7 @@ def summarize_bakeoff(sweep_dir: str | Path, rows: list[dict], metric: str, band
     write_csv(sweep_dir / TABLE_CSV, table, cols)
     markdown = table_markdown(table, metric, lower_is_better)
     write_atomic(sweep_dir / TABLE_MD, lambda tmp: tmp.write_text(markdown))
+    _budget_figure(sweep_dir, rows, metric, band, lower_is_better, logger)
     figure = data = None
     if panels:
         better = "lower is better" if lower_is_better else "higher is better"
@@ -212,3 +240,21 @@ def summarize_bakeoff(sweep_dir: str | Path, rows: list[dict], metric: str, band
             logger.log_image("sweep/bakeoff_curves", str(figure))
     return {"figure": figure and str(figure), "figure_data": data and str(data),
             "table": str(sweep_dir / TABLE_CSV), "table_md": str(sweep_dir / TABLE_MD)}
+
+
+def _budget_figure(sweep_dir: Path, rows: list[dict], metric: str, band: str, lower_is_better: bool, logger) -> None:
+    """bakeoff_budget.png (+ .json) when the jobs' budgets differ; logged if asked."""
+    from swp.analysis.figures import token_curves
+
+    panels = budget_panels(rows, metric, band)
+    if not panels:
+        return
+    better = "lower is better" if lower_is_better else "higher is better"
+    figure = token_curves(sweep_dir / BUDGET_FIGURE, panels, ylabel=f"final validation {metric} ({better})",
+                          title=f"Final validation {metric} against the training budget, every recipe",
+                          band_note="band: " + ("min-max" if band == "minmax" else "mean ± 1 std") + " over seeds",
+                          xlabel="training tokens (the whole budget)", log_x=True, zoom_late=False)
+    data = sweep_dir / Path(BUDGET_FIGURE).with_suffix(".json").name
+    write_atomic(data, lambda tmp: tmp.write_text(json.dumps({"metric": metric, "panels": panels}, indent=1)))
+    if logger is not None:
+        logger.log_image("sweep/bakeoff_budget", str(figure))
