@@ -198,13 +198,14 @@ def table_markdown(table: list[dict], metric: str, lower_is_better: bool = True)
               "|---|---|---|---|---|---|---|---|"]
     for r in table:
         final = f"{r['mean']:.4f}" + (f" ± {r['std']:.4f}" if r["std"] is not None else "")
-        diff = "" if "diff" not in r else f"{r['diff']:+.4f} (vs {r['vs']})"
-        interval = "" if r.get("diff_lo") is None else f"[{r['diff_lo']:+.4f}, {r['diff_hi']:+.4f}]"
+        itself = r["recipe"] == r["vs"]
+        diff = "" if "diff" not in r or itself else f"{r['diff']:+.4f} (vs {r['vs']})"
+        interval = "" if r.get("diff_lo") is None or itself else f"[{r['diff_lo']:+.4f}, {r['diff_hi']:+.4f}]"
         beyond = {True: "yes: " + r.get("better", ""), False: "no", None: ""}[r.get("beyond")]
         point = "" if r["point"] is None else f"{r['point']:.0%}"
         shot = " (one-shot)" if r["one_shot"] else ""
         lines.append(f"| {r['setting']} | {point} | {r['recipe']}{shot} | {r['n']} | {final} | {diff} | {interval} "
-                     f"| {beyond if r['recipe'] != r['vs'] else 'best one-shot'} |")
+                     f"| {'best one-shot' if itself else beyond} |")
     return "\n".join(lines) + "\n"
 
 
