@@ -1,5 +1,7 @@
 """Tables of a compression sweep (markdown): every job, the mean / std / n over seeds per pruner
 and sparsity point, and with --compare A B the paired difference between two pruners per point.
+A bake-off sweep (jobs with a recipe) also gets its table: every recipe's final value against
+the best one-shot recipe of the point, paired by seed (swp.analysis.bakeoff).
 
     python scripts/sweep_table.py outputs/sweeps/paper_lm [--compare swp magnitude] [--stage final|pruned]
         [--figure fig3.png] [--band std|minmax]
@@ -14,10 +16,11 @@ called "beyond the seed spread" when that interval excludes 0 (|mean| > t * std 
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 from pathlib import Path
 
+from swp.analysis.bakeoff import final_table, is_bakeoff, table_markdown
+from swp.analysis.stats import paired
 from swp.analysis.sweep_summary import (
     BANDS,
     CONTROL,
@@ -28,18 +31,6 @@ from swp.analysis.sweep_summary import (
     lower_is_better,
     variant_keys,
 )
-
-# Two-sided 95% quantiles of Student's t by degrees of freedom (no scipy here).
-_T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228,
-        12: 2.179, 15: 2.131, 20: 2.086, 30: 2.042}
-
-
-def t95(dof: int) -> float:
-    """The 97.5% quantile of t with `dof` degrees of freedom (table above; 1.96 beyond 30)."""
-    if dof in _T95:
-        return _T95[dof]
-    above = [k for k in _T95 if k > dof]
-    return _T95[min(above)] if above else 1.96
 
 
 def load(sweep: Path) -> tuple[list[dict], list[tuple[str, dict]]]:
@@ -75,17 +66,9 @@ def paired_differences(rows: list[dict], a: str, b: str, metric: str, stage: str
     points = sorted({p for (_, p) in values if p is not None})
     for p in points:
         va, vb = values.get((a, p)) or values.get((a, None), {}), values.get((b, p)) or values.get((b, None), {})
-        seeds = sorted(set(va) & set(vb), key=str)
-        if not seeds:
-            continue
-        diffs = [va[s] - vb[s] for s in seeds]
-        n = len(diffs)
-        mean = sum(diffs) / n
-        std = math.sqrt(sum((d - mean) ** 2 for d in diffs) / (n - 1)) if n > 1 else None
-        half = t95(n - 1) * std / math.sqrt(n) if std is not None else None
-        out.append({"point": p, "n": n, "seeds": seeds, "mean": mean, "std": std,
-                    "lo": None if half is None else mean - half, "hi": None if half is None else mean + half,
-                    "beyond": None if half is None else abs(mean) > half})
+        diff = paired(va, vb)
+        if diff is not None:
+            out.append({"point": p} | diff)
     return out
 
 
@@ -164,6 +147,8 @@ def main(argv: list[str] | None = None) -> int:
         print()
     aggs = aggregate(done, m)
     print_aggregate(aggs, m)
+    if is_bakeoff(done):  # final values against the best one-shot recipe of each point
+        print("\n" + table_markdown(final_table(done, m, lower_is_better(done)), m, lower_is_better(done)))
     for a, b in args.compare:
         print_compare(done, a, b, m, args.stage)
     for name, e in failed:

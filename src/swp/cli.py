@@ -16,6 +16,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
+import swp.resolvers  # noqa: F401  (the config files' ${swp.*} arithmetic)
 from swp.distributed import env as dist_env
 from swp.errors import ConfigError, RunError, RunInterrupted, one_line
 from swp.infra.run_folder import record_failure

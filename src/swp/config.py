@@ -14,6 +14,7 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
 
+import swp.resolvers  # noqa: F401  (the config files' ${swp.*} arithmetic)
 from swp.errors import ConfigError, one_line
 
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf"

@@ -33,7 +33,7 @@ from swp.training.loop import NonFiniteLossError, Placement
 from swp.validation import validate_config
 from swp.zeroshot.none import NoZeroShot
 
-GROUPS = ("model", "dataset", "pruner", "schedule", "recovery", "zeroshot", "experiment")
+GROUPS = ("model", "dataset", "pruner", "schedule", "recovery", "zeroshot", "recipe", "experiment")
 
 
 @dataclass(frozen=True)
@@ -252,7 +252,7 @@ class Job:
     def _identity(self, parts: Parts) -> dict:
         """What results.json says this run was: the chosen options and the values that shape it."""
         settings, choices = self.settings, self.context.choices
-        return {g: choices.get(g) for g in ("pruner", "model", "dataset", "schedule", "recovery")} | {
+        return {g: choices.get(g) for g in ("pruner", "model", "dataset", "schedule", "recovery", "recipe")} | {
             "prune_rate": settings.prune_rate, "target_sparsity": settings.target, "seed": self.cfg.seed,
             "device": str(settings.device), "precision": self.cfg.precision, "nm": nm_label(parts.pruner.nm),
             "allocation": parts.pruner.allocation}

@@ -2,7 +2,8 @@
 
 A run's results are flat scalars plus the per-layer list ``layers``:
 
-- identity: ``pruner``, ``model``, ``dataset``, ``schedule``, ``recovery`` (the chosen options), ``prune_rate``,
+- identity: ``pruner``, ``model``, ``dataset``, ``schedule``, ``recovery``, ``recipe`` (the chosen
+  options; recipe null outside the bake-off), ``prune_rate``,
   ``target_sparsity``, ``seed``, ``device``, ``precision``, ``nm``, ``allocation`` (``shared_rate``:
   one prune_rate, per-tensor thresholds; ``uniform``: every tensor, or row, at the target);
 - the headline: ``headline_metric`` (the task's first metric: ``loss`` for characters, ``ppl``
@@ -26,6 +27,11 @@ A run's results are flat scalars plus the per-layer list ``layers``:
   ``checkpoints``, ``energy_meter``, ``export``; only the stages that ran); ``wall_s`` covers
   them all, from the first stage to the end of the export; ``stage_cpu_seconds``: the process's
   CPU seconds (all threads) in each;
+- training tokens by phase (`swp.run.Run.token_accounting`): ``tokens_dense`` (before any weight is
+  pruned), ``tokens_pruning`` (a gradual pruner's ramp), ``tokens_recovery`` (with the final masks),
+  ``tokens_total`` (their sum; calibration tokens are not in it); ``curve``: every validation
+  evaluation as ``{"tokens", "stage", "val_<m>"...}``, the quality-against-tokens axis
+  (``schedule.eval_every_tokens`` adds points at fixed token counts);
 - then the recovery's settings and costs (``recovery_<setting>``, ``recovery_teacher_bytes`` for
   distillation; ``lora_*`` for LoRA: adapter size, sparsity before and after the merge), the
   energy meter's keys, the task's own facts (`Task.extra_results`) and the export's.
@@ -39,7 +45,8 @@ from __future__ import annotations
 from pathlib import Path
 
 STAGE_PREFIXES = (("initial", "initial_val_"), ("dense", "dense_val_"), ("pruned", "pruned_val_"), ("final", "val_"))
-IDENTITY = ("pruner", "model", "dataset", "schedule", "recovery", "prune_rate", "target_sparsity", "seed", "device",
+IDENTITY = ("pruner", "model", "dataset", "schedule", "recovery", "recipe", "prune_rate", "target_sparsity", "seed",
+            "device",
             "precision", "nm", "allocation")
 
 
@@ -59,7 +66,7 @@ def assemble(identity: dict, figures: dict, *, headline_metric: str, lower_is_be
     out |= figures["sparsity"]
     for key in ("train_tokens_per_s", "finetune_tokens_per_s", "tracking_points", "tracked_state_bytes",
                 "model_bytes", "dense_cache", "resumed_from", "wall_s", "calibration_batches", "calibration_seed",
-                "calibration_tokens"):
+                "calibration_tokens", "tokens_dense", "tokens_pruning", "tokens_recovery", "tokens_total", "curve"):
         out[key] = figures[key]
     out |= figures.get("allocation_facts") or {}
     out["stage_seconds"] = dict(figures.get("stage_seconds", {}))

@@ -62,6 +62,9 @@ class Progress:
         pruned_zeroshot: zero-shot scores right after pruning (``zeroshot.after_pruning``).
         stage_seconds, stage_cpu_seconds: wall and CPU seconds per stage so far (`StageClock`; a
             resumed run keeps those of the stages it finished before the interruption).
+        curve: every validation evaluation with the run's training tokens at that moment:
+            ``{"tokens", "stage", "val_<m>"...}`` (stage: ``initial``, ``train``, ``dense``,
+            ``pruned``, ``finetune``, ``final``), results.json's ``curve``.
     """
 
     rate: float
@@ -78,9 +81,13 @@ class Progress:
     pruned_zeroshot: dict[str, float] | None = None
     stage_seconds: dict[str, float] = field(default_factory=dict)
     stage_cpu_seconds: dict[str, float] = field(default_factory=dict)
+    curve: list[dict] = field(default_factory=list)
 
     # What a dense-cache entry hands to the run that takes it.
-    DENSE_FIELDS = ("initial", "dense", "dense_stats")
+    DENSE_FIELDS = ("initial", "dense", "dense_stats", "curve")
+
+    def add_point(self, tokens: int, stage: str, metrics: dict[str, float]) -> None:
+        self.curve.append({"tokens": tokens, "stage": stage} | {f"val_{k}": v for k, v in metrics.items()})
 
     def state_dict(self) -> dict:
         return asdict(self)
@@ -232,7 +239,7 @@ class Run:
         with _closing(self.recovery.objective(self.task, self.model, self.where.reduce_sum)) as objective:
             self.progress.ft_stats = train_phase(self.model, self.task, optimizer, generator, spec, self.where,
                                                  start_step=start, masks=self.masks, after_step=hook,
-                                                 objective=objective)
+                                                 objective=objective, on_eval=self._on_eval(spec.name))
         del optimizer
         self.recovery.finish(self.model, self.masks)
 
@@ -265,7 +272,22 @@ class Run:
             "dense_cache": p.dense_cache, "resumed_from": self.resumed.path.name if self.resumed else None,
             "allocation_facts": p.allocation,
             "zeroshot": self.zeroshot_scores, "pruned_zeroshot": p.pruned_zeroshot or {},
-        } | self.timing() | self._calibration_facts()
+            "curve": list(p.curve),
+        } | self.timing() | self._calibration_facts() | self.token_accounting()
+
+    def token_accounting(self) -> dict[str, int]:
+        """Training tokens by phase: dense training (before any weight is pruned), pruning-phase
+        training (between the first mask and the final masks: a gradual pruner's ramp) and
+        recovery (with the final masks: the fine-tune, and the dense steps after a ramp's end);
+        their total. Calibration tokens (``calibration_tokens``) are reported beside, not in it."""
+        s, tps = self.schedule, self.task.tokens_per_batch
+        steps = s.train_steps + s.finetune_steps
+        if not self.pruner.capabilities.prunes:
+            start = end = steps  # the control trains dense throughout
+        else:
+            start, end = self.pruner.pruning_steps(s.train_steps)
+        return {"tokens_dense": start * tps, "tokens_pruning": (end - start) * tps,
+                "tokens_recovery": (steps - end) * tps, "tokens_total": steps * tps}
 
     def _calibration_facts(self) -> dict:
         calibration = self.pruner.capabilities.calibration
@@ -388,6 +410,7 @@ class Run:
                 p.initial = evaluate(self.task, self.model, self.where.device, self.where.autocast,
                                      "evaluate initial", self.where.progress)
             _log_eval(self.where.logger, "initial", p.initial, 0)
+            p.add_point(0, "initial", p.initial)
         with self.clock.time("dense_training"):  # the optimizer's construction too (its first costs seconds)
             optimizer = self._optimizer(s.lr)
             generator = torch.Generator().manual_seed(self.seed)
@@ -400,7 +423,7 @@ class Run:
             with _closing(objective):
                 p.dense_stats = train_phase(self.model, self.task, optimizer, generator, spec, self.where,
                                             start_step=start, after_step=self._dense_hook(spec, optimizer, generator),
-                                            objective=objective)
+                                            objective=objective, on_eval=self._on_eval(spec.name))
         p.dense = self._evaluate("dense", s.train_steps)
         with self.clock.time("checkpoints"):  # the state a checkpoint (or the dense cache) keeps
             return self.snapshot(Stage.DENSE, 0, optimizer.state_dict(), generator.get_state())
@@ -412,7 +435,9 @@ class Run:
         def after_step(step: int) -> None:
             if step == self.pruner.capabilities.first_dense_prune:
                 self.recovery.take_teacher(self.model)  # the model right before the first masks
-            self.pruner.on_train_step(step, optimizer)
+            update = self.pruner.on_train_step(step, optimizer)
+            if update:  # a gradual pruner's mask update (sparsity, flip rate)
+                self.where.logger.log(update, step=step)
             if self.schedule.is_tracking_point(step):
                 if self.pruner.capabilities.tracks:
                     self.pruner.observe()
@@ -451,7 +476,12 @@ class Run:
     def _spec(self, name: str, steps: int, lr_at, offset: int = 0) -> PhaseSpec:
         s = self.schedule
         return PhaseSpec(name=name, steps=steps, lr_at=lr_at, step_offset=offset, grad_clip=s.grad_clip,
-                         eval_every=s.eval_every, log_every=s.log_every)
+                         eval_every=s.eval_every, log_every=s.log_every, eval_every_tokens=s.eval_every_tokens,
+                         tokens_before=offset * self.task.tokens_per_batch)
+
+    def _on_eval(self, phase: str):
+        """Records a phase's in-phase evaluation on the token curve (checkpoints carry it)."""
+        return lambda tokens, metrics: self.progress.add_point(tokens, phase, metrics)
 
     def _meter_begin(self, phase: str) -> None:
         # codecarbon's phase boundaries take a fraction of a second each: timed as their own stage.
@@ -464,6 +494,7 @@ class Run:
             metrics = evaluate(self.task, self.model, self.where.device, self.where.autocast, f"evaluate {stage}",
                                self.where.progress)
         _log_eval(self.where.logger, stage, metrics, step)
+        self.progress.add_point(step * self.task.tokens_per_batch, stage, metrics)
         return metrics
 
     def _zeroshot(self, stage: str, step: int) -> dict[str, float] | None:

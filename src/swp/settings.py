@@ -75,6 +75,35 @@ class DenseCacheSettings:
 
 
 @dataclass(frozen=True)
+class BudgetSettings:
+    """The bake-off's training budget, read only by ``recipe=...`` (conf/schedule/bakeoff.yaml
+    derives every phase length from it; docs/bakeoff.md).
+
+    Attributes:
+        steps: training steps of every recipe at scale 1 (dense + pruning phase + recovery).
+        scale: the budget sweep's factor (the evaluation token counts stay those of scale 1).
+        recovery: fraction of the steps trained with the final masks after the prune stage.
+        ramp_start: gradual recipes: the mask ramp starts at this fraction of the dense phase.
+        mask_updates: gradual recipes: mask updates along the ramp.
+        tracking_points: tracking points over the dense phase (SWP's history).
+        eval_points: validation at every 1/eval_points of the scale-1 budget's tokens.
+        warmup: learning-rate warm-up as a fraction of each phase.
+    """
+
+    steps: Count = 1000
+    scale: Annotated[float, Range(0, 1e6, lo_open=True)] = 1.0
+    recovery: Fraction = 0.25
+    ramp_start: Annotated[float, Range(0, 1)] = 0.25
+    mask_updates: Count = 50
+    tracking_points: Count = 100
+    eval_points: Count = 8
+    warmup: Fraction = 0.067
+
+    def __post_init__(self):
+        check_arguments(BudgetSettings, vars(self), at="budget")
+
+
+@dataclass(frozen=True)
 class RunSettings:
     """The top-level keys of conf/train.yaml (each one is commented there).
 
@@ -89,7 +118,7 @@ class RunSettings:
         progress: progress bars: auto (only on a terminal), true or false.
         output_dir: the run folder (None: Hydra's).
         resume: a run folder to continue from its last checkpoint.
-        trajectories, checkpoint, dense_cache: the nested blocks.
+        trajectories, checkpoint, dense_cache, budget: the nested blocks.
     """
 
     GROUPS: ClassVar[tuple[str, ...]] = (
@@ -111,6 +140,7 @@ class RunSettings:
     trajectories: TrajectorySettings = field(default_factory=TrajectorySettings)
     checkpoint: CheckpointSettings = field(default_factory=CheckpointSettings)
     dense_cache: DenseCacheSettings = field(default_factory=DenseCacheSettings)
+    budget: BudgetSettings = field(default_factory=BudgetSettings)
 
     def __post_init__(self):
         check_arguments(RunSettings, vars(self))

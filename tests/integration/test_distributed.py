@@ -673,3 +673,47 @@ def test_slurm_tasks_get_torch_rank_variables_from_slurm_ones(monkeypatch):
     assert env.launched_info() == env.RankInfo(1, 8, 1)  # what the strategies' setup reads
     monkeypatch.undo()
     assert {key: os.environ.get(key) for key in torch_keys} == before  # nothing leaks into later tests
+
+
+def _gradual_worker(regrows: list[bool]) -> dict:
+    return {regrow: _gradual_case(regrow) for regrow in regrows}
+
+
+def _gradual_case(regrow: bool) -> dict:
+    """Gradual SWP (Eq. 2's order over all tensors) on the whole and the sharded model: five
+    mask updates, the weights moved between them (pruned entries too, as a step moves them)."""
+    from swp.distributed.sharding import full
+    from swp.pruners.swp_gradual import GradualSWPPruner
+
+    whole, sharded = _models()
+    kw = dict(final_sparsity=0.6, end_step=5, start_step=1, update_every=1, include=[r".*"],
+              allocation="shared_rate", regrow=regrow)
+    pw, ps = GradualSWPPruner(whole, **kw), GradualSWPPruner(sharded, **kw)
+    ow, os_ = torch.optim.SGD(whole.parameters(), lr=0.0), torch.optim.SGD(sharded.parameters(), lr=0.0)
+    same, metrics = [], []
+    for t in range(1, 7):
+        _set_history_point(whole, sharded, t)
+        mw, ms = pw.on_train_step(t - 1, ow), ps.on_train_step(t - 1, os_)
+        pw.observe()
+        ps.observe()
+        metrics.append(mw == ms)
+        same.append(all(torch.equal(pw.current.keep[n], full(ps.current.keep[n])) for n in pw.params)
+                    and all(torch.equal(pw.params[n].detach(), full(ps.params[n].detach())) for n in pw.params)
+                    and all(torch.equal(pw.shadow[n], full(ps.shadow[n])) for n in pw.shadow)
+                    and pw.shadow.keys() == ps.shadow.keys())
+    twin = GradualSWPPruner(sharded, **kw)  # a gathered checkpoint's full tensors, split again
+    twin.load_state_dict({k: ({n: full(v) for n, v in v.items()} if isinstance(v, dict) else v)
+                          for k, v in ps.state_dict().items()})
+    reloaded = all(torch.equal(full(twin.current.keep[n]), pw.current.keep[n]) for n in pw.params)
+    return {"same": same, "metrics": metrics, "reloaded": reloaded, "sparsity": pw.current.sparsity()}
+
+
+def test_gradual_swp_under_fsdp2_equals_one_process():
+    """Masks, weights, the straight-through shadow and the logged flip rates of every update are
+    one process's; the state reloads from full tensors (a gathered checkpoint)."""
+    ranks = spawn(_gradual_worker, WORLD, [False, True])
+    for rank in range(WORLD):
+        for regrow in (False, True):
+            out = ranks[rank][regrow]
+            assert all(out["same"]) and all(out["metrics"]) and out["reloaded"], (rank, regrow, out)
+            assert out["sparsity"] == pytest.approx(0.6, abs=0.05)

@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 
 CONTROL = "none"
 COMPRESSION_KEYS = ("target_sparsity", "prune_rate")
+METHOD_KEYS = ("pruner", "recipe")  # what chooses the pruning method; the control drops them (and pruner.*)
 
 
 def _key(override: str) -> str:
@@ -41,8 +42,9 @@ def _value(job: List[str], key: str) -> Optional[str]:
 
 
 def control_of(job: List[str]) -> List[str]:
-    """The unpruned control of a job: ``pruner=none``, without compression and pruner options."""
-    kept = [o for o in job if _key(o) not in COMPRESSION_KEYS + ("pruner",) and not _key(o).startswith("pruner.")]
+    """The unpruned control of a job: ``pruner=none``, without compression, recipe and pruner options
+    (a bake-off's recipes share one control: the experiment's budget, all of it dense)."""
+    kept = [o for o in job if _key(o) not in COMPRESSION_KEYS + METHOD_KEYS and not _key(o).startswith("pruner.")]
     return kept + [f"pruner={CONTROL}"]
 
 

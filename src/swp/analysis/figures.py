@@ -118,3 +118,48 @@ def compression_curve(
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, title=band_note or None, title_fontsize=7)
     return _save(fig, path)
+
+
+def token_curves(path: str | Path, panels: Sequence[dict], ylabel: str, title: str = "", band_note: str = "",
+                 xlabel: str = "training tokens", log_x: bool = False, zoom_late: bool = True) -> Path:
+    """Validation metric against training tokens (the bake-off), one panel per sparsity point,
+    from `swp.analysis.bakeoff.curve_panels` (or `budget_panels`): each panel ``{"title",
+    "lines"}``, each line ``{"label", "x", "y", "lo", "hi"}`` (mean over seeds and its band). A
+    recipe keeps its colour in every panel. With `zoom_late` the y axis spans the second half of
+    the token axis (the early, dense part of every curve is far above and would flatten the
+    differences that matter)."""
+    cols = min(len(panels), 3)
+    rows = -(-len(panels) // cols)
+    fig = _figure(4.8 * cols, 3.8 * rows)
+    axes = fig.subplots(rows, cols, squeeze=False).flatten()
+    labels = sorted({line["label"] for p in panels for line in p["lines"]})
+    colours = {label: f"C{i % 10}" for i, label in enumerate(labels)}
+    for ax, panel in zip(axes, panels):
+        _token_panel(ax, panel, colours, zoom_late)
+        ax.set_ylabel(ylabel)
+        ax.set_xlabel(xlabel)
+        if log_x:
+            ax.set_xscale("log")
+    for ax in axes[len(panels):]:
+        ax.set_visible(False)
+    axes[0].legend(fontsize=7, title=band_note or None, title_fontsize=7)
+    fig.suptitle(title, fontsize=11)
+    return _save(fig, path)
+
+
+def _token_panel(ax, panel: dict, colours: dict, zoom_late: bool) -> None:
+    late = []
+    for line in panel["lines"]:
+        colour = colours[line["label"]]
+        ax.plot(line["x"], line["y"], marker=".", lw=1.4, color=colour, label=line["label"],
+                ls="--" if line["label"] == "dense" else "-")
+        if any(lo != hi for lo, hi in zip(line["lo"], line["hi"])):
+            ax.fill_between(line["x"], line["lo"], line["hi"], color=colour, alpha=0.15, lw=0)
+        end = max(line["x"]) if line["x"] else 0
+        late += [v for x, lo, hi in zip(line["x"], line["lo"], line["hi"]) if x >= end / 2 for v in (lo, hi)]
+    finite = [v for v in late if np.isfinite(v)]
+    if finite and zoom_late:
+        pad = 0.05 * (max(finite) - min(finite) or abs(max(finite)) or 1.0)
+        ax.set_ylim(min(finite) - pad, max(finite) + pad)
+    ax.set_title(panel["title"], fontsize=9)
+    ax.grid(alpha=0.3)

@@ -36,7 +36,7 @@ CONTROL = "none"  # the pruner of the unpruned control
 DENSE_LABEL, CONTROL_LABEL = "dense, before fine-tune", "dense + same fine-tune"
 BANDS = {"std": "band: mean ± 1 std over seeds", "minmax": "band: min-max over seeds"}
 # Overrides that are the sweep's axes or a job's identity, never part of a curve's name.
-_NOT_A_VARIANT = ("target_sparsity", "prune_rate", "seed", "pruner", "hydra", "output_dir", "resume")
+_NOT_A_VARIANT = ("target_sparsity", "prune_rate", "seed", "pruner", "recipe", "hydra", "output_dir", "resume")
 _LEADING = ["job", "status", "pruner", "seed", "prune_rate", "target_sparsity", "prune_rate_used", "sparsity",
             "sparsity_overall"]
 _TRAILING = ["error_type", "error", "overrides"]
@@ -217,10 +217,10 @@ def variant_keys(rows: list[dict]) -> list[str]:
 
 
 def curve_label(row: dict, keys: list[str]) -> str:
-    """The curve a job belongs to: its pruner, plus the varying overrides it sets."""
+    """The curve a job belongs to: its recipe (bake-offs) or pruner, plus the varying overrides it sets."""
     o = _overrides(row)
     parts = [f"{k.removeprefix('pruner.')}={o[k]}" for k in keys if k in o]
-    return " ".join([str(row.get("pruner") or "run")] + parts)
+    return " ".join([str(row.get("recipe") or row.get("pruner") or "run")] + parts)
 
 
 def _point(row: dict):
@@ -346,6 +346,8 @@ def summarize_sweep(sweep_dir: str | Path, logger: Logger | None = None, band: s
         ``jobs``, ``ok``, ``failed`` counts, the ``csv``, ``aggregate``, ``figure`` and ``figure_data``
         paths (None when no job succeeded), the ``metric``, and ``failures`` (``job: type: why`` each).
     """
+    from swp.analysis.bakeoff import is_bakeoff, summarize_bakeoff
+
     if band not in BANDS:
         raise ValueError(f"band must be one of {', '.join(BANDS)}, got {band!r}")
     sweep_dir = Path(sweep_dir)
@@ -363,12 +365,15 @@ def summarize_sweep(sweep_dir: str | Path, logger: Logger | None = None, band: s
     if any(line["kind"] == "curve" for line in lines):
         figure, data_path = _headline_figure(sweep_dir, rows, lines, metric, band, log_y, len(rows) - len(failures))
     zeroshot = zeroshot_figure(sweep_dir, rows, band)
+    bakeoff = None
+    if metric and is_bakeoff(rows):  # curves against tokens and the table against the best one-shot recipe
+        bakeoff = summarize_bakeoff(sweep_dir, rows, metric, band, lower_is_better(rows), logger)
     if failures:
         log.warning("sweep %s: %d of %d jobs failed: %s", sweep_dir, len(failures), len(rows), "; ".join(failures))
     summary = {"jobs": len(rows), "ok": len(rows) - len(failures), "failed": len(failures), "csv": str(sweep_dir / CSV),
                "aggregate": str(sweep_dir / AGGREGATE_CSV) if aggregates else None, "metric": metric,
                "figure": figure and str(figure), "figure_data": data_path and str(data_path), "failures": failures,
-               "zeroshot_figure": zeroshot and str(zeroshot)}
+               "zeroshot_figure": zeroshot and str(zeroshot), "bakeoff": bakeoff}
     if logger is not None:
         _log_summary(logger, rows, cols, aggregates, agg_cols, lines, metric, figure, summary)
     return summary

@@ -202,8 +202,15 @@ class Pruner:
             norms, self.calibration_tokens = input_norms(model, self.params, batches, forward, reduce=reduce)
         self.owl.measure(self.params, norms, self.input_axis)
 
-    def on_train_step(self, step: int, optimizer) -> None:
-        """Called after every dense optimizer step (0-based `step`); a no-op by default."""
+    def on_train_step(self, step: int, optimizer) -> dict[str, float] | None:
+        """Called after every dense optimizer step (0-based `step`); a no-op by default. Metrics
+        it returns (e.g. a gradual pruner's mask update) are logged at that step."""
+
+    def pruning_steps(self, train_steps: int) -> tuple[int, int]:
+        """The dense steps at which pruning begins and after which the masks are final (the run's
+        token accounting: dense training before, pruning-phase training between, recovery after).
+        A pruner that prunes once at the prune stage: both are the end of the dense phase."""
+        return train_steps, train_steps
 
     def scores(self) -> tuple[dict[str, torch.Tensor], dict[str, float]]:
         """Per-tensor scores (higher = more important) and the spread the threshold scales."""

@@ -53,14 +53,7 @@ class GMPPruner(Pruner):
 
     @classmethod
     def check_options(cls, given: Options) -> None:
-        """The cubic schedule runs from s_i at t0 up to s_f at the end step."""
-        if given.final_sparsity is None:
-            raise ConfigError(f"{given.key('final_sparsity')} must be a fraction in [0, 1): pruner=gmp needs a final "
-                              "sparsity; set target_sparsity=... (or pruner.final_sparsity); got None")
-        if given.initial_sparsity > given.final_sparsity:
-            raise given.refuse("initial_sparsity", f"<= {given.key('final_sparsity')} ({given.final_sparsity!r})")
-        if given.start_step > given.end_step:
-            raise given.refuse("start_step", f"<= {given.key('end_step')} ({given.end_step!r})")
+        check_ramp(given, "gmp")
 
     def __init__(
         self,
@@ -82,9 +75,7 @@ class GMPPruner(Pruner):
         self.current: MaskSet | None = None
         self.current_sparsity = 0.0  # s_t of the current masks
         self.updates = 0
-        first = next((done for done in range(max(start_step, 1), end_step + 1)
-                      if is_update_step(done, start_step, end_step, update_every)), None)
-        self.declare(first_dense_prune=None if first is None else first - 1)
+        self.declare(first_dense_prune=first_update_step(start_step, end_step, update_every))
 
     def scores(self):
         return magnitude_scores(self.params, self.scope)
@@ -137,6 +128,9 @@ class GMPPruner(Pruner):
             self.current = MaskSet(self.params, self._masks_at(self.final_sparsity))
         return dict(self.current.keep), {}
 
+    def pruning_steps(self, train_steps: int) -> tuple[int, int]:
+        return min(self.start_step, train_steps), min(self.end_step, train_steps)
+
     def state_dict(self) -> dict:
         keep = dict(self.current.keep) if self.current is not None else None
         return {"keep": keep, "sparsity": self.current_sparsity, "updates": self.updates}
@@ -145,3 +139,21 @@ class GMPPruner(Pruner):
         self.current = MaskSet(self.params, state["keep"]) if state.get("keep") is not None else None
         self.current_sparsity = float(state.get("sparsity", 0.0))
         self.updates = int(state.get("updates", 0))
+
+
+def check_ramp(given: Options, option: str) -> None:
+    """A gradual pruner's cubic schedule runs from s_i at t0 up to s_f at the end step."""
+    if given.final_sparsity is None:
+        raise ConfigError(f"{given.key('final_sparsity')} must be a fraction in [0, 1): pruner={option} needs a final "
+                          "sparsity; set target_sparsity=... (or pruner.final_sparsity); got None")
+    if given.initial_sparsity > given.final_sparsity:
+        raise given.refuse("initial_sparsity", f"<= {given.key('final_sparsity')} ({given.final_sparsity!r})")
+    if given.start_step > given.end_step:
+        raise given.refuse("start_step", f"<= {given.key('end_step')} ({given.end_step!r})")
+
+
+def first_update_step(start_step: int, end_step: int, update_every: int) -> int | None:
+    """The 0-based dense step after which the first masks are made (None: no update at all)."""
+    first = next((done for done in range(max(start_step, 1), end_step + 1)
+                  if is_update_step(done, start_step, end_step, update_every)), None)
+    return None if first is None else first - 1

@@ -124,10 +124,7 @@ class SWPPruner(Pruner):
         """Records tracking point t+1 for every prunable weight."""
         self.t += 1
         names = list(self.params)
-        values = [
-            tracked_value(self.params[n].detach(), self.average_of).to(self._where(self.params[n]))
-            for n in names
-        ]
+        values = [tracked_value(self._tracked(n), self.average_of).to(self._where(self.params[n])) for n in names]
         if self.window is None:
             if not self.clones:
                 self.clones = {n: torch.zeros_like(v, dtype=self.state_dtype) for n, v in zip(names, values)}
@@ -142,6 +139,11 @@ class SWPPruner(Pruner):
         for n, v in zip(names, values):
             local(self.ring[n])[slot].copy_(local(v))
         self.ring_points[slot] = self.t
+
+    def _tracked(self, name: str) -> torch.Tensor:
+        """The tensor whose history is recorded: the weight itself (gradual SWP's regrowth
+        records the dense shadow of a masked weight instead)."""
+        return self.params[name].detach()
 
     def importance(self) -> dict[str, torch.Tensor]:
         """Eq. 1 for every tracked weight, as float32 beside the weight, or where the state lives

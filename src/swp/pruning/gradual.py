@@ -8,6 +8,8 @@ Pure functions of the step, unit-tested at their endpoints.
 
 from __future__ import annotations
 
+import torch
+
 
 def cubic_sparsity(step: int, initial: float, final: float, start: int, end: int) -> float:
     """s_t at step `step` (steps done), with n * dt = end - start; clipped to [initial, final]
@@ -23,3 +25,22 @@ def is_update_step(step: int, start: int, end: int, every: int) -> bool:
     and always at `end` (so the final sparsity is reached even when end - start is not a
     multiple of `every`)."""
     return start <= step <= end and ((step - start) % every == 0 or step == end)
+
+
+def straight_through_step_(shadow: torch.Tensor, weight: torch.Tensor, keep: torch.Tensor, decay: float) -> None:
+    """Hands an optimizer step taken on the masked weight to its dense shadow, in place.
+
+    The forward saw ``weight = shadow * keep``, so the gradient of every entry, pruned ones too,
+    is the straight-through gradient of the shadow (SR-STE, AST). A pruned entry held 0 before
+    the step, so after it the weight holds exactly the step's update; AdamW's decoupled decay
+    ``1 - lr * weight_decay`` (`decay`), which the 0 did not feel, is applied to the shadow
+    here. Kept entries: the shadow is the weight. The weight is then masked again (+0.0 for
+    pruned entries, as `MaskSet.enforce`).
+    """
+    shadow.copy_(torch.where(keep, weight, shadow * decay + weight))
+    weight.mul_(keep).add_(0.0)
+
+
+def flipped(old: torch.Tensor, new: torch.Tensor) -> torch.Tensor:
+    """Where two keep-masks disagree (a weight pruned or brought back by a mask update)."""
+    return old != new

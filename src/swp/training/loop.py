@@ -71,6 +71,9 @@ class PhaseSpec:
         grad_clip: max gradient norm (0: no clipping).
         eval_every: steps between validation evaluations inside the phase (0: none).
         log_every: steps between logged training losses.
+        eval_every_tokens: also evaluate each time the run's training tokens cross a multiple
+            of this (0: never), so runs with other phase lengths share the token axis.
+        tokens_before: the run's training tokens before this phase (its token axis starts there).
     """
 
     name: str
@@ -80,6 +83,24 @@ class PhaseSpec:
     grad_clip: float = 0.0
     eval_every: int = 0
     log_every: int = 10
+    eval_every_tokens: int = 0
+    tokens_before: int = 0
+
+    def tokens_at(self, done: int, tokens_per_step: int) -> int:
+        """The run's training tokens once `done` steps of this phase are done."""
+        return self.tokens_before + done * tokens_per_step
+
+    def evaluates_after(self, step: int, tokens_per_step: int) -> bool:
+        """Whether the phase evaluates after its 0-based `step` (never after its last: the
+        run's stage evaluation follows the phase)."""
+        done = step + 1
+        if done >= self.steps:
+            return False
+        if self.eval_every and done % self.eval_every == 0:
+            return True
+        every = self.eval_every_tokens
+        now = self.tokens_at(done, tokens_per_step)
+        return bool(every) and now // every > (now - tokens_per_step) // every
 
 
 def train_phase(
@@ -94,6 +115,7 @@ def train_phase(
     masks: MaskSet | None = None,
     after_step: Callable[[int], None] | None = None,
     objective: Objective | None = None,
+    on_eval: Callable[[int, dict], None] | None = None,
 ) -> dict[str, float]:
     """Runs `spec.steps` optimizer steps; returns the phase's throughput and last training loss.
 
@@ -101,9 +123,11 @@ def train_phase(
     gradients of pruned weights, clip, step, re-zero pruned weights, log, then `after_step`
     (where the dense phase's hook lets SWP record its tracking points, and where checkpoints
     are written: after the step's log line, so a resumed run's metrics.jsonl misses none), so
-    the tracker only ever sees masked weights. A resumed phase starts at `start_step` (steps
-    already done), with the optimizer and `generator` restored, so it draws the same batches
-    and learning rates as an uninterrupted one.
+    the tracker only ever sees masked weights; then a validation evaluation when one is due
+    (`PhaseSpec.evaluates_after`), handed to `on_eval(tokens, metrics)`. A resumed phase starts
+    at `start_step` (steps already done), with the optimizer and `generator` restored, so it
+    draws the same batches and learning rates as an uninterrupted one; an evaluation due at
+    the checkpoint's step (which came after the checkpoint) is made first, on the same weights.
 
     An `objective` (the `recovery` option's, e.g. distillation) replaces `task.loss` in the
     forward slot (a teacher's forward runs inside it, so the order is unchanged) and returns named
@@ -115,6 +139,9 @@ def train_phase(
     tokens = 0
     compute_s = 0.0
     last_loss = math.nan
+    tps = task.tokens_per_batch
+    if start_step and spec.evaluates_after(start_step - 1, tps):
+        _evaluate_in_phase(task, model, spec, where, start_step - 1, on_eval)
     for step in range(start_step, spec.steps):
         t0 = time.perf_counter()
         lr = spec.lr_at(step)
@@ -128,15 +155,20 @@ def train_phase(
             after_step(step)
         compute_s += time.perf_counter() - t0
         bar.update(1)
-        if spec.eval_every and (step + 1) % spec.eval_every == 0 and step + 1 < spec.steps:
-            _evaluate_in_phase(task, model, where, spec, step)
+        if spec.evaluates_after(step, tps):
+            _evaluate_in_phase(task, model, spec, where, step, on_eval)
     bar.close()
     return {"tokens_per_s": tokens / compute_s if compute_s else 0.0, "last_loss": last_loss, "seconds": compute_s}
 
 
-def _evaluate_in_phase(task, model: nn.Module, where: Placement, spec: PhaseSpec, step: int) -> None:
+def _evaluate_in_phase(task, model: nn.Module, spec: PhaseSpec, where: Placement, step: int, on_eval) -> None:
+    """A validation evaluation inside the phase, logged with the run's training tokens so far."""
     metrics = evaluate(task, model, where.device, where.autocast, f"evaluate ({spec.name})", where.progress)
-    where.logger.log({f"val/{k}": v for k, v in metrics.items()} | {"phase": spec.name}, step=spec.step_offset + step)
+    tokens = spec.tokens_at(step + 1, task.tokens_per_batch)
+    where.logger.log({f"val/{k}": v for k, v in metrics.items()} | {"phase": spec.name, "tokens": tokens},
+                     step=spec.step_offset + step)
+    if on_eval is not None:
+        on_eval(tokens, metrics)
     model.train()
 
 

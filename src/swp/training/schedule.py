@@ -43,6 +43,9 @@ class Schedule:
         finetune_lr, finetune_min_lr, finetune_warmup_steps: the same for fine-tuning.
         weight_decay, beta1, beta2, grad_clip: AdamW and clipping (0 disables clipping).
         eval_every: steps between validation evaluations inside a phase (0: only at the ends).
+        eval_every_tokens: also evaluate each time the run's training tokens (dense, pruning
+            phase and recovery together) cross a multiple of this (0: off): runs whose phases
+            differ in length share one token axis (results.json ``curve``).
         log_every: steps between logged training losses.
         eval_initial: also evaluate before any training (``initial_val_*``), for pretrained
             models whose starting score is the published baseline.
@@ -64,6 +67,7 @@ class Schedule:
     eval_every: Count0 = field(default=500, metadata=DENSE)
     log_every: Count = field(default=10, metadata=DENSE)
     eval_initial: bool = field(default=False, metadata=DENSE)
+    eval_every_tokens: Count0 = field(default=0, metadata=DENSE)
 
     def __post_init__(self):
         check_arguments(Schedule, vars(self), at="schedule")
