@@ -119,19 +119,13 @@ def train_phase(
 ) -> dict[str, float]:
     """Runs `spec.steps` optimizer steps; returns the phase's throughput and last training loss.
 
-    The order inside a step is the whole method's contract: forward, backward, zero the
-    gradients of pruned weights, clip, step, re-zero pruned weights, log, then `after_step`
-    (where the dense phase's hook lets SWP record its tracking points, and where checkpoints
-    are written: after the step's log line, so a resumed run's metrics.jsonl misses none), so
-    the tracker only ever sees masked weights; then a validation evaluation when one is due
-    (`PhaseSpec.evaluates_after`), handed to `on_eval(tokens, metrics)`. A resumed phase starts
-    at `start_step` (steps already done), with the optimizer and `generator` restored, so it
-    draws the same batches and learning rates as an uninterrupted one; an evaluation due at
-    the checkpoint's step (which came after the checkpoint) is made first, on the same weights.
-
-    An `objective` (the `recovery` option's, e.g. distillation) replaces `task.loss` in the
-    forward slot (a teacher's forward runs inside it, so the order is unchanged) and returns named
-    terms too (``task_loss``, ``kd_logits``...), logged as ``<phase>/<term>`` beside the loss.
+    A step, in this order (the method's contract): forward (`objective`, e.g. distillation, or
+    `task.loss`), backward, zero the pruned weights' gradients, clip, step, re-zero them, log
+    (with the objective's named terms), `after_step` (tracking points, checkpoints: after the log
+    line, so a resumed metrics.jsonl misses none), then an evaluation when one is due
+    (`PhaseSpec.evaluates_after`, handed to `on_eval(tokens, metrics)`). A resumed phase starts
+    at `start_step` with the optimizer and `generator` restored, so it draws the same batches and
+    learning rates as an uninterrupted one; an evaluation due at the checkpoint's step is made first.
     """
     model.train()
     bar = tqdm(total=spec.steps, initial=start_step, desc=spec.name, disable=not where.progress,
