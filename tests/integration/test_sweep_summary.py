@@ -2,7 +2,6 @@
 two reference lines, the headline metric per task, the W&B summary run, the paired comparison
 of scripts/sweep_table.py, and a real `-m` sweep with seeds and the automatic control."""
 
-import csv
 import json
 import subprocess
 import sys
@@ -10,46 +9,7 @@ import sys
 import pytest
 
 from swp.testing.tiny import ROOT, TINY
-
-
-def _job(sweep, num, results=None, error=None, overrides=("x=1",), finetune_steps=None):
-    folder = sweep / str(num)
-    (folder / ".hydra").mkdir(parents=True)
-    (folder / ".hydra" / "overrides.yaml").write_text("".join(f"- {o}\n" for o in overrides))
-    if results is not None:
-        (folder / "results.json").write_text(json.dumps(results | {"layers": [{"name": "w"}]}))
-    if error is not None:
-        (folder / "error.json").write_text(json.dumps(error))
-    if finetune_steps is not None:
-        (folder / "config.yaml").write_text(f"schedule:\n  finetune_steps: {finetune_steps}\n")
-
-
-def _result(pruner, sparsity, loss, dense=2.0, metric="loss", **extra):
-    return {"pruner": pruner, "prune_rate": sparsity * 2, "sparsity": sparsity, f"dense_val_{metric}": dense,
-            f"pruned_val_{metric}": loss + 1, f"val_{metric}": loss} | extra
-
-
-def _read_csv(path):
-    with open(path, newline="") as f:
-        return list(csv.DictReader(f))
-
-
-def _lines(sweep, name="fig3_compression_loss.json"):
-    return json.loads((sweep / name).read_text())["lines"]
-
-
-@pytest.fixture
-def sweep(tmp_path):
-    s = tmp_path / "multirun" / "s1"
-    s.mkdir(parents=True)
-    (s / "multirun.yaml").write_text("{}")
-    _job(s, 0, _result("swp", 0.6, 1.9))
-    _job(s, 1, _result("magnitude", 0.6, 2.1))
-    _job(s, 2, _result("swp", 0.2, 1.95), overrides=("pruner=swp", "prune_rate=0.4"))
-    _job(s, 3, error={"type": "NonFiniteLossError", "error": "train: loss is nan at step 3"})
-    _job(s, 10)  # killed: neither file
-    _job(s, 4, _result("magnitude", 0.2, 1.99))
-    return s
+from tests.unit.test_sweep_summary import _lines, _read_csv
 
 
 @pytest.mark.slow

@@ -3,45 +3,8 @@ exit, and no results.json. Runs the real entrypoint (`swp.cli.hydra_app()`, in-p
 
 from __future__ import annotations
 
-import sys
-
 import pytest
 import torch
-
-from swp import cli as swp_cli
-from swp.testing.tiny import CONF, TINY
-
-# Shorter than the tiny run: these tests are about the errors, not the numbers.
-SHORT = ["schedule.train_steps=30", "schedule.finetune_steps=10", "dataset.eval_batches=2"]
-
-
-def cli(monkeypatch, capsys, out, *overrides, hydra_dir=None):
-    """Runs `python train.py <tiny> <overrides>`; returns (exit status, stderr)."""
-    hydra_dir = hydra_dir or out.parent / "hydra"
-    argv = [
-        "train.py",
-        f"--config-path={CONF}",
-        *TINY,
-        *SHORT,
-        f"output_dir={out}",
-        f"hydra.run.dir={hydra_dir}",
-        *overrides,
-    ]
-    monkeypatch.setattr(sys, "argv", argv)
-    try:
-        swp_cli.hydra_app()()
-        code = 0
-    except SystemExit as exc:
-        code = exc.code
-    return code, capsys.readouterr().err
-
-
-# ---------------------------------------------------------------------------------------------
-# Run folders that cannot be confused
-
-
-# ---------------------------------------------------------------------------------------------
-# A real full disk (a small tmpfs; needs root to mount one)
 
 
 def test_write_failure_that_is_not_a_full_disk_is_not_disguised(tmp_path):
