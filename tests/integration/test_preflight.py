@@ -44,9 +44,12 @@ def _cases() -> list[tuple[str, str]]:
 
 
 def _switches(pruner: str, key: str) -> list[str]:
-    """SWP calibrates (and uses calibration_batches) only when activation-aware."""
+    """SWP calibrates (and uses calibration_batches) only when activation-aware, magnitude only
+    under allocation=owl."""
     if key.startswith("pruner.calibration") and pruner.startswith("swp"):
         return ["pruner.activation_aware=true"]
+    if key.startswith("pruner.calibration") and pruner == "magnitude":
+        return ["pruner.allocation=owl"]
     return []
 
 

@@ -98,18 +98,7 @@ class GMPPruner(Pruner):
             self.current.apply(optimizer)  # weights and their Adam moments, after every step
 
     def plan(self, tracking_points: int, train_steps: int) -> list[str]:
-        """Notes for a ramp that the dense phase does not hold: the masks then jump to
-        final_sparsity at pruning, which is one-shot magnitude pruning for the rest."""
-        notes = []
-        if self.end_step > train_steps:
-            notes.append(f"pruner.end_step={self.end_step} is after the dense phase's {train_steps} steps: the ramp "
-                         "is cut there and the masks jump to final_sparsity at pruning")
-        last = min(self.end_step, train_steps)
-        first = self.start_step if self.start_step >= 1 else self.update_every  # steps are counted from 1
-        if first >= last:
-            notes.append(f"pruner.update_every={self.update_every} leaves no update before the last one (step "
-                         f"{last}): GMP prunes in one step, as magnitude pruning does")
-        return notes
+        return ramp_notes(self.start_step, self.end_step, self.update_every, train_steps, "GMP")
 
     def check_target(self, target: float | None) -> None:
         if target is not None and abs(target - self.final_sparsity) > 1e-12:
@@ -157,3 +146,18 @@ def first_update_step(start_step: int, end_step: int, update_every: int) -> int 
     first = next((done for done in range(max(start_step, 1), end_step + 1)
                   if is_update_step(done, start_step, end_step, update_every)), None)
     return None if first is None else first - 1
+
+
+def ramp_notes(start_step: int, end_step: int, update_every: int, train_steps: int, who: str) -> list[str]:
+    """Notes for a cubic ramp that the dense phase does not hold: the masks then jump to
+    final_sparsity at pruning, which is one-shot pruning for the rest."""
+    notes = []
+    if end_step > train_steps:
+        notes.append(f"pruner.end_step={end_step} is after the dense phase's {train_steps} steps: the ramp "
+                     "is cut there and the masks jump to final_sparsity at pruning")
+    last = min(end_step, train_steps)
+    first = start_step if start_step >= 1 else update_every  # steps are counted from 1
+    if first >= last:
+        notes.append(f"pruner.update_every={update_every} leaves no update before the last one (step "
+                     f"{last}): {who} prunes in one step")
+    return notes

@@ -19,7 +19,7 @@ from swp.distributed.sharding import count, distribute_like
 from swp.errors import ConfigError
 from swp.pruners.base import Model, Scope, magnitude_scores
 from swp.pruners.capabilities import Capabilities
-from swp.pruners.gmp import GMPAllocation, check_ramp, first_update_step
+from swp.pruners.gmp import GMPAllocation, check_ramp, first_update_step, ramp_notes
 from swp.pruners.swp import StateDtype, SWPPruner
 from swp.pruning.gradual import cubic_sparsity, flipped, is_update_step, straight_through_step_
 from swp.pruning.masks import MaskSet
@@ -195,6 +195,10 @@ class GradualSWPPruner(SWPPruner):
         if self.current is None or self.current_sparsity != self.final_sparsity:
             self._update(self.final_sparsity, None, last=True)
         return dict(self.current.keep), {}
+
+    def plan(self, tracking_points: int, train_steps: int) -> list[str]:
+        return super().plan(tracking_points, train_steps) + ramp_notes(
+            self.start_step, self.end_step, self.update_every, train_steps, "gradual SWP")
 
     def pruning_steps(self, train_steps: int) -> tuple[int, int]:
         return min(self.start_step, train_steps), min(self.end_step, train_steps)
