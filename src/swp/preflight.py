@@ -41,6 +41,10 @@ UNCHECKED = {
     "dataset.text.max_chars": "a cut longer than the text keeps it whole",
     "trajectories.show": "each figure draws at most the weights recorded",
     "pruner.blocksize": "SparseGPT's blocks stop at each layer's width",
+    "schedule.eval_every_tokens": "evaluate less often (at the phase ends only)",
+    # Read only by recipe=... (schedule=bakeoff), which turns them into the schedule's lengths.
+    "budget.steps": "longer phases (see schedule.train_steps)", "budget.mask_updates": "an update every step",
+    "budget.tracking_points": "a tracking point every step", "budget.eval_points": "evaluate more often",
 }
 # AdamW keeps two float32 moments per parameter beside the weights during training.
 ADAM_MOMENTS = 2
