@@ -14,7 +14,7 @@ import logging
 import math
 from typing import Annotated, Literal, Sequence
 
-from swp.config_types import Check, Count, Count0
+from swp.config_types import Check, Count, Count0, check_arguments
 from swp.errors import ConfigError
 from swp.infra.rng import capture_rng, restore_rng
 
@@ -45,15 +45,15 @@ class LMEvalTasks:
 
     option = "zeroshot"  # how refusals name the option (the subclasses name theirs)
 
-    def __init__(self, tasks: Sequence[str], include_path: str | None = None,
-                 batch_size: int | Literal["auto"] = 8, limit: int | None = None, num_fewshot: int = 0,
-                 after_pruning: bool = False, include_defaults: bool = True):
+    def __init__(self, tasks: TaskNames, include_path: str | None = None, batch_size: BatchSize = 8,
+                 limit: Limit = None, num_fewshot: Fewshot = 0, after_pruning: bool = False,
+                 include_defaults: bool = True):
+        check_arguments(LMEvalTasks, locals(), at="zeroshot")  # the subclasses' annotations, for direct use
         self.tasks = tuple(tasks)
         self.include_path, self.include_defaults = include_path, include_defaults
         self.batch_size, self.limit, self.num_fewshot = batch_size, limit, num_fewshot
         self.after_pruning = after_pruning
         self._manager = None
-        _check_settings(self.tasks, batch_size, limit, num_fewshot)
 
     # ---- before anything is trained --------------------------------------------------------
     def prepare(self, tokenizer, world_size: int) -> None:
@@ -179,15 +179,3 @@ def _quiet_lm_eval():
         yield
     finally:
         logger.setLevel(level)
-
-
-def _check_settings(tasks: tuple, batch_size, limit, num_fewshot) -> None:
-    """The constructor's own checks (library users get them too; the CLI checks first)."""
-    if not tasks or not all(isinstance(t, str) and t.strip() for t in tasks):
-        raise ConfigError(f"zeroshot.tasks must be a non-empty list of task names, got {list(tasks)}")
-    if batch_size != "auto" and (isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1):
-        raise ConfigError(f"zeroshot.batch_size must be an integer >= 1 or auto, got {batch_size!r}")
-    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
-        raise ConfigError(f"zeroshot.limit must be null or an integer >= 1, got {limit!r}")
-    if isinstance(num_fewshot, bool) or not isinstance(num_fewshot, int) or num_fewshot < 0:
-        raise ConfigError(f"zeroshot.num_fewshot must be an integer >= 0, got {num_fewshot!r}")
