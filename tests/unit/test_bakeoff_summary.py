@@ -120,15 +120,9 @@ def test_the_budget_arithmetic_resolvers():
 
 
 def test_the_bakeoff_figure_and_table_go_to_the_sweeps_wandb_run(sweep):
-    from swp.logging.wandb_logger import WandbLogger
-    from swp.logging.wandb_records import find_run_files, read_run
+    from tests.unit.test_sweep_summary import logged_sweep
 
-    logger = WandbLogger(config={"sweep_dir": str(sweep)}, out_dir=str(sweep), project="swp-test",
-                         job_type="sweep_summary")
-    summarize_sweep(sweep, logger)
-    logger.finish(True)
-    (path,) = find_run_files(sweep)
-    wb = read_run(path, wait_s=30)
+    wb = logged_sweep(sweep)
     assert any(f.startswith("media/images/sweep/bakeoff_curves") for f in wb.files)
     (table,) = sweep.glob("wandb/offline-run-*/files/media/table/sweep/bakeoff_table_*.table.json")
     data = json.loads(table.read_text())

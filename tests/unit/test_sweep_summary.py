@@ -242,13 +242,18 @@ def test_price_sweep_gets_the_mae_figure(tmp_path):
     assert (tmp_path / "fig4_compression_mae.png").exists() and not (tmp_path / "fig3_compression_loss.png").exists()
 
 
-def test_sweep_run_logs_table_and_curves_to_wandb(sweep):
+def logged_sweep(sweep):
+    """The sweep summarized into an offline W&B run, read back."""
     logger = WandbLogger(config={"sweep_dir": str(sweep)}, out_dir=str(sweep), project="swp-test",
                          job_type="sweep_summary")
     summarize_sweep(sweep, logger)
     logger.finish(True)
     (path,) = find_run_files(sweep)
-    wb = read_run(path, wait_s=30)
+    return read_run(path, wait_s=30)
+
+
+def test_sweep_run_logs_table_and_curves_to_wandb(sweep):
+    wb = logged_sweep(sweep)
     assert wb.group == "multirun/s1" and wb.summary["failed"] == 2 and wb.summary["ok"] == 4
     (table_path,) = sweep.glob("wandb/offline-run-*/files/media/table/sweep/results_*.table.json")
     table = json.loads(table_path.read_text())
