@@ -13,7 +13,8 @@ A run's results are flat scalars plus the per-layer list ``layers``:
 - sparsity measured on the weights: ``sparsity`` (prunable tensors), ``sparsity_overall`` (all
   parameters), ``mask_sparsity``, ``prunable_params``, ``total_params``, ``layers``;
 - cost: ``train_tokens_per_s``, ``finetune_tokens_per_s``, ``tracking_points``,
-  ``tracked_state_bytes``, ``model_bytes``, ``wall_s``; run facts: ``prune_rate_used``,
+  ``tracked_state_bytes``, ``model_bytes``, ``wall_s``; run facts: ``prune_rate_used`` (null
+  where the masks are ranked at ``target_sparsity``: N:M, ``allocation: uniform|owl``),
   ``dense_cache``, ``resumed_from``; calibration (Wanda, SparseGPT, activation-aware SWP):
   ``calibration_batches``, ``calibration_seed``, ``calibration_tokens`` (0 without calibration);
   under ``allocation: owl`` also ``owl_m``, ``owl_lambda`` and ``owl_layers`` (per block: ``layer``,
@@ -135,12 +136,19 @@ def summary_line(r: dict, out_dir: Path) -> str:
     metric = headline(r)
     baseline = f" (baseline {r[f'baseline_val_{metric}']:.4f})" if f"baseline_val_{metric}" in r else ""
     return (
-        f"pruner={r['pruner']} prune_rate={r['prune_rate_used']:.4g} sparsity={r['sparsity']:.1%} "
+        f"pruner={r['pruner']} {_rate_part(r)} sparsity={r['sparsity']:.1%} "
         f"(overall {r['sparsity_overall']:.1%}) | val_{metric}: dense {headline_value(r, 'dense'):.4f} "
         f"-> pruned {headline_value(r, 'pruned'):.4f} -> final {headline_value(r):.4f}{baseline} | "
         f"{r['train_tokens_per_s']:.0f} tok/s, {r['wall_s']:.0f}s{_zeroshot_part(r)}\n"
         f"{stage_line(r.get('stage_seconds') or {})}run folder: {out_dir}"
     )
+
+
+def _rate_part(r: dict) -> str:
+    """The rate that made the masks, or the target they were ranked to (no rate decided them)."""
+    if r["prune_rate_used"] is not None:
+        return f"prune_rate={r['prune_rate_used']:.4g}"
+    return f"target_sparsity={r['target_sparsity']:.4g}" if r.get("target_sparsity") is not None else "prune_rate=-"
 
 
 def _zeroshot_part(r: dict) -> str:

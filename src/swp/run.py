@@ -49,7 +49,8 @@ class Progress:
     """What the run has measured so far; every checkpoint and dense-cache entry carries it.
 
     Attributes:
-        rate: the prune_rate used (the given one, or the one found for target_sparsity).
+        rate: the prune_rate used (the given one, or the one found for target_sparsity; None
+            where the masks prune by rank at the target and no rate decides them).
         thresholds: per-tensor Eq. 2 thresholds of the masks.
         mask_sparsity: pruned fraction recorded when the masks were made (the guard's reference).
         dense_cache: ``off``, ``miss`` (trained and published) or ``hit`` (taken from the cache).
@@ -67,7 +68,7 @@ class Progress:
             ``pruned``, ``finetune``, ``final``), results.json's ``curve``.
     """
 
-    rate: float
+    rate: float | None
     thresholds: dict[str, float] = field(default_factory=dict)
     mask_sparsity: float = 0.0
     dense_cache: str = "off"

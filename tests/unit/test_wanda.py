@@ -62,9 +62,11 @@ def test_sequential_wanda_measures_each_block_after_pruning_the_ones_before():
     calls = []
     model.blocks[1].register_forward_pre_hook(lambda *_: calls.append(1))
     pruner = WandaPruner(model)
-    pruner.calibrate(model, data, forward)  # dense norms: one full pass
+    pruner.calibrate(model, data, forward)  # keeps the batches: no dense pass at a target
     keep, _ = pruner.masks(pruner.rate_for_sparsity(0.5))
-    assert len(calls) == 2 * len(data)  # the dense pass and block 1's own; block 0's pass stopped early
+    # Block 1's pre-hooks fire twice a batch: as the recording forward stops there (no dense
+    # pass runs further), and in its own run on the pruned block 0's outputs.
+    assert len(calls) == 2 * len(data)
     # By hand: block 0 from the dense model, then block 1's norms on the pruned block 0.
     for i, block in enumerate(ref.blocks):
         dense = WandaPruner(ref, sequential=False)
@@ -137,3 +139,27 @@ def test_activation_aware_swp_is_history_times_input_norm_per_row():
     assert all(bool((~k).sum(1).eq(4).all()) for k in keep.values())
 
 
+
+
+def test_sequential_wanda_at_a_rate_takes_its_fraction_from_the_dense_norms():
+    """Given a prune_rate and no target, the fraction comes from the dense model's norms, measured
+    on first use (before any block is pruned): the masks are those of that fraction as a target."""
+    from swp.pruning.threshold import pruned_fraction_at_rate
+
+    data, rate = batches(), 1.0
+    ref = TwoBlocks()
+    dense = WandaPruner(ref, sequential=False)
+    dense.calibrate(ref, data, forward)
+    fraction = pruned_fraction_at_rate(*dense._compared(*dense.scores()), rate)
+    assert 0.1 < fraction < 0.9
+    keeps = []
+    for use_rate in (True, False):
+        model = TwoBlocks()
+        model.load_state_dict(ref.state_dict())
+        pruner = WandaPruner(model)
+        pruner.calibrate(model, data, forward)
+        assert not pruner.norms  # nothing measured yet
+        keep, _ = pruner.masks(rate if use_rate else pruner.rate_for_sparsity(fraction))
+        keeps.append(keep)
+        assert pruner.calibration_tokens == 3 * 4 * 5
+    assert all(torch.equal(keeps[0][n], keeps[1][n]) for n in keeps[0])

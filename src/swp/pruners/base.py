@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import typing
-import warnings
 from dataclasses import replace
 from typing import Annotated, Literal
 
@@ -115,7 +114,7 @@ class Pruner:
     ):
         check_arguments(Pruner, locals(), at="pruner")
         self.allocation = allocation
-        self._target: tuple[float, float] | None = None  # (rate, target) of the last rate_for_sparsity
+        self._target: tuple[float | None, float] | None = None  # (rate, target) of the last rate_for_sparsity
         self.params = prunable_parameters(model, include, exclude)
         self.scope = scope
         self.nm = parse_nm(nm)
@@ -216,8 +215,9 @@ class Pruner:
         """Per-tensor scores (higher = more important) and the spread the threshold scales."""
         raise NotImplementedError
 
-    def masks(self, prune_rate: float) -> tuple[dict[str, torch.Tensor], dict[str, float]]:
-        """Keep-masks and thresholds at the given prune_rate (a multiple of the std).
+    def masks(self, prune_rate: float | None) -> tuple[dict[str, torch.Tensor], dict[str, float]]:
+        """Keep-masks and thresholds at the given prune_rate (a multiple of the std), or at the
+        target of `rate_for_sparsity` when `prune_rate` is what it returned (None included).
 
         With ``nm`` set the N:M rule replaces the threshold: prune_rate is ignored and no
         thresholds are returned; ``uniform`` allocation returns no thresholds either (it
@@ -232,7 +232,7 @@ class Pruner:
                 for n, s in score.items()
             }, {}
         score, spread = self._compared(score, spread)
-        target = self._target[1] if self._target is not None and self._target[0] == prune_rate else None
+        target = self.target_for(prune_rate)
         if self.allocation in RANKED:
             fraction = target if target is not None else pruned_fraction_at_rate(score, spread, prune_rate)
             return self.uniform_masks(score, fraction), {}
@@ -240,6 +240,15 @@ class Pruner:
             keep, thresholds, _ = masks_at_sparsity(score, spread, target)
             return keep, thresholds
         return masks_from_scores(score, spread, prune_rate)
+
+    def target_for(self, prune_rate: float | None) -> float | None:
+        """The target sparsity `rate_for_sparsity` was asked for when `prune_rate` is its answer
+        (the masks then prune exactly that fraction); None for a rate given by the user."""
+        if self._target is not None and self._target[0] == prune_rate:
+            return self._target[1]
+        if prune_rate is None:
+            raise ValueError("masks(None): no prune_rate and no target sparsity (call rate_for_sparsity first)")
+        return None
 
     def uniform_masks(self, score: dict[str, torch.Tensor], fraction: float) -> dict[str, torch.Tensor]:
         """Prunes `fraction` of every tensor (of every output row when `compare_rows`) by rank;
@@ -283,16 +292,21 @@ class Pruner:
         (N:M fixes the sparsity; GMP's is its final_sparsity)."""
         check_nm_target(self.nm, target)
 
-    def rate_for_sparsity(self, target: float) -> float:
+    def rate_for_sparsity(self, target: float) -> float | None:
         """The prune_rate that prunes the given fraction of the prunable weights; `masks` at this
-        rate prunes exactly round(target * N) weights (per tensor under ``uniform``)."""
+        rate prunes exactly round(target * N) weights.
+
+        None where no rate decides the masks: N:M and the ranked allocations (``uniform``,
+        ``owl``) prune by rank at `target` itself, so the search over every score at once (on an
+        LLM the pruning's largest cost in time and memory: every score held together) is
+        skipped, and results.json's ``prune_rate_used`` is null."""
         check_nm_target(self.nm, target)
+        if self.nm or self.allocation in RANKED:
+            self._target = (None, target)
+            return None
         score, spread = self.scores()
         score, spread = self._compared(self._weighted(score), spread)
-        with warnings.catch_warnings():
-            if self.allocation in RANKED:  # ranks reach every target; the rate is only reported
-                warnings.simplefilter("ignore")
-            rate = prune_rate_for_sparsity(score, spread, target)
+        rate = prune_rate_for_sparsity(score, spread, target)
         self._target = (rate, target)
         return rate
 

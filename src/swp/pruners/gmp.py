@@ -111,7 +111,7 @@ class GMPPruner(Pruner):
                           "GMP's masks are made at final_sparsity", stacklevel=2)
         return 0.0
 
-    def masks(self, prune_rate: float):
+    def masks(self, prune_rate: float | None):
         if self.current is None or self.current_sparsity != self.final_sparsity:
             self.current_sparsity = self.final_sparsity
             self.current = MaskSet(self.params, self._masks_at(self.final_sparsity))

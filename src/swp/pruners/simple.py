@@ -84,7 +84,7 @@ class RandomPruner(Pruner):
     def scores(self):
         return magnitude_scores(self.params, self.scope)
 
-    def masks(self, prune_rate: float):
+    def masks(self, prune_rate: float | None):
         magnitude_keep, thresholds = super().masks(prune_rate)
         gen = torch.Generator().manual_seed(self.seed)
         keep = {}

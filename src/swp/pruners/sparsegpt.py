@@ -89,12 +89,9 @@ class SparseGPTPruner(Pruner):
         """Magnitude: only used to turn a prune_rate into a fraction (the rule is SparseGPT's own)."""
         return magnitude_scores(self.params, self.scope)
 
-    def masks(self, prune_rate: float):
-        if self.nm:
-            fraction = None
-        elif self._target is not None and self._target[0] == prune_rate:
-            fraction = self._target[1]
-        else:
+    def masks(self, prune_rate: float | None):
+        fraction = None if self.nm else self.target_for(prune_rate)
+        if fraction is None and not self.nm:
             fraction = pruned_fraction_at_rate(*self.scores(), prune_rate)
         if self._done is not None:
             if self._done[0] != fraction:

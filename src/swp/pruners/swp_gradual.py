@@ -190,7 +190,7 @@ class GradualSWPPruner(SWPPruner):
         return 0.0
 
     @torch.no_grad()
-    def masks(self, prune_rate: float):
+    def masks(self, prune_rate: float | None):
         """The last masks (made at final_sparsity now if the dense phase ended before end_step)."""
         if self.current is None or self.current_sparsity != self.final_sparsity:
             self._update(self.final_sparsity, None, last=True)

@@ -38,11 +38,13 @@ class WandaPruner(Pruner):
     ``sequential`` (default, as the reference) prunes block by block (the blocks the model
     declares, `swp.models.structure`): each block's norms are measured on inputs from the
     already pruned blocks before it, and the block's pruned weights are zeroed at once
-    (`swp.pruners.calibration.block_by_block`: the first block's inputs are recorded during
-    `calibrate`'s pass, then each block runs twice, to measure and, pruned, to feed the next).
-    `calibrate` measures the dense model's norms in that pass, which `scores` uses to turn a
-    prune_rate into a fraction. ``sequential: false`` measures every layer on the dense model
-    in one pass.
+    (`swp.pruners.calibration.block_by_block`: the first block's inputs are recorded by a
+    forward that stops there, then each block runs twice, to measure and, pruned, to feed the
+    next), all of it in `masks`, once the fraction is known: `calibrate` only keeps the batches.
+    The dense model's norms are measured (one whole forward) only where they are needed: OWL's
+    outlier ratios (in `calibrate`, recording the first block's inputs on the way) and a
+    prune_rate given without target_sparsity (`scores` turns it into a fraction).
+    ``sequential: false`` measures every layer on the dense model in one pass.
 
     Args:
         model, include, exclude, scope, nm, allocation, owl_m, owl_lambda: see `Pruner` (scope
@@ -95,19 +97,18 @@ class WandaPruner(Pruner):
             self.norms, self.calibration_tokens = input_norms(model, self.params, batches, forward, reduce=reduce)
             self.measure_outliers(model, batches, forward, reduce, norms=self.norms)  # OWL: on the dense norms
             return
-        with first_stack_recording(model, self.params) as recorded:  # the dense pass runs the blocks anyway
-            self.norms, self.calibration_tokens = input_norms(model, self.params, batches, forward, reduce=reduce)
-        self.measure_outliers(model, batches, forward, reduce, norms=self.norms)
+        recorded = None  # block_by_block records the first block's inputs, its forward stopping there
+        if self.owl is not None:  # OWL's ratios need the dense norms: one whole pass, recording on the way
+            with first_stack_recording(model, self.params) as recorded:
+                self.norms, self.calibration_tokens = input_norms(model, self.params, batches, forward, reduce=reduce)
+            self.measure_outliers(model, batches, forward, reduce, norms=self.norms)
         self._calibration = (batches, forward, reduce, recorded)
 
-    def masks(self, prune_rate: float):
+    def masks(self, prune_rate: float | None):
         if not self.sequential:
             return super().masks(prune_rate)
-        if self.nm:
-            fraction = None
-        elif self._target is not None and self._target[0] == prune_rate:
-            fraction = self._target[1]
-        else:
+        fraction = None if self.nm else self.target_for(prune_rate)
+        if fraction is None and not self.nm:
             fraction = pruned_fraction_at_rate(*self._compared(*self.scores()), prune_rate)
         if self._done is None:
             if self._calibration is None:
@@ -124,7 +125,8 @@ class WandaPruner(Pruner):
         modules = owning_modules(self.model, self.params)
         keep: dict[str, torch.Tensor] = {}
         for names, run in block_by_block(self.model, self.params, batches, forward, recorded):
-            norms, _ = measured_norms({n: modules[n] for n in names}, run, reduce)
+            norms, seen = measured_norms({n: modules[n] for n in names}, run, reduce)
+            self.calibration_tokens = self.calibration_tokens or seen  # the first block's inputs
             self.norms.update(norms)
             score = {n: wanda_scores(self.params[n], norms[n], self.input_axis[n]) for n in names}
             if self.nm:
@@ -139,9 +141,18 @@ class WandaPruner(Pruner):
 
     def scores(self):
         if not self.norms:
-            raise RuntimeError("Wanda saw no calibration input: calibrate() must run before scores()")
+            self._measure_dense_norms()
         score = {n: wanda_scores(p, self.norms[n], self.input_axis[n]) for n, p in self.params.items()}
         return score, spreads(score, self.scope)
+
+    @torch.no_grad()
+    def _measure_dense_norms(self) -> None:
+        """The dense model's norms, which sequential pruning at a target never needs: measured
+        on first use (a prune_rate turned into a fraction), before any block is pruned."""
+        if self._calibration is None:
+            raise RuntimeError("Wanda saw no calibration input: calibrate() must run before scores()")
+        batches, forward, reduce, _ = self._calibration
+        self.norms, self.calibration_tokens = input_norms(self.model, self.params, batches, forward, reduce=reduce)
 
     def state_dict(self) -> dict:
         return {"norms": self.norms, "calibration_tokens": self.calibration_tokens}
