@@ -14,8 +14,10 @@ in separate processes with the same torch thread count, interleaved (the order a
 round), and save their pruned weights as Hugging Face folders. Measured around the calibration
 and pruning call only (model loading excluded on both sides): wall and process-CPU seconds, the
 peak resident set and its growth above the set just before (sampled every 5 ms, after
-malloc_trim). One evaluator scores both outputs: swp's perplexity (the run's 16 held-out windows
-of 64 tokens), and the zeros of the decoder's Linear weights.
+malloc_trim, with every weight read once before, on both sides: the checkpoint is mapped
+lazily, and its pages coming in would otherwise count as the pruning's growth). One evaluator
+scores both outputs: swp's perplexity (the run's 16 held-out windows of 64 tokens), and the
+zeros of the decoder's Linear weights.
 """
 
 from __future__ import annotations
@@ -100,6 +102,7 @@ def swp_worker(method: str, model_dir: str, calib: str, out: str, threads: int, 
     pruner = instantiate(compose([*RUN, f"pruner={method}"]).pruner)(model=model)
     rows = torch.tensor(json.loads(Path(calib).read_text()))
     batches = list(rows.split(batch_rows))
+    bench.resident(model)  # loading ends with the weights in memory, as on the peer's side
     with bench.PeakRSS() as mem, bench.Clock() as clock:
         bench._prune(pruner, model, _Loss(), batches)
     save_pretrained(model, Path(out))

@@ -89,6 +89,14 @@ class PeakRSS:
         self.growth = self.peak - self.start
 
 
+def resident(model) -> None:
+    """Reads every weight once, so pages a lazily mapped checkpoint left on disk are in memory
+    before a measurement starts (else their loading counts as the measured work's growth)."""
+    with torch.no_grad():
+        for t in [*model.parameters(), *model.buffers()]:
+            t.sum()
+
+
 def _give_back_free_heap() -> None:
     """glibc's malloc_trim: returns freed heap pages to the system (a no-op elsewhere)."""
     try:
@@ -237,7 +245,7 @@ def _prune(pruner, model, task, batches) -> dict:
         pruner.calibrate(model, batches, forward)
         model.train()
     keep, _ = pruner.masks(pruner.rate_for_sparsity(0.5))
-    MaskSet(pruner.params, keep).enforce()
+    MaskSet(pruner.params, keep).apply()  # as the run applies them after pruning
     return {n: k.clone() for n, k in keep.items()}
 
 

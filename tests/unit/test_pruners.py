@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+from torch import nn
 
 from swp.errors import ConfigError
 from swp.models.gpt import GPT
@@ -110,3 +111,27 @@ def test_mask_check_detects_drift(gpt):
         pruner.params[name][~keep[name]] = 1.0
     with pytest.raises(MaskDriftError, match=name):
         masks.check("after test")
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_one_time_apply_zeroes_like_the_per_step_path_without_float_copies(dtype):
+    """The apply after one-shot pruning multiplies by the bool masks (no 4-byte copy of every
+    mask); the per-step path makes the copies once; both leave the same weights, pruned ones +0.0."""
+    torch.manual_seed(0)
+    weights = {"a": torch.randn(6, 5, dtype=dtype), "b": -torch.rand(4, 3, dtype=dtype)}
+    keep = {n: torch.rand(w.shape) > 0.5 for n, w in weights.items()}
+    once = {n: nn.Parameter(w.clone()) for n, w in weights.items()}
+    stepped = {n: nn.Parameter(w.clone()) for n, w in weights.items()}
+    first = MaskSet(once, keep)
+    first.apply()
+    assert first._mult is None  # nothing kept beside the bool masks
+    second = MaskSet(stepped, keep)
+    second.enforce()
+    assert [m.dtype for m in second._mult] == [dtype, dtype]
+    for n in weights:
+        assert torch.equal(once[n], stepped[n]) and torch.equal(once[n], weights[n] * keep[n])
+        assert not torch.signbit(once[n][~keep[n]]).any()  # -0.0 made +0.0 on both paths
+    first.apply()  # a second apply is still exact; mask_grads then makes the copies
+    once["a"].grad = torch.ones_like(once["a"])
+    first.mask_grads()
+    assert first._mult is not None and torch.equal(once["a"].grad, keep["a"].to(dtype))
