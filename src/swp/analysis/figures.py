@@ -133,13 +133,18 @@ def token_curves(path: str | Path, panels: Sequence[dict], ylabel: str, title: s
     fig = _figure(4.8 * cols, 3.8 * rows)
     axes = fig.subplots(rows, cols, squeeze=False).flatten()
     labels = sorted({line["label"] for p in panels for line in p["lines"]})
+    from matplotlib.ticker import NullLocator
+
     colours = {label: f"C{i % 10}" for i, label in enumerate(labels)}
     for ax, panel in zip(axes, panels):
         _token_panel(ax, panel, colours, zoom_late)
         ax.set_ylabel(ylabel)
         ax.set_xlabel(xlabel)
-        if log_x:
+        if log_x:  # ticks at the budgets themselves: a short log span gets overlapping minor labels
             ax.set_xscale("log")
+            ticks = sorted({x for line in panel["lines"] for x in line["x"]})
+            ax.set_xticks(ticks, [f"{x:,.0f}" for x in ticks], fontsize=7)
+            ax.xaxis.set_minor_locator(NullLocator())
     for ax in axes[len(panels):]:
         ax.set_visible(False)
     axes[0].legend(fontsize=7, title=band_note or None, title_fontsize=7)
