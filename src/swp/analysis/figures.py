@@ -130,7 +130,7 @@ def token_curves(path: str | Path, panels: Sequence[dict], ylabel: str, title: s
     differences that matter)."""
     cols = min(len(panels), 3)
     rows = -(-len(panels) // cols)
-    fig = _figure(4.8 * cols, 3.8 * rows)
+    fig = _figure(max(4.8 * cols, 7.2), 3.8 * rows)  # one panel: room for the title
     axes = fig.subplots(rows, cols, squeeze=False).flatten()
     labels = sorted({line["label"] for p in panels for line in p["lines"]})
     from matplotlib.ticker import NullLocator
