@@ -216,7 +216,7 @@ def recording(model: nn.Module, paths: tuple[str, ...], stop: bool = False) -> I
 
 def first_stack_recording(model: nn.Module, names) -> contextlib.AbstractContextManager:
     """`recording` of the first stack holding pruned layers, for a forward that runs anyway
-    (Wanda's dense pass); a no-op context (None) when no block holds one."""
+    (Wanda's dense pass under OWL); a no-op context (None) when no block holds one."""
     stacks, _ = block_groups(model, names)
     return recording(model, tuple(p for p, _ in stacks[0])) if stacks else contextlib.nullcontext()
 
