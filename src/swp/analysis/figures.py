@@ -133,8 +133,6 @@ def token_curves(path: str | Path, panels: Sequence[dict], ylabel: str, title: s
     fig = _figure(max(4.8 * cols, 7.2), 3.8 * rows)  # one panel: room for the title
     axes = fig.subplots(rows, cols, squeeze=False).flatten()
     labels = sorted({line["label"] for p in panels for line in p["lines"]})
-    from matplotlib.ticker import NullLocator
-
     colours = {label: f"C{i % 10}" for i, label in enumerate(labels)}
     for ax, panel in zip(axes, panels):
         _token_panel(ax, panel, colours, zoom_late)
@@ -144,12 +142,18 @@ def token_curves(path: str | Path, panels: Sequence[dict], ylabel: str, title: s
             ax.set_xscale("log")
             ticks = sorted({x for line in panel["lines"] for x in line["x"]})
             ax.set_xticks(ticks, [f"{x:,.0f}" for x in ticks], fontsize=7)
-            ax.xaxis.set_minor_locator(NullLocator())
+            ax.xaxis.set_minor_locator(_null_locator())
     for ax in axes[len(panels):]:
         ax.set_visible(False)
     axes[0].legend(fontsize=7, title=band_note or None, title_fontsize=7)
     fig.suptitle(title, fontsize=11)
     return _save(fig, path)
+
+
+def _null_locator():
+    from matplotlib.ticker import NullLocator  # matplotlib loads only when a figure is drawn
+
+    return NullLocator()
 
 
 def _token_panel(ax, panel: dict, colours: dict, zoom_late: bool) -> None:

@@ -250,6 +250,15 @@ class Pruner:
             raise ValueError("masks(None): no prune_rate and no target sparsity (call rate_for_sparsity first)")
         return None
 
+    def fraction_for(self, prune_rate: float | None) -> float | None:
+        """The fraction a ranked pruner prunes at `prune_rate`: None under N:M, the target of
+        `rate_for_sparsity` when `prune_rate` is its answer, else what Eq. 2 prunes at that rate
+        on the compared scores."""
+        if self.nm:
+            return None
+        target = self.target_for(prune_rate)
+        return target if target is not None else pruned_fraction_at_rate(*self._compared(*self.scores()), prune_rate)
+
     def uniform_masks(self, score: dict[str, torch.Tensor], fraction: float) -> dict[str, torch.Tensor]:
         """Prunes `fraction` of every tensor (of every output row when `compare_rows`) by rank;
         under ``owl`` each tensor's own fraction (`tensor_fractions`) instead. `score` may be raw

@@ -14,7 +14,6 @@ from swp.pruners.calibration import Reduce, block_by_block, input_hooks, local_o
 from swp.pruners.capabilities import Calibration
 from swp.pruning.nm import parse_nm
 from swp.pruning.sparsegpt import add_hessian_batch_, merge_hessians_, sparsegpt_prune
-from swp.pruning.threshold import pruned_fraction_at_rate
 
 RankedAllocation = Annotated[Literal["uniform", "owl"], Why("SparseGPT prunes every layer at a set fraction")]
 
@@ -90,9 +89,7 @@ class SparseGPTPruner(Pruner):
         return magnitude_scores(self.params, self.scope)
 
     def masks(self, prune_rate: float | None):
-        fraction = None if self.nm else self.target_for(prune_rate)
-        if fraction is None and not self.nm:
-            fraction = pruned_fraction_at_rate(*self.scores(), prune_rate)
+        fraction = self.fraction_for(prune_rate)
         if self._done is not None:
             if self._done[0] != fraction:
                 raise RuntimeError("SparseGPT already pruned (and reconstructed) the weights at another sparsity")

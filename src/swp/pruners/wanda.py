@@ -20,7 +20,7 @@ from swp.pruners.calibration import (
 )
 from swp.pruners.capabilities import Calibration, Capabilities
 from swp.pruning.nm import nm_keep_mask, parse_nm
-from swp.pruning.threshold import pruned_fraction_at_rate, spreads
+from swp.pruning.threshold import spreads
 from swp.pruning.wanda import wanda_scores
 
 
@@ -107,9 +107,7 @@ class WandaPruner(Pruner):
     def masks(self, prune_rate: float | None):
         if not self.sequential:
             return super().masks(prune_rate)
-        fraction = None if self.nm else self.target_for(prune_rate)
-        if fraction is None and not self.nm:
-            fraction = pruned_fraction_at_rate(*self._compared(*self.scores()), prune_rate)
+        fraction = self.fraction_for(prune_rate)
         if self._done is None:
             if self._calibration is None:
                 raise RuntimeError("Wanda saw no calibration input: calibrate() must run before masks()")
