@@ -34,6 +34,7 @@ import gc
 import statistics
 import threading
 import time
+from collections.abc import Mapping
 from contextlib import nullcontext
 
 import torch
@@ -234,7 +235,7 @@ def _pruners(args, model, swp):
     return [r for r in rows if args.owl or not r[0].endswith(" owl")]
 
 
-def _prune(pruner, model, task, batches) -> dict:
+def _prune(pruner, model, task, batches) -> Mapping[str, torch.Tensor]:
     """Calibrate (if the pruner does), pick the rate for 50%, build and enforce the masks."""
     if pruner.capabilities.calibrates:
         def forward(m, batch):
@@ -246,7 +247,7 @@ def _prune(pruner, model, task, batches) -> dict:
         model.train()
     keep, _ = pruner.masks(pruner.rate_for_sparsity(0.5))
     MaskSet(pruner.params, keep).apply()  # as the run applies them after pruning
-    return dict(keep)  # the pruner's own masks (a copy here would count as pruning memory)
+    return keep  # the pruner's own masks (a copy, or a bool unpacking, would count as pruning memory)
 
 
 def _sequential(args, task, model) -> None:

@@ -209,8 +209,8 @@ class Run:
             p.rate = self.pruner.rate_for_sparsity(self.target_sparsity)
         keep, p.thresholds = self.pruner.masks(p.rate)
         if calibrated:  # reduced floats may round apart: every DDP replica takes rank 0's
-            for name, k in keep.items():
-                self.where.from_main(k)
+            for name in keep:  # assigned back: packed masks are read as new tensors
+                keep[name] = self.where.from_main(keep[name])
                 self.where.from_main(self.pruner.params[name].data)
         self.masks = MaskSet(self.pruner.params, keep)
         warn_overpruned(self.masks.keep, self.max_sparsity)
@@ -307,7 +307,7 @@ class Run:
             show: weights drawn per trajectory category in Figs. 1-2.
         """
         # Under FSDP2 every rank gathers its shards (collective); rank 0 alone writes.
-        model, keep = full_model(self.model), full_state(self.masks.keep) if self.masks is not None else None
+        model, keep = full_model(self.model), full_state(dict(self.masks.keep)) if self.masks is not None else None
         scores = full_state(self.pruner.artifacts())
         if not is_main():
             return

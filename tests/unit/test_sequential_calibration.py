@@ -94,6 +94,8 @@ def test_block_by_block_gives_the_old_passes_masks_and_weights(family, pruner_na
     assert set(norms) == set(norms_old) and all(torch.equal(norms[n], norms_old[n]) for n in norms), "norms"
     assert tokens == tokens_old == BATCHES * 2 * 16
     assert sum(int((~k).sum()) for k in keep.values()) == sum(k.numel() for k in keep.values()) // 2
+    # held at a bit a weight while the pass runs (a byte a weight outgrew the peer's working set)
+    assert keep.nbytes() == sum(-(-k.numel() // 8) for k in keep.values())
     n = LAYERS
     # Recording (stops before the last block), measuring, feeding the next; Wanda at a target
     # needs no dense pass of its own (the old pass ran from the embedding up to each block).

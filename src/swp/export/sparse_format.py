@@ -3,9 +3,10 @@
 Each tensor is stored in whichever of three encodings is smallest:
 
 - ``dense``: as is (embeddings, norms, anything barely sparse).
-- ``bitmask``: one bit per element saying "non-zero" (``np.packbits``, little bit order) plus
-  the non-zero values in row-major order. Costs numel/8 + nnz * itemsize bytes, so an fp32
-  tensor at 60% sparsity takes 1/32 + 0.4 = 0.43 of its dense size.
+- ``bitmask``: one bit per element saying "non-zero" (`swp.pruning.bits.pack_bits`, the layout
+  of ``np.packbits(..., bitorder="little")``) plus the non-zero values in row-major order.
+  Costs numel/8 + nnz * itemsize bytes, so an fp32 tensor at 60% sparsity takes 1/32 + 0.4 =
+  0.43 of its dense size.
 - ``csr``: the tensor viewed as (rows, last dim); row pointers, column indices in the smallest
   integer type that fits, and the values. Smaller than the bitmask only at high sparsity
   (fp32 with int16 columns: beyond about 94%).
@@ -26,21 +27,14 @@ import json
 import math
 from pathlib import Path
 
-import numpy as np
 import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
+from swp.pruning.bits import pack_bits, unpack_bits
+
 FORMAT = "swp-sparse-v1"
 SEP = "::"
-
-
-def _pack(bits: torch.Tensor) -> torch.Tensor:
-    return torch.from_numpy(np.packbits(bits.cpu().numpy().astype(np.uint8), bitorder="little"))
-
-
-def _unpack(packed: torch.Tensor, count: int) -> torch.Tensor:
-    return torch.from_numpy(np.unpackbits(packed.numpy(), count=count, bitorder="little").astype(bool))
 
 
 def _index_dtype(limit: int) -> torch.dtype:
@@ -90,9 +84,9 @@ def encode_tensor(name: str, tensor: torch.Tensor) -> tuple[dict[str, torch.Tens
     info["encoding"] = encoding
     out = {f"{name}{SEP}values": flat[keep].clone()}
     if negzero is not None:
-        out[f"{name}{SEP}negzero"] = _pack(negzero)
+        out[f"{name}{SEP}negzero"] = pack_bits(negzero.cpu())
     if encoding == "bitmask":
-        out[f"{name}{SEP}mask"] = _pack(keep)
+        out[f"{name}{SEP}mask"] = pack_bits(keep.cpu())
     else:
         keep2d = keep.view(rows, cols)
         counts = keep2d.sum(dim=1)
@@ -111,7 +105,7 @@ def decode_tensor(name: str, info: dict, stored: dict[str, torch.Tensor]) -> tor
     numel = math.prod(shape)
     values = stored[f"{name}{SEP}values"]
     if info["encoding"] == "bitmask":
-        keep = _unpack(stored[f"{name}{SEP}mask"], numel)
+        keep = unpack_bits(stored[f"{name}{SEP}mask"], numel)
     elif info["encoding"] == "csr":
         cols = shape[-1] if shape else 1
         indptr = stored[f"{name}{SEP}indptr"].long()
@@ -125,7 +119,7 @@ def decode_tensor(name: str, info: dict, stored: dict[str, torch.Tensor]) -> tor
     signs = stored.get(f"{name}{SEP}negzero")
     if signs is not None:
         zero_at = (~keep).nonzero().squeeze(1)
-        out[zero_at[_unpack(signs, len(zero_at))]] = -0.0
+        out[zero_at[unpack_bits(signs, len(zero_at))]] = -0.0
     return out.view(shape)
 
 

@@ -12,6 +12,7 @@ from swp.models.structure import model_structure
 from swp.pruners.base import Model, NMSpec, OwlLambda, OwlM, Pruner, magnitude_scores
 from swp.pruners.calibration import Reduce, block_by_block, input_hooks, local_only, owning_modules
 from swp.pruners.capabilities import Calibration
+from swp.pruning.bits import PackedMasks
 from swp.pruning.nm import parse_nm
 from swp.pruning.sparsegpt import add_hessian_batch_, merge_hessians_, sparsegpt_prune
 
@@ -103,7 +104,7 @@ class SparseGPTPruner(Pruner):
 
     @torch.no_grad()
     def _prune_sequentially(self, fraction: float) -> dict[str, torch.Tensor]:
-        model, keep = self.model, {}
+        model, keep = self.model, PackedMasks()  # a bit a weight: a byte would outgrow the pass
         fractions = self.tensor_fractions(fraction)
         modules = owning_modules(model, self.params)
         first = next(iter(self.params))  # the layer whose inputs count the calibration tokens
@@ -133,4 +134,4 @@ class SparseGPTPruner(Pruner):
                 keep[name] = k if axis == 1 else k.t()
         device = self.params[first].device
         self.calibration_tokens = int(self._reduce(torch.tensor([self.calibration_tokens], device=device)).item())
-        return {n: keep[n] for n in self.params}
+        return keep.reordered(self.params)

@@ -19,6 +19,7 @@ from swp.pruners.calibration import (
     owning_modules,
 )
 from swp.pruners.capabilities import Calibration, Capabilities
+from swp.pruning.bits import PackedMasks
 from swp.pruning.nm import nm_keep_mask, parse_nm
 from swp.pruning.threshold import spreads
 from swp.pruning.wanda import wanda_scores
@@ -121,7 +122,7 @@ class WandaPruner(Pruner):
     def _prune_sequentially(self, fraction: float | None) -> dict[str, torch.Tensor]:
         batches, forward, reduce, recorded = self._calibration
         modules = owning_modules(self.model, self.params)
-        keep: dict[str, torch.Tensor] = {}
+        keep = PackedMasks()  # the whole model's masks at a bit a weight: a byte would outgrow the pass
         for names, run in block_by_block(self.model, self.params, batches, forward, recorded):
             norms, seen = measured_norms({n: modules[n] for n in names}, run, reduce)
             self.calibration_tokens = self.calibration_tokens or seen  # the first block's inputs
@@ -134,8 +135,8 @@ class WandaPruner(Pruner):
                 made = self.uniform_masks(score, fraction)
             for n, k in made.items():  # the next block's inputs come from this pruned block
                 self.params[n].mul_(k.to(self.params[n].dtype))
-            keep |= made
-        return {n: keep[n] for n in self.params}
+                keep[n] = k
+        return keep.reordered(self.params)
 
     def scores(self):
         if not self.norms:

@@ -7,6 +7,7 @@ from torch import nn
 
 from swp.distributed.sharding import count, distribute_like
 from swp.errors import RunError
+from swp.pruning.bits import PackedMasks
 
 
 class MaskDriftError(RunError):
@@ -16,8 +17,9 @@ class MaskDriftError(RunError):
 class MaskSet:
     """Keep-masks for named parameters, with fused in-place enforcement.
 
-    For training the masks are also kept in the parameters' dtype, so the enforcement of every
-    step (`mask_grads`, `enforce`, a gradual pruner's `apply(optimizer)`) is one foreach multiply,
+    The masks are held at one bit a weight (`PackedMasks`). For training they are also kept in
+    the parameters' dtype, so the enforcement of every step (`mask_grads`, `enforce`, a gradual
+    pruner's `apply(optimizer)`) is one foreach multiply,
     which costs well under 1% of a training step at every model size (a bool multiplier is about
     2.5x slower, `masked_fill_` about 8x). Those copies (4 bytes a weight in float32) are made on
     first use by one of these, so the one-time `apply()` after one-shot pruning, with the bool
@@ -33,8 +35,9 @@ class MaskSet:
             raise ValueError("masks and parameters must name the same tensors")
         self.names = list(params)
         self.params = [params[n] for n in self.names]
-        self.keep = {n: distribute_like(keep[n].to(device=params[n].device, dtype=torch.bool), params[n])
-                     for n in self.names}
+        self.keep = PackedMasks()  # one bit a weight; consumers read bool tensors, unpacked per name
+        for n in self.names:  # one name at a time: no second bool copy of every mask at once
+            self.keep[n] = distribute_like(keep[n].to(device=params[n].device, dtype=torch.bool), params[n])
         self._mult: list[torch.Tensor] | None = None  # the masks in the weights' dtype, made on first use
 
     def _multipliers(self) -> list[torch.Tensor]:
@@ -48,8 +51,11 @@ class MaskSet:
         """Zeroes pruned weights and their optimizer state (so momentum cannot revive them).
         Without an optimizer and before any per-step use (the one-time application after
         pruning) it multiplies by the bool masks and makes no float copies."""
-        once = optimizer is None and self._mult is None
-        torch._foreach_mul_(self.params, [self.keep[n] for n in self.names] if once else self._multipliers())
+        if optimizer is None and self._mult is None:
+            for n, p in zip(self.names, self.params):  # each bool mask unpacked only for its multiply
+                p.mul_(self.keep[n])
+        else:
+            torch._foreach_mul_(self.params, self._multipliers())
         # w * 0 is -0.0 for negative w; adding +0.0 makes every pruned weight +0.0, so a
         # compressed checkpoint (bitmask + kept values) needs no sign bits to be bit-exact.
         torch._foreach_add_(self.params, 0.0)
