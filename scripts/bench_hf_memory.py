@@ -81,7 +81,8 @@ def arithmetic(name: str, fields: dict) -> None:
         ("AdamW m, v (bf16, torch keeps the param dtype)", 4 * total),
         ("SWP state, state_dtype=float32 on GPU", 4 * pruned),
         ("SWP state, state_device=cpu", 0),
-        ("MaskSet after pruning (bool keep + bf16 multiplier)", 3 * pruned),
+        ("MaskSet in recovery (1-bit keep + bf16 multiplier)", pruned / 8 + 2 * pruned),
+        ("MaskSet after one-shot pruning (1-bit keep only)", pruned / 8),
     ]
     for label, b in rows:
         print(f"  {label:<52} {b / GiB:7.1f} GiB  ({b / w:.2f} x weights)")

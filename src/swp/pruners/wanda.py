@@ -127,16 +127,18 @@ class WandaPruner(Pruner):
             norms, seen = measured_norms({n: modules[n] for n in names}, run, reduce)
             self.calibration_tokens = self.calibration_tokens or seen  # the first block's inputs
             self.norms.update(norms)
-            score = {n: wanda_scores(self.params[n], norms[n], self.input_axis[n]) for n in names}
-            if self.nm:
-                made = {n: nm_keep_mask(s.movedim(self.input_axis[n], -1), *self.nm).movedim(-1, self.input_axis[n])
-                        for n, s in score.items()}
-            else:
-                made = self.uniform_masks(score, fraction)
-            for n, k in made.items():  # the next block's inputs come from this pruned block
-                self.params[n].mul_(k.to(self.params[n].dtype))
+            for n in names:  # one layer's scores at a time (a block's all at once outgrew the peer)
+                k = self._layer_keep(n, wanda_scores(self.params[n], norms[n], self.input_axis[n]), fraction)
+                self.params[n].mul_(k)  # the next block's inputs come from this pruned block
                 keep[n] = k
         return keep.reordered(self.params)
+
+    def _layer_keep(self, name: str, score: torch.Tensor, fraction: float | None) -> torch.Tensor:
+        """One layer's keep-mask from its Wanda scores: N:M, or its uniform (or OWL) fraction."""
+        if self.nm:
+            axis = self.input_axis[name]
+            return nm_keep_mask(score.movedim(axis, -1), *self.nm).movedim(-1, axis)
+        return self.uniform_masks({name: score}, fraction)[name]
 
     def scores(self):
         if not self.norms:
