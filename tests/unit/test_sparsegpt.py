@@ -82,6 +82,21 @@ def test_dead_inputs_are_zeroed_and_pruned_first():
     assert not keep[:, 2].any() and bool((new[:, 2] == 0).all())
 
 
+@pytest.mark.parametrize("dead", [False, True])
+@pytest.mark.parametrize("nm", [None, (2, 4)])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_overwriting_the_hessian_gives_the_same_pruning_and_the_copy_leaves_it_alone(seed, nm, dead):
+    w, _, h = correlated(d=24, seed=seed)
+    if dead:
+        h[5, :] = h[:, 5] = 0
+    given = h.clone()
+    copied = sparsegpt_prune(w, h, 0.5, nm=nm, blocksize=8)
+    assert torch.equal(h, given)  # the default works in a copy
+    overwritten = sparsegpt_prune(w, h, 0.5, nm=nm, blocksize=8, overwrite_hessian=True)
+    assert all(torch.equal(a, b) for a, b in zip(copied[:2], overwritten[:2])) and copied[2] == overwritten[2]
+    assert not torch.equal(h, given)  # its storage held the work (the dampened inverse)
+
+
 def test_pruner_is_sequential_and_runs_each_block_on_the_previous_ones_outputs():
     model = TwoBlocks()
     dense = {n: p.detach().clone() for n, p in model.named_parameters()}

@@ -129,7 +129,8 @@ class SparseGPTPruner(Pruner):
                 p, axis = self.params[name], self.input_axis[name]
                 weight = p.detach() if axis == 1 else p.detach().t()  # (out, in) for the math
                 new, k, self.losses[name] = sparsegpt_prune(
-                    weight, hessians.pop(name), fractions[name], self.nm, self.blocksize, self.percdamp)
+                    weight, hessians.pop(name), fractions[name], self.nm, self.blocksize, self.percdamp,
+                    overwrite_hessian=True)
                 p.copy_(new if axis == 1 else new.t())
                 keep[name] = k if axis == 1 else k.t()
         device = self.params[first].device

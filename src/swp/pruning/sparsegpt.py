@@ -62,6 +62,7 @@ def sparsegpt_prune(
     blocksize: int = 128,
     percdamp: float = 0.01,
     mask: torch.Tensor | None = None,
+    overwrite_hessian: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor, float]:
     """Prunes `weight` (out_features x in_features) by SparseGPT with the inputs' Hessian.
 
@@ -75,6 +76,9 @@ def sparsegpt_prune(
         blocksize: columns per lazily updated block (128 in the reference).
         percdamp: dampening added to H's diagonal, as a fraction of its mean diagonal.
         mask: an explicit keep-mask (out, in) to reconstruct for, instead of choosing one.
+        overwrite_hessian: work in a float32 `hessian`'s own storage (it is left holding the
+            dampened H^-1) instead of a copy: a caller done with H saves in x in floats at the
+            peak, as the reference does.
 
     Returns:
         (new weight in `weight`'s dtype, keep-mask, the OBS loss sum of w_q^2 / [H^-1]_qq^2 / 2).
@@ -85,7 +89,7 @@ def sparsegpt_prune(
     """
     rows, columns = weight.shape
     W = weight.detach().float().clone()
-    Hinv = _upper_inverse_cholesky(W, hessian, percdamp)
+    Hinv = _upper_inverse_cholesky(W, hessian, percdamp, overwrite_hessian)
     keep = torch.ones_like(W, dtype=torch.bool)
     losses = torch.zeros(rows, device=W.device)  # summed on the device: no sync per column
     for i1 in range(0, columns, blocksize):
@@ -119,10 +123,12 @@ def _sweep_block(W1: torch.Tensor, keep1: torch.Tensor, Hinv1: torch.Tensor, nm,
     return Q1, Err1
 
 
-def _upper_inverse_cholesky(W: torch.Tensor, hessian: torch.Tensor, percdamp: float) -> torch.Tensor:
-    """Cholesky factor (upper) of the dampened H^-1; zeroes W's columns of dead inputs in place."""
+def _upper_inverse_cholesky(W: torch.Tensor, hessian: torch.Tensor, percdamp: float,
+                            overwrite: bool = False) -> torch.Tensor:
+    """Cholesky factor (upper) of the dampened H^-1; zeroes W's columns of dead inputs in place.
+    Two (in, in) matrices live at once besides the caller's H, which `overwrite` lets it reuse."""
     columns = W.shape[1]
-    H = hessian.detach().float().clone().to(W.device)
+    H = hessian.detach().to(device=W.device, dtype=torch.float32, copy=not overwrite)
     dead = torch.diag(H) == 0  # inputs that were always zero: their weights never mattered
     H[dead, dead] = 1.0
     W[:, dead] = 0.0
@@ -130,7 +136,9 @@ def _upper_inverse_cholesky(W: torch.Tensor, hessian: torch.Tensor, percdamp: fl
     H[diag, diag] += percdamp * torch.mean(torch.diag(H))
     L, info = torch.linalg.cholesky_ex(H)
     if info == 0:
-        L, info = torch.linalg.cholesky_ex(torch.cholesky_inverse(L), upper=True)
+        torch.cholesky_inverse(L, out=H)  # H's own storage takes the inverse (not aliased to L)
+        del L
+        L, info = torch.linalg.cholesky_ex(H, upper=True)
     if info != 0:
         raise ValueError("SparseGPT: the calibration Hessian is not positive definite after dampening; "
                          "use more calibration batches or a larger percdamp")
