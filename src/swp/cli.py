@@ -21,6 +21,7 @@ from swp.distributed import env as dist_env
 from swp.errors import ConfigError, RunError, RunInterrupted, one_line
 from swp.infra.run_folder import record_failure
 from swp.infra.runtime import threads_restored
+from swp.infra.signals import sweep_stop_requested
 from swp.launch import Context, launch
 from swp.results import headline_value
 
@@ -62,12 +63,17 @@ def run(cfg: DictConfig) -> dict:
 def main(cfg: DictConfig) -> float | None:
     """What `train.py` calls: `run` under the failure policy. Returns the headline metric, so
     Hydra sweepers that optimise a return value can use it."""
+    if sweep_stop_requested():  # a parallel sweep asked to stop before this job began
+        print("not started: the sweep was asked to stop; re-run the sweep's command to run it", file=sys.stderr)
+        return None
     try:
         results = run(cfg)
     except RunInterrupted as exc:
         note = _record_failure(cfg, exc)
         print(f"stopped: {one_line(exc)}{note}", file=sys.stderr, flush=True)
         dist_env.leave_together()  # under torchrun: every rank has said where it stopped
+        if sweep_stop_requested():
+            return None  # in a worker: the sweep's parent exits with the signal once every job is back
         sys.exit(128 + exc.signum)  # also ends a sweep: the user or the cluster asked to stop
     except (ConfigError, RunError) as exc:
         note = _record_failure(cfg, exc)

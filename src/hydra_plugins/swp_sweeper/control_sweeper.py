@@ -20,10 +20,14 @@ the dense cache when it starts (``none`` tracks nothing and may reuse any entry 
 from __future__ import annotations
 
 import logging
-from typing import Dict, List, Optional
+import signal
+import sys
+from typing import Any, Dict, List, Optional
 
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.override_parser.types import Override
+
+from swp.infra.signals import SweepStop
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +100,21 @@ class ControlSweeper(BasicSweeper):
                  control: bool = True):
         super().__init__(max_batch_size=max_batch_size, params=params)
         self.control = control
+
+    def sweep(self, arguments: List[str]) -> Any:
+        """The basic sweep; where the jobs run in worker processes (joblib), a stop signal to
+        this process stops them all with their checkpoints (`swp.infra.signals.SweepStop`)."""
+        if type(self.launcher).__name__ != "JoblibLauncher":
+            return super().sweep(arguments)  # in this process (the job's own handlers) or on a cluster
+        with SweepStop() as stop:
+            returns = super().sweep(arguments)
+        if stop.signum is not None:
+            name = signal.Signals(stop.signum).name
+            print(f"sweep stopped by {name}: the running jobs wrote a checkpoint, the others did not start; "
+                  f"re-run the command with hydra.sweep.dir={self.config.hydra.sweep.dir} to resume",
+                  file=sys.stderr, flush=True)
+            sys.exit(128 + stop.signum)
+        return returns
 
     def _finetunes(self, job: List[str]) -> bool:
         cfg = self.hydra_context.config_loader.load_sweep_config(self.config, list(job))

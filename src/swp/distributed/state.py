@@ -176,8 +176,8 @@ class AgreedStopRequest(StopRequest):
         import torch.distributed as dist
 
         if not (dist.is_available() and dist.is_initialized()):
-            return self.signum is not None
-        flag = torch.tensor([self.signum or 0], dtype=torch.int64,
+            return self._own_signal() is not None
+        flag = torch.tensor([self._own_signal() or 0], dtype=torch.int64,
                             device=torch.device("cuda", torch.cuda.current_device())
                             if dist.get_backend() == "nccl" else torch.device("cpu"))
         dist.all_reduce(flag, op=dist.ReduceOp.MAX)

@@ -1,14 +1,30 @@
 """SIGTERM, SIGINT and the SLURM preemption signal become a request to stop after the current
-step, so the run can write a checkpoint before it exits instead of dying mid-step."""
+step, so the run can write a checkpoint before it exits instead of dying mid-step.
+
+A sweep whose jobs run in worker processes (``hydra/launcher=local_parallel``) gets the signal in
+its parent, which the workers do not share: `SweepStop` there turns it into a stop file that
+every job polls with its own request, so the running jobs stop with a checkpoint, the jobs not
+started return at once, and the parent then exits with the signal's code.
+"""
 
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import sys
+import tempfile
 import threading
 
 from swp.errors import RunInterrupted
+
+SWEEP_STOP_FILE = "SWP_SWEEP_STOP_FILE"  # set by `SweepStop` for the jobs its workers run
+
+
+def sweep_stop_requested() -> bool:
+    """Whether this job's parallel sweep was asked to stop (its parent's stop file exists)."""
+    path = os.environ.get(SWEEP_STOP_FILE)
+    return bool(path) and os.path.exists(path)
 
 
 def _preempt_signal() -> int | None:
@@ -31,7 +47,13 @@ class StopRequest:
 
     @property
     def requested(self) -> bool:
-        return self.signum is not None
+        return self._own_signal() is not None
+
+    def _own_signal(self) -> int | None:
+        """The signal this process got, or SIGTERM once the parallel sweep's parent got one."""
+        if self.signum is None and sweep_stop_requested():
+            self.signum = signal.SIGTERM
+        return self.signum
 
     def __enter__(self) -> "StopRequest":
         if threading.current_thread() is threading.main_thread():
@@ -65,3 +87,39 @@ class StopRequest:
             "re-run the same command (same output_dir) to resume",
             signum,
         )
+
+
+class SweepStop:
+    """In a sweep's parent whose jobs run in worker processes: SIGTERM, SIGINT and the preemption
+    signal create the stop file the jobs poll (`sweep_stop_requested`) instead of ending the
+    parent at once, which left the workers running on, unsupervised. The caller exits with
+    ``128 + signum`` once every job is back. A second SIGINT stops the parent at once."""
+
+    def __init__(self):
+        self.signum: int | None = None
+        self._previous: dict[int, object] = {}
+        self._dir = ""
+
+    def __enter__(self) -> "SweepStop":
+        self._dir = tempfile.mkdtemp(prefix="swp-sweep-")
+        os.environ[SWEEP_STOP_FILE] = os.path.join(self._dir, "stop")  # the workers, started later, inherit it
+        if threading.current_thread() is threading.main_thread():
+            for sig in {signal.SIGTERM, signal.SIGINT, _preempt_signal()} - {None}:
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum: int, frame) -> None:
+        if self.signum == signal.SIGINT and signum == signal.SIGINT:
+            raise KeyboardInterrupt  # the user insists
+        if self.signum is None:
+            open(os.environ[SWEEP_STOP_FILE], "w").close()
+            print(f"\n{signal.Signals(signum).name} received: the running jobs stop after their current step, "
+                  "with a checkpoint; no further job starts", file=sys.stderr, flush=True)
+        self.signum = self.signum or signum
+
+    def __exit__(self, *exc) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        self._previous.clear()
+        os.environ.pop(SWEEP_STOP_FILE, None)
+        shutil.rmtree(self._dir, ignore_errors=True)
