@@ -28,3 +28,24 @@ def test_preemption_signal_checkpoints_first_then_hands_over_to_submitit():
         signal.signal(signal.SIGUSR2, previous)
 
 
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_a_parallel_sweeps_stop_file_stops_the_jobs_requests_as_sigterm(sig, capsys):
+    """`SweepStop` in a sweep's parent turns a signal into the file every job's request polls;
+    the handlers and the environment are as before once it exits."""
+    from swp.infra.signals import SWEEP_STOP_FILE, StopRequest, SweepStop, sweep_stop_requested
+
+    before = signal.getsignal(sig)
+    with SweepStop() as parent:
+        path = os.environ[SWEEP_STOP_FILE]
+        job = StopRequest()  # a worker's, not entered: here its handlers would replace the parent's
+        assert not job.requested and not sweep_stop_requested()
+        os.kill(os.getpid(), sig)
+        assert parent.signum == sig and os.path.exists(path) and sweep_stop_requested()
+        assert job.requested and job.signum == signal.SIGTERM  # the job saw no signal of its own
+        with pytest.raises(RunInterrupted, match="interrupted by SIGTERM at train step 3"):
+            job.stop("at train step 3", "ck/3")
+    assert SWEEP_STOP_FILE not in os.environ and not os.path.exists(path)
+    assert signal.getsignal(sig) == before
+    assert "the running jobs stop after their current step" in capsys.readouterr().err
+
+

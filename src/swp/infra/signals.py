@@ -70,6 +70,9 @@ class StopRequest:
         if self.signum == signal.SIGINT and signum == signal.SIGINT:
             raise KeyboardInterrupt  # the user insists
         self.signum = signum
+        self._announce(signum)
+
+    def _announce(self, signum: int) -> None:
         print(f"\n{signal.Signals(signum).name} received: stopping after this step, with a checkpoint",
               file=sys.stderr, flush=True)
 
@@ -89,37 +92,23 @@ class StopRequest:
         )
 
 
-class SweepStop:
+class SweepStop(StopRequest):
     """In a sweep's parent whose jobs run in worker processes: SIGTERM, SIGINT and the preemption
     signal create the stop file the jobs poll (`sweep_stop_requested`) instead of ending the
     parent at once, which left the workers running on, unsupervised. The caller exits with
     ``128 + signum`` once every job is back. A second SIGINT stops the parent at once."""
 
-    def __init__(self):
-        self.signum: int | None = None
-        self._previous: dict[int, object] = {}
-        self._dir = ""
-
     def __enter__(self) -> "SweepStop":
         self._dir = tempfile.mkdtemp(prefix="swp-sweep-")
         os.environ[SWEEP_STOP_FILE] = os.path.join(self._dir, "stop")  # the workers, started later, inherit it
-        if threading.current_thread() is threading.main_thread():
-            for sig in {signal.SIGTERM, signal.SIGINT, _preempt_signal()} - {None}:
-                self._previous[sig] = signal.signal(sig, self._handle)
-        return self
+        return super().__enter__()
 
-    def _handle(self, signum: int, frame) -> None:
-        if self.signum == signal.SIGINT and signum == signal.SIGINT:
-            raise KeyboardInterrupt  # the user insists
-        if self.signum is None:
-            open(os.environ[SWEEP_STOP_FILE], "w").close()
-            print(f"\n{signal.Signals(signum).name} received: the running jobs stop after their current step, "
-                  "with a checkpoint; no further job starts", file=sys.stderr, flush=True)
-        self.signum = self.signum or signum
+    def _announce(self, signum: int) -> None:
+        open(os.environ[SWEEP_STOP_FILE], "w").close()
+        print(f"\n{signal.Signals(signum).name} received: the running jobs stop after their current step, "
+              "with a checkpoint; no further job starts", file=sys.stderr, flush=True)
 
     def __exit__(self, *exc) -> None:
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
-        self._previous.clear()
+        super().__exit__(*exc)
         os.environ.pop(SWEEP_STOP_FILE, None)
         shutil.rmtree(self._dir, ignore_errors=True)

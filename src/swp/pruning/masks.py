@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import torch
 from torch import nn
 
@@ -30,7 +32,7 @@ class MaskSet:
     enforcement stays local and the counts of `check` / `sparsity` are summed over the ranks.
     """
 
-    def __init__(self, params: dict[str, nn.Parameter], keep: dict[str, torch.Tensor]):
+    def __init__(self, params: dict[str, nn.Parameter], keep: Mapping[str, torch.Tensor]):
         if set(params) != set(keep):
             raise ValueError("masks and parameters must name the same tensors")
         self.names = list(params)
