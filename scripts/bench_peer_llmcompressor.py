@@ -17,7 +17,11 @@ peak resident set and its growth above the set just before (sampled every 5 ms, 
 malloc_trim, with every weight read once before, on both sides: the checkpoint is mapped
 lazily, and its pages coming in would otherwise count as the pruning's growth). One evaluator
 scores both outputs: swp's perplexity (the run's 16 held-out windows of 64 tokens), and the
-zeros of the decoder's Linear weights.
+zeros of the decoder's Linear weights. Seconds and memory are medians over ``--rounds``, memory
+with its range: glibc raises its mmap threshold as large blocks are freed, after which freed
+heap pages may stay resident, so the same work's growth varies by tens of MiB between
+processes. ``MALLOC_MMAP_THRESHOLD_=131072`` in the environment (both sides inherit it) fixes
+the threshold and most of that variance.
 """
 
 from __future__ import annotations
@@ -186,8 +190,16 @@ def measure(work: Path, methods: list[str], tools: list[str], rounds: int, threa
     return rows
 
 
+def _mib(values: list[float]) -> str:
+    """Median MiB, with the range over the rounds when there are several (glibc's heap makes
+    the resident set of the same work vary by tens of MiB from one process to the next)."""
+    mib = sorted(v / 2**20 for v in values)
+    median = f"{statistics.median(mib):,.0f}"
+    return median if len(mib) == 1 else f"{median} ({mib[0]:,.0f}-{mib[-1]:,.0f})"
+
+
 def table(rows: list[dict]) -> str:
-    """Median seconds over the rounds, the largest peak, the (deterministic) perplexity."""
+    """Median seconds and memory over the rounds (memory with its range), the (deterministic) perplexity."""
     lines = ["| method | tool | calibration + pruning wall (s) | CPU (s) | peak RSS (MiB) | RSS growth (MiB) "
              "| perplexity | sparsity | same pruned weights |", "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
     for method in dict.fromkeys(r["method"] for r in rows):
@@ -196,10 +208,10 @@ def table(rows: list[dict]) -> str:
             if not mine:
                 continue
             wall, cpu = (statistics.median(r[k] for r in mine) for k in ("wall_s", "cpu_s"))
-            peak, growth = (max(r[k] for r in mine) / 2**20 for k in ("peak_rss", "rss_growth"))
+            peak, growth = (_mib([r[k] for r in mine]) for k in ("peak_rss", "rss_growth"))
             label = "llm-compressor 0.14.0.1" if tool == "peer" else "swp"
             agree = mine[-1].get("mask_agreement")
-            lines.append(f"| {method} | {label} | {wall:.1f} | {cpu:.1f} | {peak:,.0f} | {growth:,.0f} "
+            lines.append(f"| {method} | {label} | {wall:.1f} | {cpu:.1f} | {peak} | {growth} "
                          f"| {mine[-1]['ppl']:.2f} | {mine[-1]['sparsity']:.4f} | "
                          f"{'-' if agree is None else f'{agree:.2%}'} |")
     return "\n".join(lines) + "\n"
