@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import typing
+from collections.abc import Mapping
 from dataclasses import replace
 from typing import Annotated, Literal
 
@@ -215,9 +216,11 @@ class Pruner:
         """Per-tensor scores (higher = more important) and the spread the threshold scales."""
         raise NotImplementedError
 
-    def masks(self, prune_rate: float | None) -> tuple[dict[str, torch.Tensor], dict[str, float]]:
+    def masks(self, prune_rate: float | None) -> tuple[Mapping[str, torch.Tensor], dict[str, float]]:
         """Keep-masks and thresholds at the given prune_rate (a multiple of the std), or at the
         target of `rate_for_sparsity` when `prune_rate` is what it returned (None included).
+        The masks are bool tensors by name: a dict, or `PackedMasks` (a bit a weight) from the
+        pruners that make them layer by layer; a caller that edits one assigns it back.
 
         With ``nm`` set the N:M rule replaces the threshold: prune_rate is ignored and no
         thresholds are returned; ``uniform`` allocation returns no thresholds either (it

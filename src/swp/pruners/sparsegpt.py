@@ -78,7 +78,7 @@ class SparseGPTPruner(Pruner):
         self._batches: list | None = None
         self._forward = None
         self._reduce: Reduce = local_only
-        self._done: tuple[float | None, dict[str, torch.Tensor]] | None = None  # (fraction, keep)
+        self._done: tuple[float | None, PackedMasks] | None = None  # (fraction, keep)
         self.losses: dict[str, float] = {}  # OBS loss per layer, for inspection
 
     def calibrate(self, model: nn.Module, batches: list, forward, reduce: Reduce = local_only) -> None:
@@ -103,7 +103,7 @@ class SparseGPTPruner(Pruner):
         return keep, {}
 
     @torch.no_grad()
-    def _prune_sequentially(self, fraction: float) -> dict[str, torch.Tensor]:
+    def _prune_sequentially(self, fraction: float) -> PackedMasks:
         model, keep = self.model, PackedMasks()  # a bit a weight: a byte would outgrow the pass
         fractions = self.tensor_fractions(fraction)
         modules = owning_modules(model, self.params)

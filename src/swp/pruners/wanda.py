@@ -90,7 +90,7 @@ class WandaPruner(Pruner):
         self.model = model
         self.norms: dict[str, torch.Tensor] = {}
         self._calibration: tuple | None = None  # (batches, forward, reduce, first block inputs) kept for `masks`
-        self._done: tuple[float | None, dict[str, torch.Tensor]] | None = None
+        self._done: tuple[float | None, PackedMasks] | None = None
 
     @torch.no_grad()
     def calibrate(self, model: nn.Module, batches: list, forward, reduce: Reduce = local_only) -> None:
@@ -119,7 +119,7 @@ class WandaPruner(Pruner):
         return self._done[1], {}
 
     @torch.no_grad()
-    def _prune_sequentially(self, fraction: float | None) -> dict[str, torch.Tensor]:
+    def _prune_sequentially(self, fraction: float | None) -> PackedMasks:
         batches, forward, reduce, recorded = self._calibration
         modules = owning_modules(self.model, self.params)
         keep = PackedMasks()  # the whole model's masks at a bit a weight: a byte would outgrow the pass

@@ -21,11 +21,11 @@ class MaskSet:
 
     The masks are held at one bit a weight (`PackedMasks`). For training they are also kept in
     the parameters' dtype, so the enforcement of every step (`mask_grads`, `enforce`, a gradual
-    pruner's `apply(optimizer)`) is one foreach multiply,
-    which costs well under 1% of a training step at every model size (a bool multiplier is about
-    2.5x slower, `masked_fill_` about 8x). Those copies (4 bytes a weight in float32) are made on
-    first use by one of these, so the one-time `apply()` after one-shot pruning, with the bool
-    masks, leaves a run that never trains without them.
+    pruner's `apply(optimizer)`) is one foreach multiply, which costs well under 1% of a training
+    step at every model size (a bool multiplier is about 2.5x slower, `masked_fill_` about 8x).
+    Those copies (4 bytes a weight in float32) are made on first use by one of these, so the
+    one-time `apply()` after one-shot pruning, with the bool masks, leaves a run that never
+    trains without them.
 
     Under FSDP2 the parameters are DTensors; each mask is then a DTensor with its weight's mesh
     and placements (a full mask, e.g. from a checkpoint, is split like the weight), so
