@@ -49,3 +49,26 @@ def test_a_parallel_sweeps_stop_file_stops_the_jobs_requests_as_sigterm(sig, cap
     assert "the running jobs stop after their current step" in capsys.readouterr().err
 
 
+
+
+def test_ranks_answer_the_agreed_stop_even_when_a_signal_lands_during_the_all_reduce(monkeypatch):
+    """A signal handled while a rank waits in the stop check's all-reduce sets that rank's signum
+    only; answering from it stopped that rank alone while the others, told 'no', went on into
+    the next step's collectives: a hang (seen under load in the torchrun SIGTERM test)."""
+    import torch.distributed as dist
+
+    from swp.distributed.state import AgreedStopRequest
+
+    stop = AgreedStopRequest()
+    reduced = []
+
+    def all_reduce(flag, op):  # the other rank had no signal; ours arrives during the call
+        reduced.append(int(flag))  # the other rank's 0 leaves the maximum as it is
+        stop.signum = stop.signum or signal.SIGTERM
+
+    monkeypatch.setattr(dist, "is_available", lambda: True)
+    monkeypatch.setattr(dist, "is_initialized", lambda: True)
+    monkeypatch.setattr(dist, "get_backend", lambda: "gloo")
+    monkeypatch.setattr(dist, "all_reduce", all_reduce)
+    assert stop.requested is False  # the agreed answer of this round: nobody had a signal yet
+    assert stop.requested is True and reduced == [0, signal.SIGTERM]  # the next round agrees on it

@@ -181,9 +181,13 @@ class AgreedStopRequest(StopRequest):
                             device=torch.device("cuda", torch.cuda.current_device())
                             if dist.get_backend() == "nccl" else torch.device("cpu"))
         dist.all_reduce(flag, op=dist.ReduceOp.MAX)
-        if int(flag) and self.signum is None:
-            self.signum = int(flag)  # another rank's signal: stop as if it had come here
-        return self.signum is not None
+        agreed = int(flag)
+        if agreed and self.signum is None:
+            self.signum = agreed  # another rank's signal: stop as if it had come here
+        # The agreed answer, not this rank's state: a signal handled during the all-reduce sets
+        # signum here only, and answering from it would stop this rank alone (the others then
+        # wait in their next step's collective forever); the next check agrees on it.
+        return agreed > 0
 
 
 def split_sharded(obj):
