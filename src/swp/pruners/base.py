@@ -230,10 +230,7 @@ class Pruner:
         score, spread = self.scores()
         score = self._weighted(score)
         if self.nm:
-            return {
-                n: nm_keep_mask(s.movedim(self.input_axis[n], -1), *self.nm).movedim(-1, self.input_axis[n])
-                for n, s in score.items()
-            }, {}
+            return {n: self.nm_keep(n, s) for n, s in score.items()}, {}
         score, spread = self._compared(score, spread)
         target = self.target_for(prune_rate)
         if self.allocation in RANKED:
@@ -267,11 +264,18 @@ class Pruner:
         under ``owl`` each tensor's own fraction (`tensor_fractions`) instead. `score` may be raw
         or row-normalized: normalizing within a row keeps its order."""
         fractions = self.tensor_fractions(fraction)
-        return {
-            n: lowest_fraction_keep(s.movedim(self.input_axis[n], -1), fractions[n], self.capabilities.compare_rows)
-            .movedim(-1, self.input_axis[n])
-            for n, s in score.items()
-        }
+        return {n: self.rank_keep(n, s, fractions[n]) for n, s in score.items()}
+
+    def rank_keep(self, name: str, score: torch.Tensor, fraction: float) -> torch.Tensor:
+        """One tensor's keep-mask pruning `fraction` of it (of every output row when
+        `compare_rows`) by rank of `score`."""
+        axis = self.input_axis[name]
+        return lowest_fraction_keep(score.movedim(axis, -1), fraction, self.capabilities.compare_rows).movedim(-1, axis)
+
+    def nm_keep(self, name: str, score: torch.Tensor) -> torch.Tensor:
+        """One tensor's N:M keep-mask: the N best scores of every M consecutive inputs."""
+        axis = self.input_axis[name]
+        return nm_keep_mask(score.movedim(axis, -1), *self.nm).movedim(-1, axis)
 
     def tensor_fractions(self, fraction: float) -> dict[str, float]:
         """The fraction each pruned tensor is pruned at when the whole is pruned at `fraction`:

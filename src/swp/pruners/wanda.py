@@ -20,7 +20,7 @@ from swp.pruners.calibration import (
 )
 from swp.pruners.capabilities import Calibration, Capabilities
 from swp.pruning.bits import PackedMasks
-from swp.pruning.nm import nm_keep_mask, parse_nm
+from swp.pruning.nm import parse_nm
 from swp.pruning.threshold import spreads
 from swp.pruning.wanda import wanda_scores
 
@@ -123,22 +123,17 @@ class WandaPruner(Pruner):
         batches, forward, reduce, recorded = self._calibration
         modules = owning_modules(self.model, self.params)
         keep = PackedMasks()  # the whole model's masks at a bit a weight: a byte would outgrow the pass
+        fractions = None if self.nm else self.tensor_fractions(fraction)
         for names, run in block_by_block(self.model, self.params, batches, forward, recorded):
             norms, seen = measured_norms({n: modules[n] for n in names}, run, reduce)
             self.calibration_tokens = self.calibration_tokens or seen  # the first block's inputs
             self.norms.update(norms)
             for n in names:  # one layer's scores at a time (a block's all at once outgrew the peer)
-                k = self._layer_keep(n, wanda_scores(self.params[n], norms[n], self.input_axis[n]), fraction)
+                score = wanda_scores(self.params[n], norms[n], self.input_axis[n])
+                k = self.nm_keep(n, score) if self.nm else self.rank_keep(n, score, fractions[n])
                 self.params[n].mul_(k)  # the next block's inputs come from this pruned block
                 keep[n] = k
         return keep.reordered(self.params)
-
-    def _layer_keep(self, name: str, score: torch.Tensor, fraction: float | None) -> torch.Tensor:
-        """One layer's keep-mask from its Wanda scores: N:M, or its uniform (or OWL) fraction."""
-        if self.nm:
-            axis = self.input_axis[name]
-            return nm_keep_mask(score.movedim(axis, -1), *self.nm).movedim(-1, axis)
-        return self.uniform_masks({name: score}, fraction)[name]
 
     def scores(self):
         if not self.norms:
